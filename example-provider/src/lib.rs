@@ -1,0 +1,77 @@
+//! The example services every guide, test and tool uses: `example.Greeter` and
+//! `example.Calculator`, with one implementation of each.
+
+use std::time::Duration;
+
+/// Greets, and tells which provider answered.
+#[rpc_core::service(name = "example.Greeter", version = "1.0.0")]
+pub trait Greeter {
+    /// Returns `"Hello, {name}!"`.
+    #[idempotent]
+    async fn hello(&self, name: String) -> String;
+    /// Returns the `host:port` this provider serves on.
+    #[idempotent]
+    async fn whoami(&self) -> String;
+}
+
+/// Arithmetic, echo and sleep, for tests of values, errors, payloads and deadlines.
+#[rpc_core::service(name = "example.Calculator", version = "1.0.0")]
+pub trait Calculator {
+    /// Returns `a + b` (wrapping on overflow).
+    #[idempotent]
+    async fn add(&self, a: i64, b: i64) -> i64;
+    /// Returns `a / b`, or `Err("division by zero")`.
+    #[idempotent]
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, String>;
+    /// Returns `data` unchanged.
+    #[idempotent]
+    async fn echo(&self, data: Vec<u8>) -> Vec<u8>;
+    /// Returns after `ms` milliseconds.
+    async fn sleep(&self, ms: u64);
+}
+
+/// The example provider's implementation of both services.
+#[derive(Debug, Clone)]
+pub struct ExampleProvider {
+    address: String,
+}
+
+impl ExampleProvider {
+    /// A provider that reports `address` (`host:port`) from `whoami`.
+    pub fn new(address: impl Into<String>) -> ExampleProvider {
+        ExampleProvider {
+            address: address.into(),
+        }
+    }
+}
+
+impl Greeter for ExampleProvider {
+    async fn hello(&self, name: String) -> String {
+        format!("Hello, {name}!")
+    }
+
+    async fn whoami(&self) -> String {
+        self.address.clone()
+    }
+}
+
+impl Calculator for ExampleProvider {
+    async fn add(&self, a: i64, b: i64) -> i64 {
+        a.wrapping_add(b)
+    }
+
+    async fn divide(&self, a: i64, b: i64) -> Result<i64, String> {
+        if b == 0 {
+            return Err("division by zero".to_string());
+        }
+        a.checked_div(b).ok_or_else(|| "overflow".to_string())
+    }
+
+    async fn echo(&self, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
+
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}

@@ -1,0 +1,122 @@
+//! The error a call returns.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::protocol::{CodecError, Status};
+use crate::registry::RegistryError;
+
+/// Why a call failed. Every variant names what went wrong and where.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    /// The server answered with a status other than ok.
+    #[error("{service}.{method} on {addr}: {status}: {message}")]
+    Status {
+        /// The status the server sent.
+        status: Status,
+        /// The server's message (the response body).
+        message: String,
+        /// The service key called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// The provider that answered.
+        addr: SocketAddr,
+    },
+    /// No TCP connection could be opened.
+    #[error("cannot connect to {addr}: {message}")]
+    Connect {
+        /// The provider's address.
+        addr: SocketAddr,
+        /// The kind of the underlying I/O error.
+        kind: std::io::ErrorKind,
+        /// The I/O error's text.
+        message: String,
+    },
+    /// The connection died while the call was in flight.
+    #[error("connection to {addr} lost: {reason}")]
+    ConnectionLost {
+        /// The provider's address.
+        addr: SocketAddr,
+        /// Why the connection ended.
+        reason: String,
+    },
+    /// The provider sent goaway before this call was written.
+    #[error("{addr} is going away and takes no new calls")]
+    GoAway {
+        /// The provider's address.
+        addr: SocketAddr,
+    },
+    /// The call's deadline passed before an answer came.
+    #[error("deadline of {deadline:?} exceeded")]
+    DeadlineExceeded {
+        /// The deadline the call had.
+        deadline: Duration,
+    },
+    /// The registry lists no usable provider for the service.
+    #[error("no provider for {service}")]
+    NoProvider {
+        /// The service key.
+        service: String,
+    },
+    /// Arguments did not encode, or the reply did not decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The registry failed and no cached list could stand in.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// An address that cannot be used.
+    #[error("bad address {addr:?}: {reason}")]
+    BadAddress {
+        /// The address as given.
+        addr: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The peer broke the protocol.
+    #[error("protocol error from {addr}: {message}")]
+    Protocol {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// What it did wrong.
+        message: String,
+    },
+}
+
+impl RpcError {
+    /// The wire status this error corresponds to, if the server sent one or a deadline passed.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            RpcError::Status { status, .. } => Some(*status),
+            RpcError::DeadlineExceeded { .. } => Some(Status::DeadlineExceeded),
+            _ => None,
+        }
+    }
+
+    /// Whether the call certainly did not run on the provider, or running it again is harmless.
+    ///
+    /// Connection failures, goaway, shutting down and overloaded are safe to retry. A timeout is
+    /// retried only for idempotent methods; an application error never is.
+    pub fn is_retryable(&self, idempotent: bool) -> bool {
+        match self {
+            RpcError::Connect { .. } | RpcError::ConnectionLost { .. } | RpcError::GoAway { .. } => {
+                true
+            }
+            RpcError::Status { status, .. } => match status {
+                Status::ShuttingDown | Status::Overloaded => true,
+                Status::DeadlineExceeded => idempotent,
+                _ => false,
+            },
+            RpcError::DeadlineExceeded { .. } => idempotent,
+            _ => false,
+        }
+    }
+
+    /// Whether this error says the provider itself is unreachable or dead (used for ejection).
+    pub fn is_provider_failure(&self) -> bool {
+        matches!(
+            self,
+            RpcError::Connect { .. } | RpcError::ConnectionLost { .. }
+        )
+    }
+}

@@ -1,0 +1,253 @@
+//! One message on the wire, and its byte layout.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytestring::ByteString;
+
+use super::{Codec, FrameError, Status};
+
+/// The two magic bytes every frame starts with: "RP".
+pub const MAGIC: [u8; 2] = [0x52, 0x50];
+/// The protocol version this crate speaks.
+pub const VERSION: u8 = 1;
+/// Bytes of the fixed header after the length prefix, up to and including the deadline.
+pub const HEADER_LEN: usize = 2 + 1 + 1 + 1 + 1 + 2 + 8 + 4;
+/// The smallest valid frame: the fixed header plus two empty names.
+pub(crate) const MIN_FRAME_LEN: usize = HEADER_LEN + 2 + 2;
+
+/// What a frame is for (the `kind` byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Kind {
+    /// A call: service key, method and argument tuple.
+    Request = 0,
+    /// The answer to the request with the same id.
+    Response = 1,
+    /// A liveness probe; the peer answers with [`Kind::Pong`] and the same id.
+    Ping = 2,
+    /// The answer to a ping.
+    Pong = 3,
+    /// The caller gave up on the request with this id; the server may stop working on it.
+    Cancel = 4,
+    /// No new requests will be accepted on this connection; in-flight ones still complete.
+    GoAway = 5,
+}
+
+impl Kind {
+    /// Parses a kind byte; `None` for a code the protocol does not define.
+    pub fn from_u8(code: u8) -> Option<Kind> {
+        Some(match code {
+            0 => Kind::Request,
+            1 => Kind::Response,
+            2 => Kind::Ping,
+            3 => Kind::Pong,
+            4 => Kind::Cancel,
+            5 => Kind::GoAway,
+            _ => return None,
+        })
+    }
+}
+
+/// One decoded message. Names are UTF-8-checked when a frame is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// What the frame is for.
+    pub kind: Kind,
+    /// How the body is serialized.
+    pub codec: Codec,
+    /// The outcome (responses); [`Status::Ok`] elsewhere.
+    pub status: Status,
+    /// Reserved, 0 for now.
+    pub flags: u16,
+    /// Matches a response to its request.
+    pub id: u64,
+    /// Milliseconds the caller still waits; 0 means no deadline (requests).
+    pub deadline_ms: u32,
+    /// `<service-name>:<version>` (requests; empty otherwise).
+    pub service: ByteString,
+    /// The method name (requests; empty otherwise).
+    pub method: ByteString,
+    /// Arguments, return value, or an error message.
+    pub body: Bytes,
+}
+
+impl Frame {
+    /// A request frame.
+    pub fn request(
+        id: u64,
+        codec: Codec,
+        deadline_ms: u32,
+        service: impl Into<ByteString>,
+        method: impl Into<ByteString>,
+        body: Bytes,
+    ) -> Frame {
+        Frame {
+            kind: Kind::Request,
+            codec,
+            status: Status::Ok,
+            flags: 0,
+            id,
+            deadline_ms,
+            service: service.into(),
+            method: method.into(),
+            body,
+        }
+    }
+
+    /// A response frame carrying `status` and `body`.
+    pub fn response(id: u64, codec: Codec, status: Status, body: Bytes) -> Frame {
+        Frame {
+            status,
+            body,
+            codec,
+            ..Frame::control(Kind::Response, id)
+        }
+    }
+
+    /// A response whose body is a UTF-8 error message.
+    pub fn error(id: u64, codec: Codec, status: Status, message: &str) -> Frame {
+        Frame::response(id, codec, status, Bytes::copy_from_slice(message.as_bytes()))
+    }
+
+    /// A frame with no names and no body: ping, pong, cancel or goaway.
+    pub fn control(kind: Kind, id: u64) -> Frame {
+        Frame {
+            kind,
+            codec: Codec::Bincode,
+            status: Status::Ok,
+            flags: 0,
+            id,
+            deadline_ms: 0,
+            service: ByteString::new(),
+            method: ByteString::new(),
+            body: Bytes::new(),
+        }
+    }
+
+    /// The number of bytes this frame takes after the 4-byte length prefix.
+    pub fn encoded_len(&self) -> usize {
+        MIN_FRAME_LEN + self.service.len() + self.method.len() + self.body.len()
+    }
+
+    /// Appends the frame, length prefix included, to `dst`.
+    ///
+    /// Fails only when a name is longer than 65,535 bytes or the frame longer than 4 GiB.
+    pub fn encode(&self, dst: &mut BytesMut) -> Result<(), FrameError> {
+        let len = self.encoded_len();
+        let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge {
+            len,
+            max: u32::MAX as usize,
+        })?;
+        let service_len = name_len("service", &self.service)?;
+        let method_len = name_len("method", &self.method)?;
+        dst.reserve(4 + len);
+        dst.put_u32(len32);
+        dst.put_slice(&MAGIC);
+        dst.put_u8(VERSION);
+        dst.put_u8(self.kind as u8);
+        dst.put_u8(self.codec.as_u8());
+        dst.put_u8(self.status.as_u8());
+        dst.put_u16(self.flags);
+        dst.put_u64(self.id);
+        dst.put_u32(self.deadline_ms);
+        dst.put_u16(service_len);
+        dst.put_slice(self.service.as_bytes());
+        dst.put_u16(method_len);
+        dst.put_slice(self.method.as_bytes());
+        dst.put_slice(&self.body);
+        Ok(())
+    }
+
+    /// Parses one frame from its bytes after the length prefix.
+    pub fn parse(mut buf: Bytes) -> Result<Frame, FrameError> {
+        if buf.len() < MIN_FRAME_LEN {
+            return Err(FrameError::TooShort { len: buf.len() });
+        }
+        let magic = [buf.get_u8(), buf.get_u8()];
+        if magic != MAGIC {
+            return Err(FrameError::BadMagic(magic));
+        }
+        let version = buf.get_u8();
+        if version != VERSION {
+            return Err(FrameError::BadVersion(version));
+        }
+        let kind_byte = buf.get_u8();
+        let kind = Kind::from_u8(kind_byte).ok_or(FrameError::UnknownKind(kind_byte))?;
+        let codec_byte = buf.get_u8();
+        let codec = Codec::from_u8(codec_byte).ok_or(FrameError::UnknownCodec(codec_byte))?;
+        let status_byte = buf.get_u8();
+        let status = Status::from_u8(status_byte).ok_or(FrameError::UnknownStatus(status_byte))?;
+        let flags = buf.get_u16();
+        let id = buf.get_u64();
+        let deadline_ms = buf.get_u32();
+        let service = take_name("service", &mut buf)?;
+        let method = take_name("method", &mut buf)?;
+        Ok(Frame {
+            kind,
+            codec,
+            status,
+            flags,
+            id,
+            deadline_ms,
+            service,
+            method,
+            body: buf,
+        })
+    }
+}
+
+fn name_len(field: &'static str, name: &str) -> Result<u16, FrameError> {
+    u16::try_from(name.len()).map_err(|_| FrameError::NameTooLong {
+        field,
+        len: name.len(),
+    })
+}
+
+fn take_name(field: &'static str, buf: &mut Bytes) -> Result<ByteString, FrameError> {
+    if buf.len() < 2 {
+        return Err(FrameError::BadName {
+            field,
+            reason: "its length prefix is cut off",
+        });
+    }
+    let len = usize::from(buf.get_u16());
+    if buf.len() < len {
+        return Err(FrameError::BadName {
+            field,
+            reason: "it runs past the end of the frame",
+        });
+    }
+    ByteString::try_from(buf.split_to(len)).map_err(|_| FrameError::BadName {
+        field,
+        reason: "it is not UTF-8",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_round_trips() {
+        let frame = Frame::request(
+            7,
+            Codec::Json,
+            250,
+            "example.Greeter:1.0.0",
+            "hello",
+            Bytes::from_static(b"[\"bob\"]"),
+        );
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf).unwrap();
+        assert_eq!(buf.len(), 4 + frame.encoded_len());
+        let parsed = Frame::parse(buf.freeze().slice(4..)).unwrap();
+        assert_eq!(parsed, frame);
+    }
+
+    #[test]
+    fn control_frame_is_the_minimum_size() {
+        let mut buf = BytesMut::new();
+        Frame::control(Kind::Ping, 1).encode(&mut buf).unwrap();
+        assert_eq!(buf.len(), 4 + MIN_FRAME_LEN);
+        assert_eq!(&buf[..4], &(MIN_FRAME_LEN as u32).to_be_bytes());
+    }
+}

@@ -1,0 +1,67 @@
+//! Response status codes (the `status` byte of a frame).
+
+use std::fmt;
+
+/// The outcome a response frame reports. Requests carry [`Status::Ok`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Status {
+    /// The body holds the return value.
+    Ok = 0,
+    /// The handler failed (for example it panicked); the body is a UTF-8 message.
+    ApplicationError = 1,
+    /// No service with the requested key is served here.
+    UnknownService = 2,
+    /// The service has no method of that name.
+    UnknownMethod = 3,
+    /// The body (the argument tuple) does not decode, or the frame could not be parsed.
+    BadRequest = 4,
+    /// The deadline passed before the handler finished; the handler was cancelled.
+    DeadlineExceeded = 5,
+    /// The server refused the call because a limit was reached.
+    Overloaded = 6,
+    /// The server is shutting down and accepts no new calls.
+    ShuttingDown = 7,
+    /// Something went wrong inside the server (for example the reply did not encode).
+    Internal = 8,
+}
+
+impl Status {
+    /// Parses a status byte; `None` for a code the protocol does not define.
+    pub fn from_u8(code: u8) -> Option<Status> {
+        Some(match code {
+            0 => Status::Ok,
+            1 => Status::ApplicationError,
+            2 => Status::UnknownService,
+            3 => Status::UnknownMethod,
+            4 => Status::BadRequest,
+            5 => Status::DeadlineExceeded,
+            6 => Status::Overloaded,
+            7 => Status::ShuttingDown,
+            8 => Status::Internal,
+            _ => return None,
+        })
+    }
+
+    /// The status byte on the wire.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = match self {
+            Status::Ok => "ok",
+            Status::ApplicationError => "application error",
+            Status::UnknownService => "unknown service",
+            Status::UnknownMethod => "unknown method",
+            Status::BadRequest => "bad request",
+            Status::DeadlineExceeded => "deadline exceeded",
+            Status::Overloaded => "overloaded",
+            Status::ShuttingDown => "shutting down",
+            Status::Internal => "internal error",
+        };
+        f.write_str(text)
+    }
+}

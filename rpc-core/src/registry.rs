@@ -1,0 +1,271 @@
+//! The registry seen from the framework: service keys, instances, and the [`Registry`] trait
+//! that every backend (memory, etcd, ZooKeeper) implements.
+//!
+//! Layout contract (DESIGN.md): one node per instance at `<root>/<name>:<version>/<host>:<port>`,
+//! whose value is the JSON form of [`ServiceInstance`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+
+/// The weight an instance gets when its data names none.
+pub const DEFAULT_WEIGHT: u32 = 100;
+
+/// `<service-name>:<version>`, the unit consumers look up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServiceKey {
+    name: String,
+    version: String,
+}
+
+impl ServiceKey {
+    /// A key from a service name and version.
+    pub fn new(name: impl Into<String>, version: impl Into<String>) -> ServiceKey {
+        ServiceKey {
+            name: name.into(),
+            version: version.into(),
+        }
+    }
+
+    /// The service name, e.g. `example.Greeter`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The version, e.g. `1.0.0`.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+}
+
+impl fmt::Display for ServiceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.version)
+    }
+}
+
+/// A string that is not `<name>:<version>`.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("bad service key {0:?}: expected <service-name>:<version>, e.g. example.Greeter:1.0.0")]
+pub struct BadServiceKey(pub String);
+
+impl FromStr for ServiceKey {
+    type Err = BadServiceKey;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.rsplit_once(':') {
+            Some((name, version))
+                if !name.is_empty() && !version.is_empty() && !s.contains('/') =>
+            {
+                Ok(ServiceKey::new(name, version))
+            }
+            _ => Err(BadServiceKey(s.to_string())),
+        }
+    }
+}
+
+/// One provider of one service version: the JSON value of its registry node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInstance {
+    /// Service name, e.g. `example.Greeter`.
+    pub service: String,
+    /// Service version, e.g. `1.0.0`.
+    pub version: String,
+    /// Host consumers connect to.
+    pub host: String,
+    /// Port consumers connect to.
+    pub port: u16,
+    /// Relative weight for weighted balancers.
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Free-form labels.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// When the provider registered, in milliseconds since the Unix epoch.
+    #[serde(default)]
+    pub registered_at_ms: u64,
+}
+
+fn default_weight() -> u32 {
+    DEFAULT_WEIGHT
+}
+
+impl ServiceInstance {
+    /// An instance with the default weight, no metadata, registered now.
+    pub fn new(key: &ServiceKey, host: impl Into<String>, port: u16) -> ServiceInstance {
+        ServiceInstance {
+            service: key.name().to_string(),
+            version: key.version().to_string(),
+            host: host.into(),
+            port,
+            weight: DEFAULT_WEIGHT,
+            metadata: BTreeMap::new(),
+            registered_at_ms: now_ms(),
+        }
+    }
+
+    /// The service key this instance provides.
+    pub fn key(&self) -> ServiceKey {
+        ServiceKey::new(self.service.clone(), self.version.clone())
+    }
+
+    /// `host:port`, the node name under the service key.
+    pub fn address(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The layout JSON stored as the node's value.
+    pub fn to_json(&self) -> String {
+        // A struct of strings, integers and a string map always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Parses a node's value; unknown fields are ignored.
+    pub fn from_json(value: &[u8]) -> Result<ServiceInstance, serde_json::Error> {
+        serde_json::from_slice(value)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What a watch delivers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    /// The full, current list of instances of the watched key.
+    Snapshot(Vec<ServiceInstance>),
+    /// The backend lost the registry; the last snapshot may be out of date until the next one.
+    Disconnected {
+        /// Why, for logs.
+        reason: String,
+    },
+}
+
+/// Why a registry operation failed: which registry, which key, and what went wrong.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry could not be reached.
+    #[error("{registry} at {endpoints}: unreachable: {message}")]
+    Unavailable {
+        /// The backend, e.g. `etcd`.
+        registry: &'static str,
+        /// The endpoints tried.
+        endpoints: String,
+        /// What the client said.
+        message: String,
+    },
+    /// An operation on one key failed.
+    #[error("{registry}: {op} {key} failed: {message}")]
+    Operation {
+        /// The backend.
+        registry: &'static str,
+        /// What was being done: `register`, `deregister`, `discover`, `watch`, ...
+        op: &'static str,
+        /// The registry key or service key involved.
+        key: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A registry URL that cannot be used.
+    #[error("bad registry url {url:?}: {message}")]
+    BadUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An option with a bad value.
+    #[error("bad registry option {option}={value:?}: expected {expected}")]
+    BadOption {
+        /// The option's name, e.g. `ttl`.
+        option: String,
+        /// The value given.
+        value: String,
+        /// The form it must take.
+        expected: &'static str,
+    },
+    /// A scheme this build does not support yet.
+    #[error("{scheme}:// registry is not built yet")]
+    NotBuilt {
+        /// The URL scheme.
+        scheme: String,
+    },
+    /// The registry was shut down.
+    #[error("{registry}: registry client is shut down")]
+    Closed {
+        /// The backend.
+        registry: &'static str,
+    },
+}
+
+/// A service registry: providers publish instances, consumers discover and watch them.
+///
+/// Implementations keep what this process registered alive (leases, sessions) and heal it
+/// after registry outages. The trait is object safe: the framework holds `Arc<dyn Registry>`.
+#[async_trait::async_trait]
+pub trait Registry: Send + Sync + 'static {
+    /// The backend's name for messages: `memory`, `etcd`, `zookeeper`.
+    fn backend(&self) -> &'static str;
+
+    /// Publishes an instance, replacing any earlier data at its node; it stays published
+    /// (and is re-published after outages) until deregistered or shut down.
+    async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError>;
+
+    /// Removes an instance this process registered.
+    async fn deregister(&self, instance: &ServiceInstance) -> Result<(), RegistryError>;
+
+    /// The current instances of one service key. Nodes whose value does not parse are skipped.
+    async fn discover(&self, key: &ServiceKey) -> Result<Vec<ServiceInstance>, RegistryError>;
+
+    /// A stream of full snapshots of one service key, the current one first. The stream
+    /// survives registry outages: it reports [`WatchEvent::Disconnected`] and, once the
+    /// registry is back, a fresh snapshot.
+    async fn watch(
+        &self,
+        key: &ServiceKey,
+    ) -> Result<BoxStream<'static, WatchEvent>, RegistryError>;
+
+    /// Every service key that has at least one node.
+    async fn services(&self) -> Result<Vec<ServiceKey>, RegistryError>;
+
+    /// Deregisters everything this process registered and closes the client.
+    async fn shutdown(&self) -> Result<(), RegistryError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_json_round_trips_and_ignores_unknown_fields() {
+        let json = br#"{"service":"example.Greeter","version":"1.0.0","host":"127.0.0.1","port":9101,"weight":100,"metadata":{"zone":"a"},"registered_at_ms":1732000000000,"extra":true}"#;
+        let inst = ServiceInstance::from_json(json).unwrap();
+        assert_eq!(inst.port, 9101);
+        assert_eq!(inst.metadata["zone"], "a");
+        let back: serde_json::Value = serde_json::from_str(&inst.to_json()).unwrap();
+        for field in ["service", "version", "host", "port", "weight", "metadata", "registered_at_ms"] {
+            assert!(back.get(field).is_some(), "missing {field}");
+        }
+    }
+
+    #[test]
+    fn service_key_parses() {
+        let key: ServiceKey = "example.Greeter:1.0.0".parse().unwrap();
+        assert_eq!(key.name(), "example.Greeter");
+        assert_eq!(key.to_string(), "example.Greeter:1.0.0");
+        assert!("nocolon".parse::<ServiceKey>().is_err());
+    }
+}

@@ -1,0 +1,275 @@
+//! Server settings and start-up.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::connection::{serve_connection, ConnectionContext};
+use super::registration::Registration;
+use super::{ServerError, ServerHandle};
+use crate::protocol::DEFAULT_MAX_FRAME;
+use crate::registry::Registry;
+use crate::Service;
+
+/// Settings for a server. Every setting has a default; only the services are required.
+///
+/// ```no_run
+/// # async fn run(greeter: impl rpc_core::Service) -> Result<(), rpc_core::server::ServerError> {
+/// let server = rpc_core::Server::builder()
+///     .bind("127.0.0.1:0")
+///     .serve(greeter)
+///     .start()
+///     .await?;
+/// println!("listening on {}", server.local_addr());
+/// server.run_until_signal().await
+/// # }
+/// ```
+pub struct ServerBuilder {
+    bind: String,
+    max_frame: usize,
+    max_connections: usize,
+    max_in_flight: usize,
+    idle_timeout: Option<Duration>,
+    drain_grace: Duration,
+    propagation_grace: Duration,
+    services: Vec<Arc<dyn Service>>,
+    registry: Option<Arc<dyn Registry>>,
+    advertise_host: Option<String>,
+    weight: u32,
+    metadata: BTreeMap<String, String>,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        ServerBuilder {
+            bind: "127.0.0.1:0".to_string(),
+            max_frame: DEFAULT_MAX_FRAME,
+            max_connections: 10_000,
+            max_in_flight: 10_000,
+            idle_timeout: Some(Duration::from_secs(300)),
+            drain_grace: Duration::from_secs(10),
+            propagation_grace: Duration::from_secs(1),
+            services: Vec::new(),
+            registry: None,
+            advertise_host: None,
+            weight: crate::registry::DEFAULT_WEIGHT,
+            metadata: BTreeMap::new(),
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The listen address (default `127.0.0.1:0`, a free port).
+    pub fn bind(mut self, addr: impl Into<String>) -> Self {
+        self.bind = addr.into();
+        self
+    }
+
+    /// Adds a service; any number share the port.
+    pub fn serve(mut self, service: impl Service) -> Self {
+        self.services.push(Arc::new(service));
+        self
+    }
+
+    /// Adds an already shared service.
+    pub fn serve_arc(mut self, service: Arc<dyn Service>) -> Self {
+        self.services.push(service);
+        self
+    }
+
+    /// The largest frame accepted (default 16 MiB).
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Connections served at once (default 10,000); more are refused.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Calls in flight per connection (default 10,000); more are answered "overloaded".
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = n;
+        self
+    }
+
+    /// Closes a connection that sends nothing and has no call in flight for this long
+    /// (default 5 minutes; `None` keeps idle connections forever).
+    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long shutdown waits for in-flight calls before aborting them (default 10 s).
+    pub fn drain_grace(mut self, grace: Duration) -> Self {
+        self.drain_grace = grace;
+        self
+    }
+
+    /// How long shutdown waits after deregistering, so watchers stop sending calls before
+    /// the server stops taking them (default 1 s).
+    pub fn propagation_grace(mut self, grace: Duration) -> Self {
+        self.propagation_grace = grace;
+        self
+    }
+
+    /// Publishes every served service in `registry` once the listener is ready.
+    pub fn registry(mut self, registry: Arc<dyn Registry>) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    /// The host consumers should connect to (default: the bound IP; `127.0.0.1` when bound
+    /// to all interfaces).
+    pub fn advertise_host(mut self, host: impl Into<String>) -> Self {
+        self.advertise_host = Some(host.into());
+        self
+    }
+
+    /// The weight published with each instance (default 100).
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// A metadata label published with each instance.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Binds, starts serving, then registers each service.
+    pub async fn start(self) -> Result<ServerHandle, ServerError> {
+        if self.services.is_empty() {
+            return Err(ServerError::BadConfig {
+                setting: "services",
+                message: "no service to serve; add one with .serve(...)".into(),
+            });
+        }
+        if self.max_frame < 64 {
+            return Err(ServerError::BadConfig {
+                setting: "max_frame",
+                message: format!("{} bytes cannot hold a request header", self.max_frame),
+            });
+        }
+        let mut services: HashMap<String, Arc<dyn Service>> = HashMap::new();
+        for service in &self.services {
+            let key = service.descriptor().key.to_string();
+            if services.insert(key.clone(), Arc::clone(service)).is_some() {
+                return Err(ServerError::DuplicateService(key));
+            }
+        }
+        let listener = TcpListener::bind(&self.bind)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: self.bind.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: self.bind.clone(),
+            source,
+        })?;
+        let stop = CancellationToken::new();
+        let force = CancellationToken::new();
+        let connections = TaskTracker::new();
+        let context = Arc::new(ConnectionContext {
+            services,
+            max_frame: self.max_frame,
+            max_in_flight: self.max_in_flight.max(1),
+            idle_timeout: self.idle_timeout,
+            stop: stop.clone(),
+            force: force.clone(),
+        });
+        tokio::spawn(accept_loop(
+            listener,
+            context,
+            Arc::new(Semaphore::new(self.max_connections.max(1))),
+            connections.clone(),
+        ));
+        tracing::info!(addr = %local_addr, services = self.services.len(), "server listening");
+
+        let host = self.advertise_host.clone().unwrap_or_else(|| advertised(local_addr));
+        let registration = Registration::new(
+            self.registry.clone(),
+            self.services
+                .iter()
+                .map(|s| {
+                    let mut instance = crate::ServiceInstance::new(
+                        &s.descriptor().service_key(),
+                        host.clone(),
+                        local_addr.port(),
+                    );
+                    instance.weight = self.weight;
+                    instance.metadata = self.metadata.clone();
+                    instance
+                })
+                .collect(),
+            self.propagation_grace,
+        );
+        let handle = ServerHandle {
+            local_addr,
+            stop,
+            force,
+            connections,
+            registration,
+            drain_grace: self.drain_grace,
+        };
+        if let Err(e) = handle.registration.publish().await {
+            // Do not leave a half-started server behind.
+            handle.stop.cancel();
+            return Err(e);
+        }
+        Ok(handle)
+    }
+}
+
+fn advertised(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        tracing::warn!(%addr, "bound to all interfaces; advertising 127.0.0.1 (set advertise_host)");
+        "127.0.0.1".to_string()
+    } else {
+        addr.ip().to_string()
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    context: Arc<ConnectionContext>,
+    slots: Arc<Semaphore>,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = context.stop.cancelled() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; refusing connection");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let context = Arc::clone(&context);
+        connections.spawn(async move {
+            serve_connection(stream, peer, context).await;
+            drop(permit);
+        });
+    }
+    tracing::debug!("listener closed");
+}

@@ -1,0 +1,100 @@
+//! The serving side: one port, any number of services, concurrent handlers, deadlines,
+//! registration with a registry, and graceful shutdown.
+
+mod builder;
+mod connection;
+mod dispatch;
+mod error;
+mod registration;
+
+pub use builder::ServerBuilder;
+pub use error::ServerError;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use registration::Registration;
+
+/// Entry point: `Server::builder()`.
+#[derive(Debug)]
+pub struct Server;
+
+impl Server {
+    /// A builder with every default; see [`ServerBuilder`].
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+}
+
+/// A running server. Dropping it leaves the server running; call
+/// [`shutdown`](ServerHandle::shutdown) to stop it gracefully.
+pub struct ServerHandle {
+    local_addr: SocketAddr,
+    /// Stops accepting and sends goaway on every connection.
+    stop: CancellationToken,
+    /// Aborts whatever is still in flight once the drain grace is over.
+    force: CancellationToken,
+    connections: TaskTracker,
+    registration: Registration,
+    drain_grace: Duration,
+}
+
+impl ServerHandle {
+    /// The address the listener is bound to (with the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Shuts down gracefully: deregisters from the registry, waits the propagation grace so
+    /// watchers see it, stops accepting, sends goaway, drains in-flight calls for up to the
+    /// drain grace, then closes every connection.
+    pub async fn shutdown(self) -> Result<(), ServerError> {
+        let deregistered = self.registration.withdraw().await;
+        self.stop.cancel();
+        self.connections.close();
+        if tokio::time::timeout(self.drain_grace, self.connections.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(grace = ?self.drain_grace, "calls still in flight after the drain grace; aborting them");
+            self.force.cancel();
+            self.connections.wait().await;
+        }
+        tracing::info!(addr = %self.local_addr, "server stopped");
+        deregistered
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> Result<(), ServerError> {
+        wait_for_signal().await;
+        tracing::info!("signal received, shutting down");
+        self.shutdown().await
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
+pub async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,5 @@
+//! Pieces shared by both ends of a connection.
+
+mod writer;
+
+pub(crate) use writer::FrameWriter;

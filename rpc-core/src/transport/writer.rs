@@ -1,0 +1,124 @@
+//! A coalescing frame writer: callers append encoded frames to a shared buffer, and one task
+//! writes whatever has piled up with a single `write_all`. Under concurrency many frames go out
+//! per syscall; when idle, a frame goes out as soon as the task wakes.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::protocol::{Frame, FrameError};
+
+/// Cheap to clone; all clones feed the same socket.
+#[derive(Clone)]
+pub(crate) struct FrameWriter {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Notify,
+    /// Cancelled when the socket fails or the writer is closed and flushed.
+    done: CancellationToken,
+}
+
+struct State {
+    buf: BytesMut,
+    closing: bool,
+}
+
+/// The writer no longer accepts frames: the connection is closing or broken.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WriterClosed;
+
+impl FrameWriter {
+    /// Starts the writing task on `io`. `done` is cancelled when the task ends for any reason.
+    pub(crate) fn spawn<W>(io: W, done: CancellationToken) -> FrameWriter
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                buf: BytesMut::with_capacity(8 * 1024),
+                closing: false,
+            }),
+            wake: Notify::new(),
+            done,
+        });
+        tokio::spawn(run(io, Arc::clone(&shared)));
+        FrameWriter { shared }
+    }
+
+    /// Queues one frame. Encoding happens here, on the caller's task.
+    pub(crate) fn send(&self, frame: &Frame) -> Result<(), WriterClosed> {
+        {
+            let mut state = self.shared.lock();
+            if state.closing || self.shared.done.is_cancelled() {
+                return Err(WriterClosed);
+            }
+            if let Err(FrameError::NameTooLong { .. } | FrameError::TooLarge { .. }) =
+                frame.encode(&mut state.buf)
+            {
+                // Nothing was written for a frame that cannot be encoded.
+                return Err(WriterClosed);
+            }
+        }
+        self.shared.wake.notify_one();
+        Ok(())
+    }
+
+    /// Stops accepting frames; what is queued is still written, then the socket is shut down.
+    pub(crate) fn close(&self) {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// Resolves once the writer has flushed and shut down, or failed.
+    pub(crate) async fn closed(&self) {
+        self.shared.done.cancelled().await
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the buffer half-updated in a way that
+        // matters more than losing the connection, so recover from poisoning.
+        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+async fn run<W: AsyncWrite + Unpin>(mut io: W, shared: Arc<Shared>) {
+    let mut spare = BytesMut::with_capacity(8 * 1024);
+    loop {
+        let closing = {
+            let mut state = shared.lock();
+            if !state.buf.is_empty() {
+                std::mem::swap(&mut state.buf, &mut spare);
+            }
+            state.closing
+        };
+        if spare.is_empty() {
+            if closing {
+                break;
+            }
+            tokio::select! {
+                _ = shared.wake.notified() => continue,
+                _ = shared.done.cancelled() => return,
+            }
+        }
+        let written = tokio::select! {
+            r = io.write_all(&spare) => r,
+            _ = shared.done.cancelled() => return,
+        };
+        if let Err(e) = written {
+            tracing::debug!(error = %e, "connection write failed");
+            shared.done.cancel();
+            return;
+        }
+        spare.clear();
+    }
+    let _ = io.shutdown().await;
+    shared.done.cancel();
+}

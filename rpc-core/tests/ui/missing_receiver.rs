@@ -1,0 +1,7 @@
+#[rpc_core::service]
+trait Greeter {
+    async fn hello(name: String) -> String;
+    async fn bye() -> String;
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[rpc_core::service]
+struct Greeter {
+    name: String,
+}
+
+fn main() {}

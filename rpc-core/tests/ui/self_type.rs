@@ -1,0 +1,6 @@
+#[rpc_core::service]
+trait Greeter {
+    async fn copy(&self, other: Box<Self>) -> Self;
+}
+
+fn main() {}

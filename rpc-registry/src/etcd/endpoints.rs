@@ -1,0 +1,149 @@
+//! Endpoint failover: one etcd client per endpoint, and requests that move on to the next
+//! endpoint when the one in use is down.
+//!
+//! etcd-client balances over its endpoints but does not retry: with one member of three dead,
+//! about a quarter of its requests fail with `Unavailable`. Here every request goes first to
+//! the endpoint that last answered, and a transport error, an `Unavailable` (which includes
+//! "no leader") or a timeout sends it on to the next one.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions};
+use rpc_core::registry::RegistryError;
+
+use super::error::{is_retryable, Failure, BACKEND};
+use crate::options::RegistryOptions;
+
+/// How often HTTP/2 pings check an otherwise quiet connection. etcd answers pings more often
+/// than every 5 s with GOAWAY, so stay above that.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One endpoint and its client.
+struct Member {
+    address: String,
+    client: Client,
+}
+
+/// The etcd endpoints of one registry client.
+pub(crate) struct Endpoints {
+    members: Vec<Member>,
+    /// Index of the endpoint that answered last; requests start there.
+    preferred: AtomicUsize,
+    request_timeout: Duration,
+    label: String,
+}
+
+impl std::fmt::Debug for Endpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoints")
+            .field("endpoints", &self.label)
+            .field("preferred", &self.preferred.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Endpoints {
+    /// Makes one client per endpoint. Connections are opened lazily, on first use, so this
+    /// does not fail when etcd is down; only a malformed endpoint is an error here.
+    pub(crate) async fn connect(
+        addresses: &[String],
+        options: &RegistryOptions,
+    ) -> Result<Endpoints, RegistryError> {
+        let label = addresses.join(",");
+        let mut members = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let connect_options = ConnectOptions::new()
+                .with_connect_timeout(options.connect_timeout)
+                .with_keep_alive(PING_INTERVAL, options.request_timeout)
+                .with_keep_alive_while_idle(false)
+                .with_require_leader(true);
+            let url = format!("http://{address}");
+            let client = Client::connect([url.as_str()], Some(connect_options))
+                .await
+                .map_err(|e| RegistryError::Unavailable {
+                    registry: BACKEND,
+                    endpoints: label.clone(),
+                    message: format!("cannot set up a client for {address}: {e}"),
+                })?;
+            members.push(Member {
+                address: address.clone(),
+                client,
+            });
+        }
+        if members.is_empty() {
+            return Err(RegistryError::Unavailable {
+                registry: BACKEND,
+                endpoints: label,
+                message: "no endpoints given".into(),
+            });
+        }
+        Ok(Endpoints {
+            members,
+            preferred: AtomicUsize::new(0),
+            request_timeout: options.request_timeout,
+            label,
+        })
+    }
+
+    /// The endpoints, comma separated, for messages.
+    pub(crate) fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Runs one request, trying each endpoint at most once, starting with the one that
+    /// answered last. Each attempt is bounded by the request timeout. Requests given here
+    /// must be safe to repeat.
+    pub(crate) async fn call<T, F, Fut>(&self, mut request: F) -> Result<T, Failure>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let count = self.members.len();
+        let start = self.preferred.load(Ordering::Relaxed) % count;
+        let mut seen = Vec::new();
+        for step in 0..count {
+            let index = (start + step) % count;
+            let member = &self.members[index];
+            let attempt = tokio::time::timeout(self.request_timeout, request(member.client.clone()));
+            match attempt.await {
+                Ok(Ok(value)) => {
+                    self.prefer(index, start);
+                    return Ok(value);
+                }
+                Ok(Err(e)) if is_retryable(&e) => {
+                    tracing::debug!(endpoint = %member.address, error = %e, "etcd request failed; trying the next endpoint");
+                    seen.push(format!("{}: {e}", member.address));
+                }
+                Ok(Err(e)) => {
+                    // The endpoint answered; the request itself was refused.
+                    self.prefer(index, start);
+                    return Err(Failure::Rejected(e));
+                }
+                Err(_) => {
+                    tracing::debug!(endpoint = %member.address, "etcd request timed out; trying the next endpoint");
+                    seen.push(format!(
+                        "{}: no answer within {:?}",
+                        member.address, self.request_timeout
+                    ));
+                }
+            }
+        }
+        Err(Failure::Unreachable {
+            endpoints: self.label.clone(),
+            message: seen.join("; "),
+        })
+    }
+
+    fn prefer(&self, index: usize, previous: usize) {
+        if index != previous {
+            self.preferred.store(index, Ordering::Relaxed);
+            tracing::info!(
+                endpoint = %self.members[index].address,
+                was = %self.members[previous].address,
+                "etcd: switched to another endpoint"
+            );
+        }
+    }
+}

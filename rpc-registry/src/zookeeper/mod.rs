@@ -1,0 +1,186 @@
+//! The ZooKeeper backend: `zookeeper://host:port[,host:port...][/root]` (alias `zk://`).
+//!
+//! - One session per registry client; its timeout is the `ttl` option. Each registered
+//!   instance is an **ephemeral** node `<root>/<service-key>/<host>:<port>` holding the layout
+//!   JSON, under persistent parents. A process that dies takes its nodes with it once its
+//!   session times out.
+//! - The session keeper ([`session`]) opens a new session when one expires and re-creates
+//!   every node, and puts back nodes deleted by hand within one heartbeat.
+//! - Watches ([`watch`]) use a persistent recursive watch and deliver full snapshots.
+//! - With several servers in the URL, zookeeper-client moves to another one when the one in
+//!   use dies.
+
+mod backoff;
+mod error;
+mod nodes;
+mod paths;
+mod read;
+mod session;
+mod shared;
+mod watch;
+
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent};
+use tracing::info;
+use zookeeper_client as zk;
+
+use self::error::{op_error, request_error, within, REGISTRY};
+use self::nodes::{delete_node, ensure_node};
+use self::shared::{open_session, Shared};
+use crate::options::RegistryUrl;
+
+/// A [`Registry`] kept in ZooKeeper (3.6 or later, for persistent recursive watches).
+///
+/// Dropping it (or calling [`Registry::shutdown`]) closes its session, so its ephemeral
+/// nodes disappear; `shutdown` also deletes them first, explicitly.
+pub struct ZookeeperRegistry {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ZookeeperRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZookeeperRegistry")
+            .field("endpoints", &self.shared.endpoints)
+            .field("root", &self.shared.layout.root())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZookeeperRegistry {
+    /// Opens a session to the servers the URL names, with the session timeout set to its
+    /// `ttl` (default 30 s), and starts the session keeper.
+    ///
+    /// Fails with [`RegistryError::Unavailable`] when no server answers within the connect
+    /// timeout.
+    pub async fn connect(url: RegistryUrl) -> Result<ZookeeperRegistry, RegistryError> {
+        let endpoints = url.endpoints.join(",");
+        let client = open_session(&endpoints, &url.options)
+            .await
+            .map_err(|e| RegistryError::Unavailable {
+                registry: REGISTRY,
+                endpoints: endpoints.clone(),
+                message: format!("cannot open a session: {e}"),
+            })?;
+        info!(
+            registry = REGISTRY,
+            %endpoints,
+            session = %client.session_id(),
+            timeout_ms = client.session_timeout().as_millis() as u64,
+            "opened session"
+        );
+        let shared = Arc::new(Shared::new(endpoints, url.options, client));
+        session::spawn_keeper(shared.clone());
+        Ok(ZookeeperRegistry { shared })
+    }
+
+    /// The current session's id, as ZooKeeper shows it in `ephemeralOwner`.
+    pub fn session_id(&self) -> Result<i64, RegistryError> {
+        Ok(self.shared.client()?.session_id().0)
+    }
+
+    /// The session timeout the server granted (the `ttl` option, clamped by the server to
+    /// between 2 and 20 ticks).
+    pub fn session_timeout(&self) -> Result<std::time::Duration, RegistryError> {
+        Ok(self.shared.client()?.session_timeout())
+    }
+
+    fn unavailable(&self, op: &'static str, key: &str, e: &zk::Error) -> RegistryError {
+        request_error(op, key, &self.shared.endpoints, e)
+    }
+}
+
+impl Drop for ZookeeperRegistry {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+#[async_trait::async_trait]
+impl Registry for ZookeeperRegistry {
+    fn backend(&self) -> &'static str {
+        REGISTRY
+    }
+
+    async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
+        let path = self.shared.layout.node_path(instance);
+        paths::check_instance(instance).map_err(|m| op_error("register", &path, m))?;
+        let mut registered = self.shared.registered.lock().await;
+        let client = self.shared.client()?;
+        let data = instance.to_json();
+        ensure_node(&client, &path, data.as_bytes(), self.shared.options.request_timeout)
+            .await
+            .map_err(|e| self.unavailable("register", &path, &e))?;
+        registered.insert(path, instance.clone());
+        Ok(())
+    }
+
+    async fn deregister(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
+        let path = self.shared.layout.node_path(instance);
+        let mut registered = self.shared.registered.lock().await;
+        let client = self.shared.client()?;
+        registered.remove(&path);
+        delete_node(&client, &path, self.shared.options.request_timeout)
+            .await
+            .map_err(|e| self.unavailable("deregister", &path, &e))
+    }
+
+    async fn discover(&self, key: &ServiceKey) -> Result<Vec<ServiceInstance>, RegistryError> {
+        let client = self.shared.client()?;
+        read::list_instances(&self.shared, &client, key)
+            .await
+            .map_err(|e| self.unavailable("discover", &self.shared.layout.key_path(key), &e))
+    }
+
+    async fn watch(
+        &self,
+        key: &ServiceKey,
+    ) -> Result<BoxStream<'static, WatchEvent>, RegistryError> {
+        watch::watch(self.shared.clone(), key.clone()).await
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceKey>, RegistryError> {
+        let client = self.shared.client()?;
+        let root = self.shared.layout.root();
+        let limit = self.shared.options.request_timeout;
+        let children = match within(limit, client.list_children(root)).await {
+            Ok(children) => children,
+            Err(zk::Error::NoNode) => return Ok(Vec::new()),
+            Err(e) => return Err(self.unavailable("services", root, &e)),
+        };
+        let mut keys = Vec::new();
+        for child in children {
+            let Ok(key) = child.parse::<ServiceKey>() else {
+                continue;
+            };
+            let path = format!("{root}/{child}");
+            match within(limit, client.check_stat(&path)).await {
+                Ok(Some(stat)) if stat.num_children > 0 => keys.push(key),
+                Ok(_) => {}
+                Err(e) => return Err(self.unavailable("services", &path, &e)),
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    async fn shutdown(&self) -> Result<(), RegistryError> {
+        let mut registered = self.shared.registered.lock().await;
+        let Ok(client) = self.shared.client() else {
+            return Ok(());
+        };
+        let limit = self.shared.options.request_timeout;
+        let mut first_error = None;
+        for path in registered.keys() {
+            if let Err(e) = delete_node(&client, path, limit).await {
+                first_error.get_or_insert_with(|| self.unavailable("shutdown", path, &e));
+            }
+        }
+        registered.clear();
+        self.shared.close();
+        info!(registry = REGISTRY, session = %client.session_id(), "shut down; closing the session");
+        drop(client);
+        first_error.map_or(Ok(()), Err)
+    }
+}

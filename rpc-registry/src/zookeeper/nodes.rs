@@ -1,0 +1,108 @@
+//! Writing this process's nodes: one ephemeral node per instance, owned by the current
+//! session, under persistent parents.
+
+use std::time::Duration;
+
+use zookeeper_client as zk;
+
+use super::error::within;
+use super::paths::parent;
+
+/// What [`ensure_node`] had to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ensured {
+    /// The node was there, ours, with the right data.
+    Unchanged,
+    /// The node was ours; its data was updated.
+    Updated,
+    /// The node was missing and was created.
+    Created,
+    /// A node of that name belonged to another session (an expired one of ours, or none:
+    /// written by hand); it was deleted and created again.
+    Replaced {
+        /// The session that owned it (0 for a persistent node).
+        previous_owner: i64,
+    },
+}
+
+/// How many times a node that keeps changing under us is retried before giving up for now.
+const ATTEMPTS: usize = 8;
+
+fn ephemeral() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
+}
+
+fn persistent() -> zk::CreateOptions<'static> {
+    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
+}
+
+/// Makes `path` an ephemeral node of `client`'s session holding `data`: creates it (and its
+/// persistent parents) when missing, updates its data when it differs, and deletes and
+/// re-creates it when another session owns it, e.g. our own session that expired while the
+/// server still held its nodes.
+pub(crate) async fn ensure_node(
+    client: &zk::Client,
+    path: &str,
+    data: &[u8],
+    limit: Duration,
+) -> Result<Ensured, zk::Error> {
+    let me = client.session_id().0;
+    let mut replaced = None;
+    for _ in 0..ATTEMPTS {
+        match within(limit, client.get_data(path)).await {
+            Ok((current, stat)) if stat.ephemeral_owner == me => {
+                if current == data {
+                    return Ok(Ensured::Unchanged);
+                }
+                match within(limit, client.set_data(path, data, Some(stat.version))).await {
+                    Ok(_) => return Ok(Ensured::Updated),
+                    Err(zk::Error::BadVersion | zk::Error::NoNode) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((_, stat)) => {
+                match within(limit, client.delete(path, Some(stat.version))).await {
+                    Ok(()) | Err(zk::Error::NoNode) => {
+                        replaced = Some(stat.ephemeral_owner);
+                        continue;
+                    }
+                    Err(zk::Error::BadVersion) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(zk::Error::NoNode) => {}
+            Err(e) => return Err(e),
+        }
+        match within(limit, client.create(path, data, &ephemeral())).await {
+            Ok(_) => {
+                return Ok(match replaced {
+                    Some(previous_owner) => Ensured::Replaced { previous_owner },
+                    None => Ensured::Created,
+                })
+            }
+            Err(zk::Error::NodeExists) => continue,
+            Err(zk::Error::NoNode) => {
+                match within(limit, client.mkdir(parent(path), &persistent())).await {
+                    Ok(()) | Err(zk::Error::NodeExists) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(zk::Error::UnexpectedError(format!(
+        "node {path} kept changing under us; will try again"
+    )))
+}
+
+/// Deletes `path`; a node that is already gone is fine.
+pub(crate) async fn delete_node(
+    client: &zk::Client,
+    path: &str,
+    limit: Duration,
+) -> Result<(), zk::Error> {
+    match within(limit, client.delete(path, None)).await {
+        Ok(()) | Err(zk::Error::NoNode) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

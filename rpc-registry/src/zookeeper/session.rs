@@ -1,0 +1,128 @@
+//! The session keeper: one task per registry that keeps this process's ephemeral nodes alive.
+//!
+//! - It follows the session state. When the session expires or closes, it opens a new one
+//!   (jittered backoff, forever), installs it for everyone, and re-creates every registered
+//!   node with its current data, replacing nodes still owned by the dead session.
+//! - Every heartbeat interval, and after every reconnect, it checks each registered node
+//!   exists and is ours, and re-creates the ones deleted by hand.
+
+use std::sync::Arc;
+
+use tokio::time::MissedTickBehavior;
+use tracing::{debug, info, warn};
+use zookeeper_client as zk;
+
+use super::backoff::Backoff;
+use super::nodes::{ensure_node, Ensured};
+use super::shared::Shared;
+
+/// Starts the keeper for `shared`; it ends when the registry is shut down or dropped.
+pub(crate) fn spawn_keeper(shared: Arc<Shared>) {
+    tokio::spawn(async move {
+        let closed = shared.clone();
+        tokio::select! {
+            _ = keep(&shared) => {}
+            _ = closed.closed() => {}
+        }
+        debug!(registry = "zookeeper", "session keeper stopped");
+    });
+}
+
+async fn keep(shared: &Shared) {
+    let Ok(mut client) = shared.client() else {
+        return;
+    };
+    let mut states = client.state_watcher();
+    let mut heartbeat = tokio::time::interval(shared.options.heartbeat);
+    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            state = states.changed() => match state {
+                zk::SessionState::Disconnected => {
+                    warn!(registry = "zookeeper", session = %client.session_id(), endpoints = %shared.endpoints,
+                        "lost the connection; the client is trying the other servers");
+                }
+                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
+                    info!(registry = "zookeeper", session = %client.session_id(), "connected again");
+                    restore_all(shared, &client).await;
+                }
+                zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => {
+                    warn!(registry = "zookeeper", session = %client.session_id(), ?state,
+                        "session ended; opening a new one and re-creating this process's nodes");
+                    client = new_session(shared).await;
+                    if !shared.replace_client(client.clone()) {
+                        return;
+                    }
+                    states = client.state_watcher();
+                    restore_all(shared, &client).await;
+                }
+            },
+            _ = heartbeat.tick() => {
+                if matches!(client.state(), zk::SessionState::SyncConnected) {
+                    restore_all(shared, &client).await;
+                }
+            }
+        }
+    }
+}
+
+/// Opens a new session, retrying forever with jittered backoff. Logs the first failure and
+/// the recovery, not every attempt.
+async fn new_session(shared: &Shared) -> zk::Client {
+    let mut backoff = Backoff::standard();
+    let mut failures = 0u64;
+    loop {
+        match shared.open_session().await {
+            Ok(client) => {
+                info!(registry = "zookeeper", session = %client.session_id(),
+                    timeout_ms = client.session_timeout().as_millis() as u64, failures,
+                    "opened a new session");
+                return client;
+            }
+            Err(error) => {
+                if failures == 0 {
+                    warn!(registry = "zookeeper", endpoints = %shared.endpoints, %error,
+                        "cannot open a new session; retrying with backoff until it works");
+                } else {
+                    debug!(registry = "zookeeper", %error, failures, "new session still failing");
+                }
+                failures += 1;
+            }
+        }
+        backoff.wait().await;
+    }
+}
+
+/// Checks every registered node against the current session, re-creating what is missing
+/// or owned by another session. Failures are logged and left to the next heartbeat.
+pub(crate) async fn restore_all(shared: &Shared, client: &zk::Client) {
+    let paths: Vec<String> = shared.registered.lock().await.keys().cloned().collect();
+    for path in paths {
+        // Take the lock per node so that register/deregister never wait for a whole pass,
+        // and so that a node deregistered meanwhile is not brought back.
+        let registered = shared.registered.lock().await;
+        let Some(instance) = registered.get(&path) else {
+            continue;
+        };
+        let data = instance.to_json();
+        let limit = shared.options.request_timeout;
+        match ensure_node(client, &path, data.as_bytes(), limit).await {
+            Ok(Ensured::Unchanged) => {}
+            Ok(Ensured::Updated) => {
+                info!(registry = "zookeeper", node = %path, "node data was changed; restored it")
+            }
+            Ok(Ensured::Created) => {
+                info!(registry = "zookeeper", node = %path, session = %client.session_id(), "node was missing; re-created it")
+            }
+            Ok(Ensured::Replaced { previous_owner }) => info!(
+                registry = "zookeeper", node = %path, session = %client.session_id(),
+                previous_owner = %zk::SessionId(previous_owner),
+                "node belonged to another session; deleted and re-created it"
+            ),
+            Err(error) => {
+                warn!(registry = "zookeeper", node = %path, %error, "cannot restore node; will retry");
+                return;
+            }
+        }
+    }
+}

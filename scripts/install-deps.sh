@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what the tests and the demo need and is missing: etcd, ZooKeeper (with Java),
+# and protoc with the well-known protos (etcd-client's build needs both).
+set -euo pipefail
+
+need=()
+command -v etcd >/dev/null 2>&1 || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)
+command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/timestamp.proto ] || need+=(libprotobuf-dev)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+
+if command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "install-deps: installing ${need[*]}" >&2
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q \
+    etcd-server etcd-client zookeeper protobuf-compiler libprotobuf-dev
+else
+  echo "install-deps: this is not a Debian/Ubuntu machine. Install these yourself:" >&2
+  echo "  etcd (server and etcdctl) 3.4+, ZooKeeper 3.6+ with Java 11+, protoc with the well-known protos" >&2
+  echo "  missing here: ${need[*]}" >&2
+  exit 1
+fi
