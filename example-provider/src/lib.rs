@@ -1,6 +1,7 @@
 //! The example services every guide, test and tool uses: `example.Greeter` and
 //! `example.Calculator`, with one implementation of each.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Greets, and tells which provider answered.
@@ -31,17 +32,24 @@ pub trait Calculator {
 }
 
 /// The example provider's implementation of both services.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ExampleProvider {
-    address: String,
+    /// Set once the server is bound; shared by clones so both services see it.
+    address: Arc<OnceLock<String>>,
 }
 
 impl ExampleProvider {
     /// A provider that reports `address` (`host:port`) from `whoami`.
     pub fn new(address: impl Into<String>) -> ExampleProvider {
-        ExampleProvider {
-            address: address.into(),
-        }
+        let provider = ExampleProvider::default();
+        provider.set_address(address);
+        provider
+    }
+
+    /// Sets the address `whoami` reports, when it is known only after binding (port 0).
+    /// Only the first call has an effect.
+    pub fn set_address(&self, address: impl Into<String>) {
+        let _ = self.address.set(address.into());
     }
 }
 
@@ -51,7 +59,7 @@ impl Greeter for ExampleProvider {
     }
 
     async fn whoami(&self) -> String {
-        self.address.clone()
+        self.address.get().cloned().unwrap_or_default()
     }
 }
 

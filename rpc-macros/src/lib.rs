@@ -1,8 +1,8 @@
 //! The `#[service]` attribute macro of rpc-core. Use it as `#[rpc_core::service]`.
 //!
 //! The work is split in three steps, each in its own module:
-//! [`parse`] reads the tokens, [`validate`] checks them and builds a strict model, and
-//! [`expand`] emits the code. Errors from any step become `compile_error!`s at the offending
+//! `parse` reads the tokens, `validate` checks them and builds a strict model, and
+//! `expand` emits the code. Errors from any step become `compile_error!`s at the offending
 //! token.
 
 use proc_macro::TokenStream;

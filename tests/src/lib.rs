@@ -1,1 +1,20 @@
-//! Test harness.
+//! The integration-test harness: real registry servers on free loopback ports in temp dirs,
+//! deadline-bounded waits, and the backend conformance suite that every registry backend
+//! runs.
+//!
+//! - [`etcd`]: [`etcd::EtcdServer`] and [`etcd::EtcdCluster`], and the etcd conformance backend;
+//! - [`memory`]: the in-process conformance backend;
+//! - [`conformance`]: the cases every backend must pass, and [`conformance_tests!`];
+//! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
+//! - [`net`]: free loopback ports;
+//! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
+//! - [`zookeeper`]: a real ZooKeeper server and its conformance backend.
+
+pub mod conformance;
+pub mod etcd;
+pub mod memory;
+pub mod net;
+pub mod process;
+pub mod servers;
+pub mod wait;
+pub mod zookeeper;

@@ -148,3 +148,96 @@ impl Encoder<&Frame> for FrameCodec {
         frame.encode(dst)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Codec, Kind};
+    use bytes::{BufMut, Bytes};
+    use proptest::prelude::*;
+
+    const LIMIT: usize = 4096;
+
+    /// Feeds `input` to a decoder in chunks, the way a socket would, until it errors or
+    /// runs out of frames. Returns the decoded frames and whether it stopped on an error.
+    fn drive(input: &[u8], chunk: usize) -> (Vec<Frame>, bool) {
+        let mut codec = FrameCodec::new(LIMIT);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            buf.put_slice(piece);
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(frame)) => frames.push(frame),
+                    Ok(None) => break,
+                    Err(_) => return (frames, true),
+                }
+                // The buffer never grows past one frame at the limit plus what was pushed.
+                assert!(buf.capacity() <= 4 + LIMIT + input.len() + 64);
+            }
+            assert!(buf.capacity() <= 4 + LIMIT + input.len() + 64);
+        }
+        (frames, false)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_or_overallocate(
+            input in proptest::collection::vec(any::<u8>(), 0..8192),
+            chunk in 1usize..512,
+        ) {
+            let _ = drive(&input, chunk);
+        }
+
+        #[test]
+        fn arbitrary_bytes_after_a_valid_header_never_panic(
+            tail in proptest::collection::vec(any::<u8>(), 0..600),
+            len_delta in -30i64..30,
+        ) {
+            let mut input = Vec::new();
+            let len = (tail.len() as i64 + 4 + len_delta).clamp(0, u32::MAX as i64) as u32;
+            input.extend_from_slice(&len.to_be_bytes());
+            input.extend_from_slice(&[0x52, 0x50, 1]);
+            input.extend_from_slice(&tail);
+            let _ = drive(&input, 7);
+        }
+
+        #[test]
+        fn valid_frames_round_trip_in_any_chunking(
+            bodies in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 1..8),
+            chunk in 1usize..64,
+        ) {
+            let mut wire = BytesMut::new();
+            let frames: Vec<Frame> = bodies
+                .iter()
+                .enumerate()
+                .map(|(i, b)| Frame::request(i as u64, Codec::Json, 5, "s:1", "m", Bytes::from(b.clone())))
+                .collect();
+            for frame in &frames {
+                frame.encode(&mut wire).unwrap();
+            }
+            let (decoded, failed) = drive(&wire, chunk);
+            prop_assert!(!failed);
+            prop_assert_eq!(decoded, frames);
+        }
+    }
+
+    #[test]
+    fn over_limit_length_is_refused_before_buffering() {
+        let mut codec = FrameCodec::new(LIMIT);
+        let mut buf = BytesMut::from(&((LIMIT as u32) + 1).to_be_bytes()[..]);
+        assert!(matches!(codec.decode(&mut buf), Err(FrameError::TooLarge { .. })));
+        assert!(buf.capacity() < LIMIT);
+    }
+
+    #[test]
+    fn eof_mid_frame_is_truncated() {
+        let mut codec = FrameCodec::new(LIMIT);
+        let mut buf = BytesMut::new();
+        Frame::control(Kind::Ping, 1).encode(&mut buf).unwrap();
+        buf.truncate(buf.len() - 2);
+        assert!(matches!(codec.decode_eof(&mut buf), Err(FrameError::Truncated { .. })));
+    }
+}

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions};
 use rpc_core::registry::RegistryError;
@@ -19,6 +19,19 @@ use crate::options::RegistryOptions;
 /// How often HTTP/2 pings check an otherwise quiet connection. etcd answers pings more often
 /// than every 5 s with GOAWAY, so stay above that.
 const PING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The first pause between rounds over all endpoints.
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause between rounds.
+const MAX_PAUSE: Duration = Duration::from_millis(400);
+
+/// The outcome of one round over the endpoints.
+enum Pass<T> {
+    /// An endpoint answered, with a value or a refusal.
+    Done(Result<T, Failure>),
+    /// Every endpoint failed; what each one saw.
+    AllFailed(Vec<String>),
+}
 
 /// One endpoint and its client.
 struct Member {
@@ -92,10 +105,39 @@ impl Endpoints {
         &self.label
     }
 
-    /// Runs one request, trying each endpoint at most once, starting with the one that
-    /// answered last. Each attempt is bounded by the request timeout. Requests given here
-    /// must be safe to repeat.
+    /// Runs one request, starting with the endpoint that answered last and moving on to the
+    /// next one on a transport error, `Unavailable` or timeout. Each attempt is bounded by the
+    /// request timeout; when every endpoint failed, the round is repeated (with short pauses)
+    /// until the request timeout has passed since the first attempt. Requests given here must
+    /// be safe to repeat.
     pub(crate) async fn call<T, F, Fut>(&self, mut request: F) -> Result<T, Failure>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let began = Instant::now();
+        let mut pause = FIRST_PAUSE;
+        loop {
+            match self.one_pass(&mut request).await {
+                Pass::Done(result) => return result,
+                Pass::AllFailed(seen) => {
+                    // During a leader election every member answers "no leader" for a second
+                    // or two: go round again while the request's time budget lasts.
+                    if began.elapsed() + pause >= self.request_timeout {
+                        return Err(Failure::Unreachable {
+                            endpoints: self.label.clone(),
+                            message: seen.join("; "),
+                        });
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PAUSE);
+                }
+            }
+        }
+    }
+
+    /// Tries each endpoint once, starting with the preferred one.
+    async fn one_pass<T, F, Fut>(&self, request: &mut F) -> Pass<T>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -110,7 +152,7 @@ impl Endpoints {
             match attempt.await {
                 Ok(Ok(value)) => {
                     self.prefer(index, start);
-                    return Ok(value);
+                    return Pass::Done(Ok(value));
                 }
                 Ok(Err(e)) if is_retryable(&e) => {
                     tracing::debug!(endpoint = %member.address, error = %e, "etcd request failed; trying the next endpoint");
@@ -119,7 +161,7 @@ impl Endpoints {
                 Ok(Err(e)) => {
                     // The endpoint answered; the request itself was refused.
                     self.prefer(index, start);
-                    return Err(Failure::Rejected(e));
+                    return Pass::Done(Err(Failure::Rejected(e)));
                 }
                 Err(_) => {
                     tracing::debug!(endpoint = %member.address, "etcd request timed out; trying the next endpoint");
@@ -130,10 +172,7 @@ impl Endpoints {
                 }
             }
         }
-        Err(Failure::Unreachable {
-            endpoints: self.label.clone(),
-            message: seen.join("; "),
-        })
+        Pass::AllFailed(seen)
     }
 
     fn prefer(&self, index: usize, previous: usize) {

@@ -47,7 +47,6 @@ pub(crate) async fn ensure_node(
     limit: Duration,
 ) -> Result<Ensured, zk::Error> {
     let me = client.session_id().0;
-    let mut replaced = None;
     for _ in 0..ATTEMPTS {
         match within(limit, client.get_data(path)).await {
             Ok((current, stat)) if stat.ephemeral_owner == me => {
@@ -61,12 +60,16 @@ pub(crate) async fn ensure_node(
                 }
             }
             Ok((_, stat)) => {
-                match within(limit, client.delete(path, Some(stat.version))).await {
-                    Ok(()) | Err(zk::Error::NoNode) => {
-                        replaced = Some(stat.ephemeral_owner);
-                        continue;
+                // Delete and create in one transaction, so consumers never see it missing.
+                match replace(client, path, data, stat.version, limit).await {
+                    Ok(()) => {
+                        return Ok(Ensured::Replaced {
+                            previous_owner: stat.ephemeral_owner,
+                        })
                     }
-                    Err(zk::Error::BadVersion) => continue,
+                    Err(zk::Error::BadVersion | zk::Error::NoNode | zk::Error::NodeExists) => {
+                        continue
+                    }
                     Err(e) => return Err(e),
                 }
             }
@@ -74,12 +77,7 @@ pub(crate) async fn ensure_node(
             Err(e) => return Err(e),
         }
         match within(limit, client.create(path, data, &ephemeral())).await {
-            Ok(_) => {
-                return Ok(match replaced {
-                    Some(previous_owner) => Ensured::Replaced { previous_owner },
-                    None => Ensured::Created,
-                })
-            }
+            Ok(_) => return Ok(Ensured::Created),
             Err(zk::Error::NodeExists) => continue,
             Err(zk::Error::NoNode) => {
                 match within(limit, client.mkdir(parent(path), &persistent())).await {
@@ -93,6 +91,22 @@ pub(crate) async fn ensure_node(
     Err(zk::Error::UnexpectedError(format!(
         "node {path} kept changing under us; will try again"
     )))
+}
+
+/// Atomically deletes `path` (at `version`) and creates it again as our ephemeral node.
+async fn replace(
+    client: &zk::Client,
+    path: &str,
+    data: &[u8],
+    version: i32,
+    limit: Duration,
+) -> Result<(), zk::Error> {
+    let mut writer = client.new_multi_writer();
+    writer.add_delete(path, Some(version))?;
+    writer.add_create(path, data, &ephemeral())?;
+    within(limit, async { writer.commit().await.map_err(zk::Error::from) })
+        .await
+        .map(drop)
 }
 
 /// Deletes `path`; a node that is already gone is fine.

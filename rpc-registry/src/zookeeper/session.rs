@@ -7,6 +7,7 @@
 //!   exists and is ours, and re-creates the ones deleted by hand.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
@@ -69,7 +70,9 @@ async fn keep(shared: &Shared) {
 /// Opens a new session, retrying forever with jittered backoff. Logs the first failure and
 /// the recovery, not every attempt.
 async fn new_session(shared: &Shared) -> zk::Client {
-    let mut backoff = Backoff::standard();
+    // Short enough to come back before the server expires the old session and its nodes.
+    let cap = (shared.options.ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(3));
+    let mut backoff = Backoff::new(Duration::from_millis(50), cap);
     let mut failures = 0u64;
     loop {
         match shared.open_session().await {

@@ -1,0 +1,203 @@
+//! `etcd://host:port[,host:port...][/root]`: the etcd v3 backend, on etcd-client.
+//!
+//! - [`endpoints`]: one client per endpoint; requests fail over to the next endpoint;
+//! - [`lease`]: one lease per registry client, kept alive, replaced when lost, own nodes
+//!   put back when someone removes them;
+//! - [`listing`] and [`watch`]: discovery, and snapshots that follow a prefix watch.
+
+mod backoff;
+mod endpoints;
+mod error;
+mod lease;
+mod listing;
+mod watch;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use etcd_client::GetOptions;
+use futures::stream::BoxStream;
+use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent};
+
+use self::endpoints::Endpoints;
+use self::error::BACKEND;
+use self::lease::LeaseKeeper;
+use self::listing::Reader;
+use crate::layout::{self, WarnOnce};
+use crate::options::{RegistryOptions, RegistryUrl, Scheme};
+
+/// A [`Registry`] on etcd v3.
+///
+/// Instances are put under one lease per client, granted on the first `register` with the
+/// configured TTL and kept alive every heartbeat on etcd's keep-alive stream. A lost lease is
+/// replaced and every instance put again; an own node deleted by someone else is put back
+/// within a heartbeat. Requests fail over between the endpoints. Dropping the registry stops
+/// its background tasks without deleting anything (the lease then expires after its TTL);
+/// [`Registry::shutdown`] deletes the nodes and revokes the lease at once.
+#[derive(Debug)]
+pub struct EtcdRegistry {
+    endpoints: Arc<Endpoints>,
+    options: RegistryOptions,
+    keeper: OnceLock<LeaseKeeper>,
+    warned: Arc<WarnOnce>,
+    /// `true` once shut down; dropping it stops the keeper and the watch tasks.
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl EtcdRegistry {
+    /// A registry client for an `etcd://` URL. Connections are opened lazily, so this
+    /// succeeds while etcd is down; failures show on the first request.
+    pub async fn connect(url: RegistryUrl) -> Result<EtcdRegistry, RegistryError> {
+        if url.scheme != Scheme::Etcd {
+            return Err(RegistryError::BadUrl {
+                url: url.original,
+                message: "not an etcd:// URL".into(),
+            });
+        }
+        let endpoints = Arc::new(Endpoints::connect(&url.endpoints, &url.options).await?);
+        Ok(EtcdRegistry {
+            endpoints,
+            options: url.options,
+            keeper: OnceLock::new(),
+            warned: Arc::new(WarnOnce::default()),
+            stop: tokio::sync::watch::channel(false).0,
+        })
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &RegistryOptions {
+        &self.options
+    }
+
+    /// The endpoints, comma separated.
+    pub fn endpoints(&self) -> &str {
+        self.endpoints.label()
+    }
+
+    /// The lease this client's instances are attached to, while one is live. `None` before
+    /// the first registration and while a lost lease is being replaced.
+    pub fn lease_id(&self) -> Option<i64> {
+        self.keeper.get().and_then(LeaseKeeper::lease_id)
+    }
+
+    fn keeper(&self) -> &LeaseKeeper {
+        self.keeper.get_or_init(|| {
+            LeaseKeeper::start(
+                self.endpoints.clone(),
+                &self.options,
+                self.stop.subscribe(),
+            )
+        })
+    }
+
+    fn reader(&self) -> Reader {
+        Reader {
+            endpoints: self.endpoints.clone(),
+            root: self.options.root.clone(),
+            warned: self.warned.clone(),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), RegistryError> {
+        if *self.stop.borrow() {
+            Err(RegistryError::Closed { registry: BACKEND })
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Registry for EtcdRegistry {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
+        self.check_open()?;
+        let path = layout::node_path(&self.options.root, instance);
+        self.keeper()
+            .register(&path, &instance.to_json())
+            .await
+            .map_err(|f| f.into_error("register", &path))
+    }
+
+    async fn deregister(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
+        self.check_open()?;
+        let path = layout::node_path(&self.options.root, instance);
+        let result = match self.keeper.get() {
+            Some(keeper) => keeper.deregister(&path).await,
+            None => {
+                self.endpoints
+                    .call(|mut client| {
+                        let path = path.clone();
+                        async move { client.delete(path, None).await.map(drop) }
+                    })
+                    .await
+            }
+        };
+        result.map_err(|f| f.into_error("deregister", &path))
+    }
+
+    async fn discover(&self, key: &ServiceKey) -> Result<Vec<ServiceInstance>, RegistryError> {
+        self.check_open()?;
+        let prefix = layout::service_prefix(&self.options.root, key);
+        let listing = self
+            .reader()
+            .list(&prefix)
+            .await
+            .map_err(|f| f.into_error("discover", &prefix))?;
+        Ok(listing.instances())
+    }
+
+    async fn watch(
+        &self,
+        key: &ServiceKey,
+    ) -> Result<BoxStream<'static, WatchEvent>, RegistryError> {
+        self.check_open()?;
+        watch::start(
+            self.reader(),
+            key,
+            self.options.heartbeat,
+            self.stop.subscribe(),
+        )
+        .await
+        .map_err(|f| f.into_error("watch", &layout::service_prefix(&self.options.root, key)))
+    }
+
+    async fn services(&self) -> Result<Vec<ServiceKey>, RegistryError> {
+        self.check_open()?;
+        let root = self.options.root.clone();
+        let prefix = layout::root_prefix(&root);
+        let response = self
+            .endpoints
+            .call(|mut client| {
+                let prefix = prefix.clone();
+                async move {
+                    let options = GetOptions::new().with_prefix().with_keys_only();
+                    client.get(prefix, Some(options)).await
+                }
+            })
+            .await
+            .map_err(|f| f.into_error("services", &prefix))?;
+        let keys: BTreeSet<ServiceKey> = response
+            .kvs()
+            .iter()
+            .filter_map(|kv| layout::key_of_path(&root, &String::from_utf8_lossy(kv.key())).ok())
+            .collect();
+        Ok(keys.into_iter().collect())
+    }
+
+    async fn shutdown(&self) -> Result<(), RegistryError> {
+        if self.stop.send_replace(true) {
+            return Ok(());
+        }
+        match self.keeper.get() {
+            Some(keeper) => keeper
+                .shutdown()
+                .await
+                .map_err(|f| f.into_error("shutdown", self.endpoints.label())),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! Real provider and consumer processes: the `example-provider` and `example-consumer`
+//! binaries, started with arguments, killed (SIGKILL) or stopped (SIGTERM) on demand, and
+//! killed on drop.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Where the workspace's binaries are: beside the test executable's `deps` folder, or in the
+/// folder `RPC_BIN_DIR` names.
+pub fn binary(name: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var("RPC_BIN_DIR") {
+        return PathBuf::from(dir).join(name);
+    }
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/debug/deps/<test>-<hash> -> target/debug/<name>
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `example-provider`.
+pub struct Provider {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Provider {
+    /// Starts a provider on a free port registered in `registry` (`none` for direct mode),
+    /// with extra arguments, and waits until it prints its address.
+    pub fn start(registry: &str, extra: &[&str]) -> Provider {
+        Provider::start_on("127.0.0.1:0", registry, extra)
+    }
+
+    /// Like [`Provider::start`], listening on `listen`.
+    pub fn start_on(listen: &str, registry: &str, extra: &[&str]) -> Provider {
+        let mut child = Command::new(binary("example-provider"))
+            .args(["--listen", listen, "--registry", registry])
+            .args(extra)
+            .env("RUST_LOG", std::env::var("PROVIDER_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start example-provider: {e}"));
+        let stdout = child.stdout.take().expect("stdout was piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("example-provider listening on ") {
+                    let _ = tx.send(addr.trim().to_string());
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr.parse().unwrap_or_else(|e| panic!("bad address {addr:?}: {e}")),
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("example-provider did not print its address within 30 s (exit: {status:?})");
+            }
+        };
+        Provider { child, addr }
+    }
+
+    /// The address it serves on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `host:port`, as `whoami` reports it.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: the process dies at once, deregistering nothing.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits up to `timeout` for a graceful exit; returns whether it exited 0.
+    pub fn terminate(&mut self, timeout: Duration) -> bool {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    self.kill();
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Provider {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `example-consumer` to completion and returns (exit success, stdout).
+pub fn run_consumer(args: &[&str], timeout: Duration) -> (bool, String) {
+    let mut child = Command::new(binary("example-consumer"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start example-consumer: {e}"));
+    let stdout = child.stdout.take().expect("stdout was piped");
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    });
+    let deadline = Instant::now() + timeout;
+    let success = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.success(),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("example-consumer did not finish within {timeout:?}");
+            }
+        }
+    };
+    (success, reader.join().unwrap_or_default())
+}

@@ -1,0 +1,3 @@
+//! The backend conformance suite on the in-process `memory://` registry.
+
+tests::conformance_tests!(tests::memory::MemoryBackend::new());
