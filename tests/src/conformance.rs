@@ -71,6 +71,7 @@ macro_rules! conformance_tests {
     (@case $backend:expr, $case:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
+            $crate::logging::init();
             let backend = $backend;
             $crate::conformance::$case(&backend).await;
         }

@@ -6,12 +6,13 @@
 //! - [`memory`]: the in-process conformance backend;
 //! - [`conformance`]: the cases every backend must pass, and [`conformance_tests!`];
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
-//! - [`net`]: free loopback ports;
+//! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend.
 
 pub mod conformance;
 pub mod etcd;
+pub mod logging;
 pub mod memory;
 pub mod net;
 pub mod process;

@@ -7,19 +7,23 @@
 //! `PR_SET_PDEATHSIG`, so a test process that dies leaves no ZooKeeper behind.
 //!
 //! Nodes can be read and written by hand, as `zkCli` would, through [`ZookeeperServer::put_raw`],
-//! [`ZookeeperServer::delete_raw`] and [`ZookeeperServer::get_raw`].
+//! [`ZookeeperServer::delete_raw`] and [`ZookeeperServer::get_raw`]. [`ZookeeperBackend`] runs
+//! the conformance suite on it.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+use rpc_core::registry::Registry;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use zookeeper_client as zk;
 
+use crate::conformance::Backend;
 use crate::net::free_port;
 use crate::wait::wait_until;
 
@@ -134,7 +138,12 @@ impl ZookeeperServer {
             .with_session_timeout(Duration::from_secs(5))
             .connect(&self.endpoint())
             .await
-            .unwrap_or_else(|e| panic!("raw zookeeper client cannot connect to {}: {e}", self.endpoint()))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "raw zookeeper client cannot connect to {}: {e}",
+                    self.endpoint()
+                )
+            })
     }
 
     /// Writes a persistent node by hand (creating its parents), or overwrites its data.
@@ -230,10 +239,10 @@ impl ZookeeperServer {
             });
         }
         let child = command.spawn().unwrap_or_else(|e| {
-                panic!(
-                    "cannot run {java}: {e}. Install Java and ZooKeeper with scripts/install-deps.sh"
-                )
-            });
+            panic!(
+                "cannot run {java}: {e}. Install Java and ZooKeeper with scripts/install-deps.sh"
+            )
+        });
         self.child = Some(child);
         let endpoint = self.endpoint();
         let ready = wait_until(START_TIMEOUT, "zookeeper to serve", || {
@@ -268,7 +277,8 @@ fn java_and_classpath() -> (String, String) {
 }
 
 fn find_java_and_classpath() -> (String, String) {
-    let classpath = std::env::var("ZOOKEEPER_CLASSPATH").unwrap_or_else(|_| DEBIAN_CLASSPATH.into());
+    let classpath =
+        std::env::var("ZOOKEEPER_CLASSPATH").unwrap_or_else(|_| DEBIAN_CLASSPATH.into());
     let jar = classpath.split(':').next().unwrap_or_default();
     assert!(
         Path::new(jar).exists(),
@@ -311,4 +321,44 @@ async fn is_serving(endpoint: &str) -> bool {
         tokio::time::timeout(Duration::from_secs(2), probe).await,
         Ok(Some(true))
     )
+}
+
+/// The conformance [`Backend`] on a fresh standalone ZooKeeper.
+pub struct ZookeeperBackend {
+    /// The server; tests may stop or inspect it.
+    pub server: ZookeeperServer,
+    query: String,
+}
+
+impl ZookeeperBackend {
+    /// Starts a server; registries connect with `query` (e.g. `ttl=2`).
+    pub async fn start(query: &str) -> ZookeeperBackend {
+        ZookeeperBackend {
+            server: ZookeeperServer::start().await,
+            query: query.to_string(),
+        }
+    }
+}
+
+impl Backend for ZookeeperBackend {
+    fn name(&self) -> &'static str {
+        "zookeeper"
+    }
+
+    fn connect(&self) -> BoxFuture<'_, Arc<dyn Registry>> {
+        Box::pin(async move {
+            let url = self.server.registry_url(&self.query);
+            rpc_registry::connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+        })
+    }
+
+    fn put_raw<'a>(&'a self, path: &'a str, value: &'a [u8]) -> BoxFuture<'a, ()> {
+        Box::pin(self.server.put_raw(path, value))
+    }
+
+    fn get_raw<'a>(&'a self, path: &'a str) -> BoxFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move { self.server.get_raw(path).await.map(|(data, _)| data) })
+    }
 }

@@ -251,3 +251,37 @@ mod tests {
         assert_eq!(&buf[..4], &(MIN_FRAME_LEN as u32).to_be_bytes());
     }
 }
+
+#[cfg(test)]
+mod worked_example {
+    use super::*;
+
+    /// The request of docs/protocol.md, byte for byte.
+    #[test]
+    fn matches_docs_protocol_md() {
+        let frame = Frame::request(
+            1,
+            Codec::Json,
+            5000,
+            "example.Greeter:1.0.0",
+            "hello",
+            Bytes::from_static(b"[\"bob\"]"),
+        );
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf).unwrap();
+        let expected: Vec<u8> = "00 00 00 39 52 50 01 00 01 00 00 00 00 00 00 00 \
+             00 00 00 01 00 00 13 88 00 15 65 78 61 6d 70 6c \
+             65 2e 47 72 65 65 74 65 72 3a 31 2e 30 2e 30 00 \
+             05 68 65 6c 6c 6f 5b 22 62 6f 62 22 5d"
+            .split_whitespace()
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect();
+        assert_eq!(&buf[..], &expected[..]);
+        let reply = Frame::response(1, Codec::Json, Status::Ok, Bytes::from_static(b"\"Hello, bob!\""));
+        let mut buf = BytesMut::new();
+        reply.encode(&mut buf).unwrap();
+        assert_eq!(&buf[..8], &[0x00, 0x00, 0x00, 0x25, 0x52, 0x50, 0x01, 0x01]);
+        assert_eq!(buf.len(), 41);
+        assert_eq!(Codec::Bincode.encode(&("bob",)).unwrap().as_ref(), &[3, b'b', b'o', b'b']);
+    }
+}

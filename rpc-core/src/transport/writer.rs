@@ -122,3 +122,49 @@ async fn run<W: AsyncWrite + Unpin>(mut io: W, shared: Arc<Shared>) {
     let _ = io.shutdown().await;
     shared.done.cancel();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Poll};
+
+    /// Counts write calls and bytes.
+    #[derive(Clone, Default)]
+    struct Counting {
+        writes: Arc<AtomicUsize>,
+        bytes: Arc<AtomicUsize>,
+    }
+
+    impl AsyncWrite for Counting {
+        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            self.bytes.fetch_add(buf.len(), Ordering::SeqCst);
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn concurrent_frames_coalesce_into_few_writes() {
+        let io = Counting::default();
+        let done = CancellationToken::new();
+        let writer = FrameWriter::spawn(io.clone(), done.clone());
+        // On a current-thread runtime the writer task cannot run until we yield, so all 100
+        // frames pile up first, as they do when many calls are issued at once.
+        let frame = Frame::control(crate::protocol::Kind::Ping, 1);
+        for _ in 0..100 {
+            writer.send(&frame).unwrap();
+        }
+        writer.close();
+        done.cancelled().await;
+        assert_eq!(io.bytes.load(Ordering::SeqCst), 100 * (4 + frame.encoded_len()));
+        assert_eq!(io.writes.load(Ordering::SeqCst), 1, "100 queued frames should go out in one write");
+    }
+}

@@ -71,9 +71,16 @@ mod tests {
     #[test]
     fn messages_name_backend_key_and_cause() {
         let e = request_error("discover", "/rpc/a:1", "h:1", &zk::Error::NoAuth).to_string();
-        assert!(e.contains("zookeeper") && e.contains("/rpc/a:1") && e.contains("discover"), "{e}");
-        let e = request_error("discover", "/rpc/a:1", "h:1", &zk::Error::ConnectionLoss).to_string();
-        assert!(e.contains("zookeeper at h:1") && e.contains("unreachable"), "{e}");
+        assert!(
+            e.contains("zookeeper") && e.contains("/rpc/a:1") && e.contains("discover"),
+            "{e}"
+        );
+        let e =
+            request_error("discover", "/rpc/a:1", "h:1", &zk::Error::ConnectionLoss).to_string();
+        assert!(
+            e.contains("zookeeper at h:1") && e.contains("unreachable"),
+            "{e}"
+        );
     }
 
     #[tokio::test]

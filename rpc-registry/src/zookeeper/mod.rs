@@ -56,13 +56,13 @@ impl ZookeeperRegistry {
     /// timeout.
     pub async fn connect(url: RegistryUrl) -> Result<ZookeeperRegistry, RegistryError> {
         let endpoints = url.endpoints.join(",");
-        let client = open_session(&endpoints, &url.options)
-            .await
-            .map_err(|e| RegistryError::Unavailable {
+        let client = open_session(&endpoints, &url.options).await.map_err(|e| {
+            RegistryError::Unavailable {
                 registry: REGISTRY,
                 endpoints: endpoints.clone(),
                 message: format!("cannot open a session: {e}"),
-            })?;
+            }
+        })?;
         info!(
             registry = REGISTRY,
             %endpoints,
@@ -109,9 +109,14 @@ impl Registry for ZookeeperRegistry {
         let mut registered = self.shared.registered.lock().await;
         let client = self.shared.client()?;
         let data = instance.to_json();
-        ensure_node(&client, &path, data.as_bytes(), self.shared.options.request_timeout)
-            .await
-            .map_err(|e| self.unavailable("register", &path, &e))?;
+        ensure_node(
+            &client,
+            &path,
+            data.as_bytes(),
+            self.shared.options.request_timeout,
+        )
+        .await
+        .map_err(|e| self.unavailable("register", &path, &e))?;
         registered.insert(path, instance.clone());
         Ok(())
     }

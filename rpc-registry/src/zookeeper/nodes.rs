@@ -104,9 +104,11 @@ async fn replace(
     let mut writer = client.new_multi_writer();
     writer.add_delete(path, Some(version))?;
     writer.add_create(path, data, &ephemeral())?;
-    within(limit, async { writer.commit().await.map_err(zk::Error::from) })
-        .await
-        .map(drop)
+    within(limit, async {
+        writer.commit().await.map_err(zk::Error::from)
+    })
+    .await
+    .map(drop)
 }
 
 /// Deletes `path`; a node that is already gone is fine.

@@ -81,7 +81,10 @@ mod tests {
             layout.node_path(&instance),
             "/apps/example.Greeter:1.0.0/127.0.0.1:9101"
         );
-        assert_eq!(parent(&layout.node_path(&instance)), "/apps/example.Greeter:1.0.0");
+        assert_eq!(
+            parent(&layout.node_path(&instance)),
+            "/apps/example.Greeter:1.0.0"
+        );
         assert_eq!(Layout::new("/").root(), "/rpc");
     }
 

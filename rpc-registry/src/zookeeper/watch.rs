@@ -52,7 +52,11 @@ async fn start(
 ) -> Result<(zk::PersistentWatcher, Vec<ServiceInstance>), zk::Error> {
     let path = shared.layout.key_path(key);
     let limit = shared.options.request_timeout;
-    let watcher = within(limit, client.watch(&path, zk::AddWatchMode::PersistentRecursive)).await?;
+    let watcher = within(
+        limit,
+        client.watch(&path, zk::AddWatchMode::PersistentRecursive),
+    )
+    .await?;
     let snapshot = list_instances(shared, client, key).await?;
     Ok((watcher, snapshot))
 }

@@ -1,0 +1,272 @@
+//! The etcd backend on a real etcd (one per test, on free ports): the conformance suite, then
+//! the etcd-specific behaviours: one lease per client, nodes deleted or leases revoked by
+//! hand come back, recovery from a wiped etcd, watches across restarts, errors that name
+//! the endpoint. Failover in a cluster is in `registry_etcd_cluster.rs`.
+//!
+//! Expiry-related tests use `ttl=2`, so the heartbeat is 2/3 s. The provider-process tests
+//! (SIGKILLed provider disappears within TTL + 2 s; consumer keeps calling while etcd is
+//! down) need the example binaries and live with the end-to-end tests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use rpc_core::registry::{Registry, ServiceInstance, ServiceKey, WatchEvent};
+use rpc_registry::{EtcdRegistry, RegistryUrl};
+use tests::etcd::{EtcdBackend, EtcdServer};
+use tests::wait::{holds_for, next_event, wait_until, watch_until};
+
+tests::conformance_tests!(EtcdBackend::start("").await);
+
+/// The heartbeat with `ttl=2`.
+const HEARTBEAT: Duration = Duration::from_millis(667);
+
+/// Slack on top of the contract's bounds: these tests share 2 cores with a parallel build
+/// and other tests, so a process may wait its turn for a while. The contract bound is what
+/// the test prints; the assert allows the slack.
+const SLACK: Duration = Duration::from_secs(2);
+
+/// How long a test waits for things with no contract bound (a watch event, say).
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn etcd_registry(url: &str) -> Arc<EtcdRegistry> {
+    let parsed = RegistryUrl::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    Arc::new(
+        EtcdRegistry::connect(parsed)
+            .await
+            .unwrap_or_else(|e| panic!("connect {url}: {e}")),
+    )
+}
+
+async fn registry(url: &str) -> Arc<dyn Registry> {
+    rpc_registry::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"))
+}
+
+fn instance(name: &str, port: u16) -> ServiceInstance {
+    ServiceInstance::new(&ServiceKey::new(name, "1.0.0"), "127.0.0.1", port)
+}
+
+fn path(instance: &ServiceInstance) -> String {
+    format!("/rpc/{}/{}", instance.key(), instance.address())
+}
+
+/// Whether discover shows exactly `expected` (by address) for every key involved.
+async fn all_present(consumer: &dyn Registry, expected: &[ServiceInstance]) -> bool {
+    let mut keys: Vec<ServiceKey> = expected.iter().map(ServiceInstance::key).collect();
+    keys.dedup();
+    for key in keys {
+        let want: Vec<String> = expected
+            .iter()
+            .filter(|i| i.key() == key)
+            .map(ServiceInstance::address)
+            .collect();
+        match consumer.discover(&key).await {
+            Ok(found) => {
+                let mut got: Vec<String> = found.iter().map(ServiceInstance::address).collect();
+                let mut want = want.clone();
+                got.sort();
+                want.sort();
+                if got != want {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_deleted_by_hand_comes_back_within_a_heartbeat() {
+    tests::logging::init();
+    let etcd = EtcdServer::start().await;
+    let provider = etcd_registry(&etcd.registry_url("ttl=2")).await;
+    let inst = instance("etcd.Deleted", 21_001);
+    provider.register(&inst).await.expect("register");
+    let before = etcd.get(&path(&inst)).await.expect("get").expect("node exists");
+
+    let out = etcd.etcdctl(&["del", &path(&inst)]).await.expect("etcdctl del");
+    assert_eq!(out.trim(), "1", "etcdctl del removed nothing");
+    let took = wait_until(HEARTBEAT + SLACK, "the deleted node to come back", || async {
+        etcd.get(&path(&inst)).await.ok().flatten().is_some()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("node deleted by hand came back after {took:?} (heartbeat {HEARTBEAT:?})");
+    let after = etcd.get(&path(&inst)).await.expect("get").expect("node exists");
+    assert_eq!(after, before, "the node came back with other data");
+    let leases = etcd.leases().await.expect("lease list");
+    let lease = provider.lease_id().expect("a live lease");
+    assert_eq!(leases, vec![format!("{lease:x}")], "the node must come back on the same lease");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_return_after_etcd_is_wiped_and_restarted() {
+    tests::logging::init();
+    let mut etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("ttl=2");
+    let provider = etcd_registry(&url).await;
+    let consumer = registry(&url).await;
+    let instances = [
+        instance("etcd.Wiped", 21_011),
+        instance("etcd.Wiped", 21_012),
+        instance("etcd.WipedToo", 21_011),
+    ];
+    for inst in &instances {
+        provider.register(inst).await.expect("register");
+    }
+    assert!(all_present(&*consumer, &instances).await);
+    let old_lease = provider.lease_id().expect("a live lease");
+
+    etcd.stop();
+    etcd.wipe_data();
+    etcd.start_again().await;
+    // The contract: back within 2 heartbeats of etcd being up; plus slack for 2 busy cores.
+    let took = wait_until(2 * HEARTBEAT + SLACK, "every instance to be re-registered", || {
+        all_present(&*consumer, &instances)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("all instances back {took:?} after etcd came up (2 heartbeats = {:?})", 2 * HEARTBEAT);
+
+    let new_lease = provider.lease_id().expect("a live lease after recovery");
+    assert_ne!(new_lease, old_lease, "a wiped etcd cannot know the old lease");
+    let leases = etcd.leases().await.expect("lease list");
+    assert_eq!(leases, vec![format!("{new_lease:x}")], "exactly one lease after recovery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lease_revoked_by_hand_is_replaced_and_instances_return() {
+    tests::logging::init();
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("ttl=2");
+    let provider = etcd_registry(&url).await;
+    let consumer = registry(&url).await;
+    let instances = [instance("etcd.Revoked", 21_021), instance("etcd.Revoked", 21_022)];
+    for inst in &instances {
+        provider.register(inst).await.expect("register");
+    }
+    let old_lease = provider.lease_id().expect("a live lease");
+
+    etcd.etcdctl(&["lease", "revoke", &format!("{old_lease:x}")])
+        .await
+        .expect("etcdctl lease revoke");
+    assert!(
+        !all_present(&*consumer, &instances).await,
+        "revoking the lease must delete its nodes"
+    );
+    let took = wait_until(HEARTBEAT + SLACK, "the instances to come back", || {
+        all_present(&*consumer, &instances)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("instances back {took:?} after the lease was revoked");
+    let new_lease = provider.lease_id().expect("a live lease");
+    assert_ne!(new_lease, old_lease);
+    assert_eq!(etcd.leases().await.expect("lease list"), vec![format!("{new_lease:x}")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_holds_one_lease_in_steady_state() {
+    tests::logging::init();
+    let etcd = EtcdServer::start().await;
+    let provider = etcd_registry(&etcd.registry_url("ttl=2")).await;
+    let mut first = instance("etcd.Steady", 21_031);
+    for inst in [&first, &instance("etcd.Steady", 21_032), &instance("etcd.SteadyToo", 21_031)] {
+        provider.register(inst).await.expect("register");
+    }
+    first.weight = 5;
+    provider.register(&first).await.expect("re-register with a new weight");
+    let lease = provider.lease_id().expect("a live lease");
+    let expected = vec![format!("{lease:x}")];
+
+    // Five heartbeats, longer than the TTL: the lease must be kept alive, never replaced.
+    holds_for(5 * HEARTBEAT, "exactly one lease, the provider's", || async {
+        etcd.leases().await.ok().as_ref() == Some(&expected)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(provider.lease_id(), Some(lease), "the lease was replaced");
+    let value = etcd.get(&path(&first)).await.expect("get").expect("node exists");
+    let parsed = ServiceInstance::from_json(&value).expect("layout JSON");
+    assert_eq!(parsed.weight, 5, "the node carries the current data");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_reports_disconnect_and_resumes_after_restart() {
+    tests::logging::init();
+    let mut etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("ttl=2");
+    let provider = registry(&url).await;
+    let consumer = registry(&url).await;
+    let a = instance("etcd.Restarted", 21_041);
+    let b = instance("etcd.Restarted", 21_042);
+    provider.register(&a).await.expect("register");
+    let mut watch = consumer.watch(&a.key()).await.expect("watch");
+    let first = next_event(&mut watch, WAIT).await.expect("first snapshot");
+    assert_eq!(first, WatchEvent::Snapshot(vec![a.clone()]));
+
+    etcd.stop();
+    loop {
+        match next_event(&mut watch, WAIT).await.expect("an event after etcd stopped") {
+            WatchEvent::Disconnected { reason } => {
+                println!("watch reported: {reason}");
+                break;
+            }
+            WatchEvent::Snapshot(list) => assert_eq!(list, vec![a.clone()]),
+        }
+    }
+    etcd.start_again().await;
+    provider.register(&b).await.expect("register after restart");
+    let seen = watch_until(&mut watch, WAIT, "both instances", |list| list.len() == 2)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        seen.iter().all(|e| !matches!(e, WatchEvent::Disconnected { .. })),
+        "one Disconnected per outage, not one per retry: {seen:?}"
+    );
+
+    // Dropping the stream stops the watch task; the registry goes on working.
+    drop(watch);
+    assert_eq!(consumer.discover(&a.key()).await.expect("discover").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_registry_and_the_endpoint() {
+    tests::logging::init();
+    let port = tests::net::free_port();
+    let url = format!("etcd://127.0.0.1:{port}?connect_timeout=0.5&request_timeout=1");
+    let reg = registry(&url).await;
+    let err = reg
+        .discover(&ServiceKey::new("etcd.Nobody", "1.0.0"))
+        .await
+        .expect_err("nothing listens there")
+        .to_string();
+    for needle in ["etcd", &format!("127.0.0.1:{port}"), "etcd.Nobody:1.0.0"] {
+        assert!(err.contains(needle), "error {err:?} lacks {needle:?}");
+    }
+    let err = reg
+        .register(&instance("etcd.Nobody", 21_051))
+        .await
+        .expect_err("nothing listens there")
+        .to_string();
+    assert!(err.contains("etcd") && err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    reg.shutdown().await.expect("shutdown with nothing registered");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_registry_stops_its_watch_streams() {
+    tests::logging::init();
+    let etcd = EtcdServer::start().await;
+    let consumer = registry(&etcd.registry_url("")).await;
+    let mut watch = consumer
+        .watch(&ServiceKey::new("etcd.Dropped", "1.0.0"))
+        .await
+        .expect("watch");
+    assert_eq!(next_event(&mut watch, WAIT).await.expect("first"), WatchEvent::Snapshot(vec![]));
+    consumer.shutdown().await.expect("shutdown");
+    let end = tokio::time::timeout(WAIT, watch.next()).await.expect("the stream ends");
+    assert_eq!(end, None);
+}
