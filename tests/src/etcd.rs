@@ -477,6 +477,60 @@ impl EtcdCluster {
         }
     }
 
+    /// The index of the member that leads the cluster now, from `etcdctl endpoint status`.
+    pub async fn leader(&self) -> Result<usize, String> {
+        let statuses = self.statuses().await?;
+        let leader = statuses
+            .iter()
+            .map(|(_, _, leader)| *leader)
+            .find(|leader| *leader != 0)
+            .ok_or("no member knows a leader")?;
+        statuses
+            .iter()
+            .find(|(_, member_id, _)| *member_id == leader)
+            .map(|(index, _, _)| *index)
+            .ok_or_else(|| format!("the leader {leader:x} is not a running member"))
+    }
+
+    /// Makes member `index` the leader (`etcdctl move-leader`), and waits until it is.
+    pub async fn make_leader(&self, index: usize) -> Result<(), String> {
+        let current = self.leader().await?;
+        if current == index {
+            return Ok(());
+        }
+        let statuses = self.statuses().await?;
+        let target = statuses
+            .iter()
+            .find(|(i, _, _)| *i == index)
+            .map(|(_, member_id, _)| *member_id)
+            .ok_or_else(|| format!("member {index} is not running"))?;
+        let leader_endpoint = self.members[current].client_url();
+        run_etcdctl(&leader_endpoint, &["move-leader", &format!("{target:x}")]).await?;
+        crate::wait::wait_until(START_TIMEOUT, "the leader to move", || async {
+            self.leader().await.ok() == Some(index)
+        })
+        .await
+        .map(drop)
+    }
+
+    /// `(member index, member id, leader id)` of every running member.
+    async fn statuses(&self) -> Result<Vec<(usize, u64, u64)>, String> {
+        let mut out = Vec::new();
+        for (index, member) in self.members.iter().enumerate() {
+            if member.child.is_none() {
+                continue;
+            }
+            let json = run_etcdctl(&member.client_url(), &["endpoint", "status", "-w", "json"]).await?;
+            let value: serde_json::Value = serde_json::from_str(&json)
+                .map_err(|e| format!("etcdctl endpoint status: {e}: {json}"))?;
+            let status = &value[0]["Status"];
+            let member_id = status["header"]["member_id"].as_u64().ok_or("no member_id")?;
+            let leader = status["leader"].as_u64().unwrap_or(0);
+            out.push((index, member_id, leader));
+        }
+        Ok(out)
+    }
+
     /// Runs `etcdctl <args>` against the members that are running.
     pub async fn etcdctl(&self, args: &[&str]) -> Result<String, String> {
         let running: Vec<String> = self

@@ -41,6 +41,8 @@ pub struct ZookeeperServer {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// For an ensemble member: its id and the `server.N=` lines of every member.
+    member: Option<(u32, String)>,
 }
 
 impl ZookeeperServer {
@@ -48,19 +50,13 @@ impl ZookeeperServer {
     ///
     /// Panics, naming `scripts/install-deps.sh`, when Java or the ZooKeeper jar is missing.
     pub async fn start() -> ZookeeperServer {
-        let dir = tempfile::Builder::new()
-            .prefix("zookeeper-test-")
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create a temp dir for zookeeper: {e}"));
-        let mut server = ZookeeperServer {
-            dir,
-            port: 0,
-            child: None,
-        };
+        let mut server = ZookeeperServer::unstarted(free_port(), None);
         // A port taken by another process in the meantime shows as a server that never
         // becomes ready: try a few ports.
-        for _ in 0..3 {
-            server.port = free_port();
+        for attempt in 0..3 {
+            if attempt > 0 {
+                server.port = free_port();
+            }
             server.write_config();
             if server.launch().await {
                 return server;
@@ -71,6 +67,19 @@ impl ZookeeperServer {
             "zookeeper did not start within {START_TIMEOUT:?}; see {}",
             server.log_path().display()
         );
+    }
+
+    fn unstarted(port: u16, member: Option<(u32, String)>) -> ZookeeperServer {
+        let dir = tempfile::Builder::new()
+            .prefix("zookeeper-test-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temp dir for zookeeper: {e}"));
+        ZookeeperServer {
+            dir,
+            port,
+            child: None,
+            member,
+        }
     }
 
     /// The client port.
@@ -192,7 +201,7 @@ impl ZookeeperServer {
         let data = self.data_dir();
         std::fs::create_dir_all(&data)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", data.display()));
-        let config = format!(
+        let mut config = format!(
             "tickTime={TICK_MS}\n\
              initLimit=10\n\
              syncLimit=5\n\
@@ -205,6 +214,11 @@ impl ZookeeperServer {
             data.display(),
             self.port
         );
+        if let Some((id, servers)) = &self.member {
+            config.push_str(servers);
+            std::fs::write(data.join("myid"), format!("{id}\n"))
+                .unwrap_or_else(|e| panic!("cannot write myid: {e}"));
+        }
         std::fs::write(self.config_path(), config)
             .unwrap_or_else(|e| panic!("cannot write zoo.cfg: {e}"));
     }
@@ -215,6 +229,12 @@ impl ZookeeperServer {
 
     /// Spawns the JVM and waits until the server is ready; false if it never got ready.
     async fn launch(&mut self) -> bool {
+        self.spawn();
+        self.wait_ready().await
+    }
+
+    /// Spawns the JVM.
+    fn spawn(&mut self) {
         let (java, classpath) = java_and_classpath();
         let log = open_log(&self.log_path());
         let err = log
@@ -244,6 +264,10 @@ impl ZookeeperServer {
             )
         });
         self.child = Some(child);
+    }
+
+    /// Waits until the server serves clients; false if it never did, or exited.
+    async fn wait_ready(&mut self) -> bool {
         let endpoint = self.endpoint();
         let ready = wait_until(START_TIMEOUT, "zookeeper to serve", || {
             let endpoint = endpoint.clone();
@@ -257,16 +281,76 @@ impl ZookeeperServer {
     }
 
     fn exited(&mut self) -> bool {
-        match self.child.as_mut().map(Child::try_wait) {
-            Some(Ok(None)) => false,
-            _ => true,
-        }
+        !matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 }
 
 impl Drop for ZookeeperServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A three-member ZooKeeper ensemble on loopback ports, for endpoint failover.
+pub struct ZookeeperEnsemble {
+    /// The members, in `myid` order (1, 2, 3).
+    pub members: Vec<ZookeeperServer>,
+}
+
+impl ZookeeperEnsemble {
+    /// Starts three members and waits until each one serves (a quorum has formed).
+    pub async fn start() -> ZookeeperEnsemble {
+        let client_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let mut servers = String::new();
+        for id in 1..=3 {
+            servers.push_str(&format!(
+                "server.{id}=127.0.0.1:{}:{}\n",
+                free_port(),
+                free_port()
+            ));
+        }
+        let mut members: Vec<ZookeeperServer> = client_ports
+            .iter()
+            .zip(1..)
+            .map(|(&port, id)| ZookeeperServer::unstarted(port, Some((id, servers.clone()))))
+            .collect();
+        for member in &mut members {
+            member.write_config();
+            member.spawn();
+        }
+        for member in &mut members {
+            assert!(
+                member.wait_ready().await,
+                "zookeeper ensemble member on port {} did not serve within {START_TIMEOUT:?}; see {}",
+                member.port,
+                member.log_path().display()
+            );
+        }
+        ZookeeperEnsemble { members }
+    }
+
+    /// `127.0.0.1:<port>` of every member, comma-separated.
+    pub fn endpoints(&self) -> String {
+        let endpoints: Vec<String> = self.members.iter().map(ZookeeperServer::endpoint).collect();
+        endpoints.join(",")
+    }
+
+    /// `zookeeper://<every member>` followed by `?<query>` when `query` is not empty.
+    pub fn registry_url(&self, query: &str) -> String {
+        if query.is_empty() {
+            format!("zookeeper://{}", self.endpoints())
+        } else {
+            format!("zookeeper://{}?{query}", self.endpoints())
+        }
+    }
+
+    /// Which members have a client connection open (from `srvr`'s `Connections:` line).
+    pub async fn connection_counts(&self) -> Vec<usize> {
+        let mut counts = Vec::new();
+        for member in &self.members {
+            counts.push(connections(&member.endpoint()).await.unwrap_or(0));
+        }
+        counts
     }
 }
 
@@ -308,19 +392,35 @@ fn open_log(path: &Path) -> File {
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()))
 }
 
-/// Whether the server answers `srvr` with a `Mode:` line (`ruok` answers before it serves).
-async fn is_serving(endpoint: &str) -> bool {
+/// The `srvr` report of a server, if it answers.
+async fn srvr(endpoint: &str) -> Option<String> {
     let probe = async {
         let mut stream = TcpStream::connect(endpoint).await.ok()?;
         stream.write_all(b"srvr").await.ok()?;
         let mut out = String::new();
         stream.read_to_string(&mut out).await.ok()?;
-        Some(out.contains("Mode:"))
+        Some(out)
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), probe).await,
-        Ok(Some(true))
-    )
+    tokio::time::timeout(Duration::from_secs(2), probe)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The `Connections:` count `srvr` reports (the `srvr` probe itself included).
+async fn connections(endpoint: &str) -> Option<usize> {
+    let report = srvr(endpoint).await?;
+    report
+        .lines()
+        .find_map(|line| line.strip_prefix("Connections:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Whether the server answers `srvr` with a `Mode:` line (`ruok` answers before it serves).
+async fn is_serving(endpoint: &str) -> bool {
+    srvr(endpoint)
+        .await
+        .is_some_and(|report| report.contains("Mode:"))
 }
 
 /// The conformance [`Backend`] on a fresh standalone ZooKeeper.

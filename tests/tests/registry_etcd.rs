@@ -203,16 +203,21 @@ async fn watch_reports_disconnect_and_resumes_after_restart() {
     let consumer = registry(&url).await;
     let a = instance("etcd.Restarted", 21_041);
     let b = instance("etcd.Restarted", 21_042);
-    provider.register(&a).await.expect("register");
     let mut watch = consumer.watch(&a.key()).await.expect("watch");
     let first = next_event(&mut watch, WAIT).await.expect("first snapshot");
-    assert_eq!(first, WatchEvent::Snapshot(vec![a.clone()]));
+    assert_eq!(first, WatchEvent::Snapshot(vec![]));
+    // Seeing a change proves the watch stream is established before etcd goes down.
+    provider.register(&a).await.expect("register");
+    watch_until(&mut watch, WAIT, "a", |list| list == [a.clone()])
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
 
     etcd.stop();
+    let stopped = std::time::Instant::now();
     loop {
         match next_event(&mut watch, WAIT).await.expect("an event after etcd stopped") {
             WatchEvent::Disconnected { reason } => {
-                println!("watch reported: {reason}");
+                println!("watch reported after {:?}: {reason}", stopped.elapsed());
                 break;
             }
             WatchEvent::Snapshot(list) => assert_eq!(list, vec![a.clone()]),

@@ -12,7 +12,7 @@ use rpc_registry::{RegistryUrl, ZookeeperRegistry};
 use tests::process::Provider;
 use tests::servers::example_server;
 use tests::wait::{addresses, holds_for, next_event, wait_until, watch_until};
-use tests::zookeeper::{ZookeeperBackend, ZookeeperServer};
+use tests::zookeeper::{ZookeeperBackend, ZookeeperEnsemble, ZookeeperServer};
 
 tests::conformance_tests!(ZookeeperBackend::start("ttl=2").await);
 
@@ -337,4 +337,62 @@ async fn a_child_with_bad_data_is_skipped_and_calls_still_succeed() {
     assert_eq!(greeter.whoami().await.unwrap(), real);
     provider.shutdown().await.unwrap();
     consumer.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_servers_the_client_moves_on_when_its_server_dies() {
+    let mut ensemble = ZookeeperEnsemble::start().await;
+    let url = RegistryUrl::parse(&ensemble.registry_url("ttl=6")).expect("test url parses");
+    let registry = ZookeeperRegistry::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the ensemble: {e}"));
+    let session = registry.session_id().unwrap();
+    let first = instance(9010);
+    registry.register(&first).await.unwrap();
+    let mut watch = registry.watch(&greeter_key()).await.unwrap();
+    watch_until(
+        &mut watch,
+        Duration::from_secs(5),
+        "the first instance",
+        |list| list.len() == 1,
+    )
+    .await
+    .unwrap();
+    // `srvr` counts its own probe: the member serving the registry reports 2 or more.
+    let counts = ensemble.connection_counts().await;
+    let serving = counts
+        .iter()
+        .position(|&n| n >= 2)
+        .unwrap_or_else(|| panic!("no member reports the registry's connection: {counts:?}"));
+    ensemble.members[serving].stop();
+    let killed = Instant::now();
+    let second = instance(9011);
+    wait_until(
+        Duration::from_secs(10),
+        "a register through another member",
+        || async { registry.register(&second).await.is_ok() },
+    )
+    .await
+    .unwrap();
+    println!(
+        "registered through another member {:?} after the kill",
+        killed.elapsed()
+    );
+    let both = addresses(&[first.clone(), second.clone()]);
+    watch_until(
+        &mut watch,
+        Duration::from_secs(10),
+        "both instances",
+        |list| addresses(list) == both,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        registry.session_id().unwrap(),
+        session,
+        "the session must move to another member, not expire"
+    );
+    let found = registry.discover(&greeter_key()).await.unwrap();
+    assert_eq!(addresses(&found), both);
+    registry.shutdown().await.unwrap();
 }

@@ -15,11 +15,12 @@ use serde::{de::DeserializeOwned, Serialize};
 
 pub use options::CallOptions;
 
-use crate::cluster::{Cluster, ClusterConfig};
+use crate::cluster::{Cluster, ClusterConfig, Directory};
 use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
 use crate::registry::Registry;
 use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
-use connection::{Connection, RequestParts};
+pub(crate) use connection::Connection;
+use connection::RequestParts;
 pub(crate) use pool::Pool;
 
 /// A handle for calling services; cheap to clone, and clones share connections.
@@ -54,7 +55,8 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// One encoded call, as the routing and retry layers see it.
+/// One encoded call, as the routing and retry layers see it. Clones share the body.
+#[derive(Clone)]
 pub(crate) struct Call {
     pub service: &'static ServiceDescriptor,
     pub method: &'static MethodDescriptor,
@@ -123,6 +125,15 @@ impl Client {
         }
     }
 
+    /// The directory of provider lists (with each endpoint's health), for registry clients;
+    /// `None` for a direct client.
+    pub fn directory(&self) -> Option<&Directory> {
+        match &self.inner.route {
+            Route::Cluster(cluster) => Some(cluster.directory()),
+            Route::Direct(_) => None,
+        }
+    }
+
     /// Sends a protocol ping to `addr` and returns the round-trip time.
     pub async fn ping(&self, addr: SocketAddr) -> Result<Duration, RpcError> {
         self.inner.pool.get(addr).await?.ping().await
@@ -139,6 +150,11 @@ impl Client {
 /// One attempt of `call` on the provider at `addr`.
 pub(crate) async fn send(pool: &Pool, addr: SocketAddr, call: &Call) -> Result<Bytes, RpcError> {
     let connection: Connection = pool.get(addr).await?;
+    send_on(&connection, call).await
+}
+
+/// One attempt of `call` on an open connection.
+pub(crate) async fn send_on(connection: &Connection, call: &Call) -> Result<Bytes, RpcError> {
     let reply = connection
         .call(RequestParts {
             service: &call.service_key,

@@ -38,10 +38,12 @@ impl CallOptions {
         self
     }
 
-    /// Sets the consistent-hash key; any hashable value works.
+    /// Sets the consistent-hash key; any hashable value works. It is hashed with a stable
+    /// hash, so every consumer process routes the same key alike.
     pub fn with_hash_key(mut self, key: impl std::hash::Hash) -> CallOptions {
-        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-        self.hash_key = Some(BuildHasherDefault::<DefaultHasher>::default().hash_one(key));
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        let stable = BuildHasherDefault::<crate::cluster::StableHasher>::default();
+        self.hash_key = Some(stable.hash_one(key));
         self
     }
 

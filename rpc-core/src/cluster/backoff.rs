@@ -78,7 +78,11 @@ mod tests {
             for _ in 0..100 {
                 let d = b.delay(n);
                 assert!(d <= b.ceiling(n), "{d:?} over {:?}", b.ceiling(n));
-                assert!(d >= b.ceiling(n) / 2, "{d:?} under half of {:?}", b.ceiling(n));
+                assert!(
+                    d >= b.ceiling(n) / 2,
+                    "{d:?} under half of {:?}",
+                    b.ceiling(n)
+                );
             }
         }
         let exact = b.with_jitter(0.0);

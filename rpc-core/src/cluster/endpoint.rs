@@ -15,6 +15,17 @@ use crate::registry::ServiceInstance;
 /// Weight of the newest latency sample in the moving average.
 const EWMA_ALPHA: f64 = 0.3;
 
+/// The latency average halves for every this many seconds without a sample (times ln 2),
+/// so an endpoint avoided after a slow answer is tried again and re-measured.
+const EWMA_DECAY_SECS: f64 = 10.0;
+
+/// Nanoseconds since the first use, for cheap atomic timestamps.
+fn now_nanos() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
 /// Called with an address when no snapshot references it any more.
 pub(crate) type RemovalHook = Arc<dyn Fn(SocketAddr) + Send + Sync>;
 
@@ -51,9 +62,10 @@ impl Endpoint {
         self.state.in_flight.load(Ordering::Relaxed)
     }
 
-    /// The moving average of answered calls' latency; `None` before the first answer.
+    /// The moving average of answered calls' latency, decaying towards zero while no call
+    /// answers; `None` before the first answer.
     pub fn latency(&self) -> Option<Duration> {
-        let micros = f64::from_bits(self.state.ewma_micros.load(Ordering::Relaxed));
+        let micros = self.state.latency_micros(now_nanos());
         (micros > 0.0).then(|| Duration::from_secs_f64(micros / 1e6))
     }
 
@@ -99,6 +111,8 @@ pub(crate) struct EndpointState {
     pub(crate) in_flight: AtomicUsize,
     /// An `f64` of microseconds; 0 until the first answer.
     ewma_micros: AtomicU64,
+    /// When `ewma_micros` was last updated ([`now_nanos`]).
+    ewma_at: AtomicU64,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
     /// Connect failures and timeouts in a row.
@@ -116,6 +130,7 @@ impl EndpointState {
             addr,
             in_flight: AtomicUsize::new(0),
             ewma_micros: AtomicU64::new(0f64.to_bits()),
+            ewma_at: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             consecutive: AtomicU32::new(0),
@@ -126,17 +141,30 @@ impl EndpointState {
         }
     }
 
+    /// The decayed moving average at time `now` (nanoseconds from [`now_nanos`]).
+    fn latency_micros(&self, now: u64) -> f64 {
+        let micros = f64::from_bits(self.ewma_micros.load(Ordering::Relaxed));
+        if micros <= 0.0 {
+            return 0.0;
+        }
+        let at = self.ewma_at.load(Ordering::Relaxed);
+        let idle = now.saturating_sub(at) as f64 / 1e9;
+        micros * (-idle / EWMA_DECAY_SECS).exp()
+    }
+
     /// Folds one answered call's latency into the moving average. Racing updates may lose
     /// a sample, which an average can afford.
     pub(crate) fn observe_latency(&self, latency: Duration) {
-        let sample = latency.as_secs_f64() * 1e6;
-        let old = f64::from_bits(self.ewma_micros.load(Ordering::Relaxed));
+        let now = now_nanos();
+        let sample = (latency.as_secs_f64() * 1e6).max(1.0);
+        let old = self.latency_micros(now);
         let new = if old > 0.0 {
             old + EWMA_ALPHA * (sample - old)
         } else {
-            sample.max(1.0)
+            sample
         };
         self.ewma_micros.store(new.to_bits(), Ordering::Relaxed);
+        self.ewma_at.store(now, Ordering::Relaxed);
     }
 }
 
@@ -288,9 +316,12 @@ pub(crate) mod testing {
             })
             .collect();
         let table = EndpointTable::default();
-        let endpoints = table.endpoints(instances.iter().enumerate().map(|(index, i)| {
-            (index, SocketAddr::from(([127, 0, 0, 1], i.port)), i.weight)
-        }));
+        let endpoints = table.endpoints(
+            instances
+                .iter()
+                .enumerate()
+                .map(|(index, i)| (index, SocketAddr::from(([127, 0, 0, 1], i.port)), i.weight)),
+        );
         Members::new(Arc::new(instances), endpoints)
     }
 }

@@ -46,7 +46,8 @@ pub fn mix64(mut x: u64) -> u64 {
 }
 
 /// The stable hash of a byte string.
-pub fn hash_bytes(bytes: &[u8]) -> u64 {
+#[cfg(test)]
+pub(crate) fn hash_bytes(bytes: &[u8]) -> u64 {
     let mut hasher = StableHasher::default();
     hasher.write(bytes);
     hasher.finish()

@@ -1,90 +1,146 @@
 //! The consumer side of discovery: which providers exist ([`Directory`]), which one takes a
-//! call (balancing), and what happens when it fails (fault tolerance).
+//! call ([`LoadBalancer`]), and what happens when it fails ([`FaultPolicy`], outlier
+//! ejection).
+//!
+//! A call through a registry client flows: the [`Directory`] gives the service's current
+//! [`Members`] (no lock, no await) -> the balancer picks an [`Endpoint`], skipping ejected
+//! ones and ones this call already tried -> one attempt on the pooled connection -> its
+//! [`Outcome`] updates the endpoint's statistics, ejection and the balancer -> on a
+//! retryable failure, fail-over backs off and tries another endpoint.
+//!
+//! Everything is configured through [`ClusterConfig`].
 
+mod attempt;
+mod backoff;
+pub mod balance;
+mod config;
 mod directory;
+mod eject;
+mod endpoint;
+pub mod fault;
+mod hash;
+mod outcome;
+mod snapshot_file;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-pub use directory::{Directory, ServiceEntry};
+pub use backoff::Backoff;
+pub use balance::{
+    BalancerKind, ConsistentHash, LeastLoaded, LoadBalancer, Pick, Random, RoundRobin,
+    UnknownBalancer, WeightedRandom, WeightedRoundRobin,
+};
+pub use config::ClusterConfig;
+pub use directory::{Directory, DirectoryConfig, ServiceEntry};
+pub use eject::EjectionConfig;
+pub use endpoint::{Endpoint, Members};
+pub use fault::failback::FailbackConfig;
+pub use fault::{FaultPolicy, UnknownPolicy};
+pub use hash::StableHasher;
+pub use outcome::Outcome;
 
-use crate::client::{send, CallOptions, Pool};
-use crate::client::Call;
+use crate::client::{Call, CallOptions, Pool};
 use crate::registry::Registry;
 use crate::RpcError;
-
-/// Settings for balancing, fault tolerance and discovery.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// Attempts per call under fail-over, the first included.
-    pub max_attempts: usize,
-}
-
-impl Default for ClusterConfig {
-    fn default() -> Self {
-        ClusterConfig { max_attempts: 3 }
-    }
-}
+use eject::Ejector;
+use fault::failback::FailbackQueue;
 
 /// Routes calls over the providers a registry lists.
 pub(crate) struct Cluster {
+    inner: Arc<ClusterInner>,
+}
+
+/// What the call path and the background tasks share.
+pub(crate) struct ClusterInner {
     directory: Directory,
     config: ClusterConfig,
-    next: AtomicUsize,
+    ejector: Ejector,
+    pool: Arc<Pool>,
+    failback: FailbackQueue,
 }
 
 impl Cluster {
-    pub(crate) fn new(registry: Arc<dyn Registry>, config: ClusterConfig, _pool: Arc<Pool>) -> Cluster {
+    /// A cluster over `registry`, sending through `pool`.
+    pub(crate) fn new(
+        registry: Arc<dyn Registry>,
+        config: ClusterConfig,
+        pool: Arc<Pool>,
+    ) -> Cluster {
+        let forget = Arc::downgrade(&pool);
+        let on_removed = Arc::new(move |addr: SocketAddr| {
+            if let Some(pool) = forget.upgrade() {
+                pool.remove(addr);
+            }
+        });
         Cluster {
-            directory: Directory::new(registry),
-            config,
-            next: AtomicUsize::new(0),
+            inner: Arc::new(ClusterInner {
+                directory: Directory::build(registry, config.directory.clone(), Some(on_removed)),
+                ejector: Ejector::new(config.ejection.clone(), Arc::clone(&pool)),
+                failback: FailbackQueue::new(config.failback.clone()),
+                config,
+                pool,
+            }),
         }
     }
 
+    /// The registry backend's name.
     pub(crate) fn backend(&self) -> &'static str {
-        self.directory.backend()
+        self.inner.directory.backend()
     }
 
+    /// The directory of provider lists.
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.inner.directory
+    }
+
+    /// Runs `call` under the configured balancer and policy.
     pub(crate) async fn invoke(&self, pool: &Pool, call: &Call) -> Result<Bytes, RpcError> {
-        let entry = self.directory.service(&call.service.service_key()).await?;
-        let mut tried: Vec<SocketAddr> = Vec::new();
-        let mut last_error = None;
-        for _ in 0..self.config.max_attempts.max(1) {
-            let instances = entry.instances();
-            let candidates: Vec<SocketAddr> = instances
-                .iter()
-                .filter_map(|i| i.address().parse().ok())
-                .filter(|a| !tried.contains(a))
-                .collect();
-            if candidates.is_empty() {
-                break;
-            }
-            let addr = candidates[self.next.fetch_add(1, Ordering::Relaxed) % candidates.len()];
-            match send(pool, addr, call).await {
-                Ok(body) => return Ok(body),
-                Err(e) if e.is_retryable(call.method.idempotent) => {
-                    tried.push(addr);
-                    last_error = Some(e);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| RpcError::NoProvider {
-            service: call.service.key.to_string(),
-        }))
+        let entry = self
+            .inner
+            .directory
+            .lookup(call.service.key, || call.service.service_key())
+            .await?;
+        fault::failover::run(
+            &self.inner,
+            pool,
+            call,
+            &entry,
+            self.inner.config.attempts(),
+        )
+        .await
     }
 
+    /// Turns the call's final error into its result under the policy: fail-safe may answer
+    /// with the caller's fallback; fail-back queues the call and returns the error.
     pub(crate) fn on_final_error<R: DeserializeOwned>(
         &self,
-        _call: &Call,
+        call: &Call,
         error: RpcError,
-        _options: &CallOptions,
+        options: &CallOptions,
     ) -> Result<R, RpcError> {
-        Err(error)
+        match self.inner.config.policy {
+            FaultPolicy::Failfast | FaultPolicy::Failover => Err(error),
+            FaultPolicy::Failsafe => fault::failsafe::fallback(call, error, options),
+            FaultPolicy::Failback => {
+                self.inner
+                    .failback
+                    .push(Arc::downgrade(&self.inner), call, &error);
+                Err(error)
+            }
+        }
+    }
+}
+
+impl ClusterInner {
+    /// Runs `call` with fail-over, whatever the policy (fail-back's background retries).
+    pub(crate) async fn send(&self, call: &Call) -> Result<Bytes, RpcError> {
+        let entry = self
+            .directory
+            .lookup(call.service.key, || call.service.service_key())
+            .await?;
+        fault::failover::run(self, &self.pool, call, &entry, self.config.max_attempts).await
     }
 }

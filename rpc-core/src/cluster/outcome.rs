@@ -68,7 +68,10 @@ mod tests {
             message: "refused".into(),
         };
         assert_eq!(Outcome::of_error(&connect), Outcome::Unreachable);
-        assert_eq!(Outcome::of_error(&RpcError::GoAway { addr }), Outcome::Rejected);
+        assert_eq!(
+            Outcome::of_error(&RpcError::GoAway { addr }),
+            Outcome::Rejected
+        );
         let timeout = RpcError::DeadlineExceeded {
             deadline: Duration::from_millis(5),
         };
@@ -80,7 +83,10 @@ mod tests {
             method: "m".into(),
             addr,
         };
-        assert_eq!(Outcome::of_error(&status(Status::Overloaded)), Outcome::Rejected);
+        assert_eq!(
+            Outcome::of_error(&status(Status::Overloaded)),
+            Outcome::Rejected
+        );
         assert_eq!(
             Outcome::of_error(&status(Status::ApplicationError)),
             Outcome::Error

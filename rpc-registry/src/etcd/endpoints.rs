@@ -105,12 +105,60 @@ impl Endpoints {
         &self.label
     }
 
-    /// Runs one request, starting with the endpoint that answered last and moving on to the
-    /// next one on a transport error, `Unavailable` or timeout. Each attempt is bounded by the
-    /// request timeout; when every endpoint failed, the round is repeated (with short pauses)
-    /// until the request timeout has passed since the first attempt. Requests given here must
-    /// be safe to repeat.
-    pub(crate) async fn call<T, F, Fut>(&self, mut request: F) -> Result<T, Failure>
+    /// Runs one request for a caller of the registry API, starting with the endpoint that
+    /// answered last and moving on to the next one on a transport error, `Unavailable` or
+    /// timeout. Each attempt is bounded by the request timeout; when every endpoint failed,
+    /// the round is repeated (with short pauses) until the request timeout has passed since
+    /// the first attempt, so a leader election does not fail the call. Requests given here
+    /// must be safe to repeat.
+    pub(crate) async fn call<T, F, Fut>(&self, request: F) -> Result<T, Failure>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.run(request, self.request_timeout, true).await
+    }
+
+    /// Like [`Endpoints::call`], but one round over the endpoints only, each attempt bounded
+    /// by `attempt_timeout`: for the background tasks, which retry with their own backoff and
+    /// must notice an outage (or a member that hangs) well within a lease's TTL.
+    pub(crate) async fn call_once<T, F, Fut>(
+        &self,
+        attempt_timeout: Duration,
+        request: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut(Client) -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.run(request, attempt_timeout, false).await
+    }
+
+    /// The request timeout: the bound on each attempt of [`Endpoints::call`].
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Moves the preferred endpoint on by one, after a stream on it broke or hung, so the
+    /// next request starts elsewhere. A dead endpoint is skipped anyway; this is for one that
+    /// accepts requests but does not answer them.
+    pub(crate) fn demote(&self) {
+        let count = self.members.len();
+        let current = self.preferred.load(Ordering::Relaxed);
+        let _ = self.preferred.compare_exchange(
+            current,
+            (current + 1) % count,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+    }
+
+    async fn run<T, F, Fut>(
+        &self,
+        mut request: F,
+        attempt_timeout: Duration,
+        persist: bool,
+    ) -> Result<T, Failure>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -118,12 +166,12 @@ impl Endpoints {
         let began = Instant::now();
         let mut pause = FIRST_PAUSE;
         loop {
-            match self.one_pass(&mut request).await {
+            match self.one_pass(&mut request, attempt_timeout).await {
                 Pass::Done(result) => return result,
                 Pass::AllFailed(seen) => {
                     // During a leader election every member answers "no leader" for a second
                     // or two: go round again while the request's time budget lasts.
-                    if began.elapsed() + pause >= self.request_timeout {
+                    if !persist || began.elapsed() + pause >= self.request_timeout {
                         return Err(Failure::Unreachable {
                             endpoints: self.label.clone(),
                             message: seen.join("; "),
@@ -137,7 +185,7 @@ impl Endpoints {
     }
 
     /// Tries each endpoint once, starting with the preferred one.
-    async fn one_pass<T, F, Fut>(&self, request: &mut F) -> Pass<T>
+    async fn one_pass<T, F, Fut>(&self, request: &mut F, attempt_timeout: Duration) -> Pass<T>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -148,7 +196,7 @@ impl Endpoints {
         for step in 0..count {
             let index = (start + step) % count;
             let member = &self.members[index];
-            let attempt = tokio::time::timeout(self.request_timeout, request(member.client.clone()));
+            let attempt = tokio::time::timeout(attempt_timeout, request(member.client.clone()));
             match attempt.await {
                 Ok(Ok(value)) => {
                     self.prefer(index, start);
@@ -166,8 +214,8 @@ impl Endpoints {
                 Err(_) => {
                     tracing::debug!(endpoint = %member.address, "etcd request timed out; trying the next endpoint");
                     seen.push(format!(
-                        "{}: no answer within {:?}",
-                        member.address, self.request_timeout
+                        "{}: no answer within {attempt_timeout:?}",
+                        member.address
                     ));
                 }
             }
@@ -176,8 +224,13 @@ impl Endpoints {
     }
 
     fn prefer(&self, index: usize, previous: usize) {
-        if index != previous {
-            self.preferred.store(index, Ordering::Relaxed);
+        // Only the first request to find a new endpoint switches (and logs).
+        if index != previous
+            && self
+                .preferred
+                .compare_exchange(previous, index, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
             tracing::info!(
                 endpoint = %self.members[index].address,
                 was = %self.members[previous].address,

@@ -12,6 +12,8 @@
 //! `None` while no live lease is known, so nothing is ever put with a lease known to be dead.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -29,12 +31,19 @@ use super::endpoints::Endpoints;
 use super::error::Failure;
 use crate::options::RegistryOptions;
 
+/// The shortest bound on one attempt of the keeper's requests.
+const MIN_ATTEMPT: Duration = Duration::from_millis(300);
+
 /// State shared by the keeper task and the registry's calls.
 struct Shared {
     endpoints: Arc<Endpoints>,
     ttl_secs: i64,
     heartbeat: Duration,
     request_timeout: Duration,
+    /// The bound on each attempt of the keeper's own requests, and on the wait for a
+    /// keep-alive answer: at most a heartbeat, so a member that hangs is left well within
+    /// the TTL.
+    attempt: Duration,
     /// How long `register` waits for a live lease.
     lease_wait: Duration,
     /// Node path -> value of every instance this client registered (its current data).
@@ -96,6 +105,10 @@ impl LeaseKeeper {
             ttl_secs: (options.ttl.as_secs_f64().ceil() as i64).max(1),
             heartbeat: options.heartbeat,
             request_timeout: options.request_timeout,
+            attempt: options
+                .request_timeout
+                .min(options.heartbeat)
+                .max(MIN_ATTEMPT),
             lease_wait: options.connect_timeout + options.request_timeout,
             instances: Mutex::new(BTreeMap::new()),
             writes: tokio::sync::Mutex::new(()),
@@ -258,7 +271,9 @@ impl Shared {
     async fn grant(&self) -> Result<i64, Failure> {
         let ttl = self.ttl_secs;
         self.endpoints
-            .call(|mut client| async move { Ok(client.lease_grant(ttl, None).await?.id()) })
+            .call_once(self.attempt, |mut client| async move {
+                Ok(client.lease_grant(ttl, None).await?.id())
+            })
             .await
     }
 
@@ -267,7 +282,9 @@ impl Shared {
         lease: i64,
     ) -> Result<(KeepAliveSender, LeaseKeepAliveStream), Failure> {
         self.endpoints
-            .call(|mut client| async move { client.lease_keep_alive(lease).await })
+            .call_once(self.attempt, |mut client| async move {
+                client.lease_keep_alive(lease).await
+            })
             .await
     }
 
@@ -293,7 +310,7 @@ impl Shared {
                 )]);
             let response = self
                 .endpoints
-                .call(|mut client| {
+                .call_once(self.attempt, |mut client| {
                     let txn = txn.clone();
                     async move { client.txn(txn).await }
                 })
@@ -306,7 +323,10 @@ impl Shared {
     }
 
     /// One keep-alive session on an open stream, until it breaks, the lease is gone, or the
-    /// registry stops. Each answer resets `backoff` and runs the self-check.
+    /// registry stops. Each answer resets `backoff` and starts a self-check (the first one
+    /// starts at once, re-putting every node after a new lease). The self-check runs beside
+    /// the keep-alives: it may wait for a `register` that holds the write lock, but the
+    /// keep-alives never wait for it.
     async fn keep_alive(
         &self,
         lease: i64,
@@ -318,6 +338,8 @@ impl Shared {
         let mut ticker = tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut waiting_since: Option<Instant> = None;
+        let mut check: Option<Check<'_>> = Some(Box::pin(self.check_all(lease)));
+        let mut first_check = true;
         loop {
             let send_now = tokio::select! {
                 _ = stop.changed() => {
@@ -328,24 +350,24 @@ impl Shared {
                 }
                 _ = ticker.tick() => true,
                 _ = self.kick.notified() => true,
+                checked = run_check(&mut check) => {
+                    check = None;
+                    match checked {
+                        Ok(restored) => report_restored(lease, &restored, first_check),
+                        Err(failure) if failure.lease_gone() => {
+                            return End::Gone(failure.to_string());
+                        }
+                        Err(failure) => return End::Broken(failure.to_string()),
+                    }
+                    first_check = false;
+                    false
+                }
                 message = stream.next() => match message {
                     Some(Ok(answer)) if answer.ttl() > 0 => {
                         waiting_since = None;
                         backoff.reset();
-                        match self.check_all(lease).await {
-                            Ok(restored) => {
-                                for path in restored {
-                                    tracing::info!(
-                                        node = %path,
-                                        lease = format!("{lease:x}"),
-                                        "etcd: own node was deleted or changed by someone else; put it back"
-                                    );
-                                }
-                            }
-                            Err(failure) if failure.lease_gone() => {
-                                return End::Gone(failure.to_string());
-                            }
-                            Err(failure) => return End::Broken(failure.to_string()),
+                        if check.is_none() {
+                            check = Some(Box::pin(self.check_all(lease)));
                         }
                         false
                     }
@@ -358,10 +380,10 @@ impl Shared {
             };
             if send_now {
                 if let Some(since) = waiting_since {
-                    if since.elapsed() > self.request_timeout {
+                    if since.elapsed() > self.attempt {
                         return End::Broken(format!(
                             "no keep-alive answer within {:?}",
-                            self.request_timeout
+                            self.attempt
                         ));
                     }
                 }
@@ -371,6 +393,36 @@ impl Shared {
                 waiting_since.get_or_insert_with(Instant::now);
             }
         }
+    }
+}
+
+/// A self-check in progress: the paths it put back.
+type Check<'a> = Pin<Box<dyn Future<Output = Result<Vec<String>, Failure>> + Send + 'a>>;
+
+/// Waits for the self-check in progress; never finishes when there is none.
+async fn run_check(check: &mut Option<Check<'_>>) -> Result<Vec<String>, Failure> {
+    match check {
+        Some(check) => check.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs what a self-check put back: after a (re)opened session, a summary (a new lease means
+/// every node is put again); later, each node someone else deleted or changed.
+fn report_restored(lease: i64, restored: &[String], first: bool) {
+    let lease = format!("{lease:x}");
+    if first {
+        if !restored.is_empty() {
+            tracing::info!(lease, count = restored.len(), "etcd: instances put (again) on the lease");
+        }
+        return;
+    }
+    for path in restored {
+        tracing::info!(
+            node = %path,
+            lease,
+            "etcd: own node was deleted or changed by someone else; put it back"
+        );
     }
 }
 
@@ -396,7 +448,7 @@ impl HealthLog<'_> {
         lock(&self.shared.instances).len()
     }
 
-    fn live(&mut self, lease: i64, restored: usize) {
+    fn live(&mut self, lease: i64) {
         let lease = format!("{lease:x}");
         match self.state {
             Health::Starting => tracing::info!(
@@ -408,13 +460,12 @@ impl HealthLog<'_> {
             Health::Lost | Health::LostUnreachable => tracing::info!(
                 endpoints = self.shared.endpoints.label(),
                 lease,
-                restored,
-                "etcd: new lease granted; instances registered again"
+                instances = self.count(),
+                "etcd: new lease granted; registering every instance again"
             ),
             Health::Unreachable => tracing::info!(
                 endpoints = self.shared.endpoints.label(),
                 lease,
-                restored,
                 "etcd reachable again; lease kept alive"
             ),
             Health::Live => {}
@@ -485,12 +536,8 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 }
             },
         };
-        let opened = match shared.open_keep_alive(id).await {
-            Ok(pair) => shared.check_all(id).await.map(|restored| (pair, restored)),
-            Err(failure) => Err(failure),
-        };
-        let ((sender, stream), restored) = match opened {
-            Ok(opened) => opened,
+        let (sender, stream) = match shared.open_keep_alive(id).await {
+            Ok(pair) => pair,
             Err(failure) if failure.lease_gone() => {
                 lease = None;
                 health.lost(id, &failure.to_string());
@@ -504,7 +551,7 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 continue;
             }
         };
-        health.live(id, restored.len());
+        health.live(id);
         match shared
             .keep_alive(id, sender, stream, &mut stop, &mut backoff)
             .await
@@ -515,6 +562,7 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 health.lost(id, &reason);
             }
             End::Broken(reason) => {
+                shared.endpoints.demote();
                 health.unreachable(&reason);
                 if sleep_or_stop(backoff.next_delay(), &mut stop).await {
                     return;

@@ -29,15 +29,19 @@ pub(crate) struct Listing {
 }
 
 impl Reader {
-    /// Reads every node under `prefix`.
-    pub(crate) async fn list(&self, prefix: &str) -> Result<Listing, Failure> {
-        let response = self
-            .endpoints
-            .call(|mut client| {
-                let prefix = prefix.to_string();
-                async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await }
-            })
-            .await?;
+    /// Reads every node under `prefix`. `persist`: retry rounds over the endpoints for the
+    /// request timeout (API calls), or one round only (background tasks).
+    pub(crate) async fn list(&self, prefix: &str, persist: bool) -> Result<Listing, Failure> {
+        let request = |mut client: etcd_client::Client| {
+            let prefix = prefix.to_string();
+            async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await }
+        };
+        let response = if persist {
+            self.endpoints.call(request).await?
+        } else {
+            let timeout = self.endpoints.request_timeout();
+            self.endpoints.call_once(timeout, request).await?
+        };
         let mut listing = Listing {
             revision: response.header().map_or(0, |h| h.revision()),
             nodes: BTreeMap::new(),

@@ -144,7 +144,7 @@ impl Registry for EtcdRegistry {
         let prefix = layout::service_prefix(&self.options.root, key);
         let listing = self
             .reader()
-            .list(&prefix)
+            .list(&prefix, true)
             .await
             .map_err(|f| f.into_error("discover", &prefix))?;
         Ok(listing.instances())

@@ -29,7 +29,7 @@ pub(crate) async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<BoxStream<'static, WatchEvent>, Failure> {
     let prefix = layout::service_prefix(&reader.root, key);
-    let listing = reader.list(&prefix).await?;
+    let listing = reader.list(&prefix, true).await?;
     let (events, receiver) = mpsc::channel(BUFFER);
     // The channel is new and empty, so the first snapshot always fits.
     let _ = events.try_send(WatchEvent::Snapshot(listing.instances()));
@@ -71,6 +71,7 @@ impl Follower {
                 End::Resync(reason) => reason,
             };
             tracing::debug!(prefix = %self.prefix, "etcd watch interrupted: {reason}");
+            self.reader.endpoints.demote();
             if !self.send(WatchEvent::Disconnected { reason }).await {
                 return;
             }
@@ -80,7 +81,7 @@ impl Follower {
                 {
                     return;
                 }
-                match self.reader.list(&self.prefix).await {
+                match self.reader.list(&self.prefix, false).await {
                     Ok(listing) => break listing,
                     Err(failure) => {
                         tracing::debug!(prefix = %self.prefix, "etcd watch: list failed: {failure}");
@@ -99,7 +100,7 @@ impl Follower {
         let opened = self
             .reader
             .endpoints
-            .call(|mut client| {
+            .call_once(self.reader.endpoints.request_timeout(), |mut client| {
                 let prefix = self.prefix.clone();
                 async move {
                     let options = etcd_client::WatchOptions::new()

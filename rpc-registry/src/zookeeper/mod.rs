@@ -184,7 +184,11 @@ impl Registry for ZookeeperRegistry {
         }
         registered.clear();
         self.shared.close();
-        info!(registry = REGISTRY, session = %client.session_id(), "shut down; closing the session");
+        info!(
+            registry = REGISTRY,
+            session = %client.session_id(),
+            "shut down; closing the session",
+        );
         drop(client);
         first_error.map_or(Ok(()), Err)
     }

@@ -38,31 +38,46 @@ async fn keep(shared: &Shared) {
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            state = states.changed() => match state {
-                zk::SessionState::Disconnected => {
-                    warn!(registry = "zookeeper", session = %client.session_id(), endpoints = %shared.endpoints,
-                        "lost the connection; the client is trying the other servers");
+            state = states.changed() => {
+                if !state.is_terminated() {
+                    on_state(shared, &client, state).await;
+                    continue;
                 }
-                zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
-                    info!(registry = "zookeeper", session = %client.session_id(), "connected again");
-                    restore_all(shared, &client).await;
+                warn!(
+                    registry = "zookeeper",
+                    session = %client.session_id(),
+                    ?state,
+                    "session ended; opening a new one and re-creating this process's nodes"
+                );
+                client = new_session(shared).await;
+                if !shared.replace_client(client.clone()) {
+                    return;
                 }
-                zk::SessionState::Expired | zk::SessionState::Closed | zk::SessionState::AuthFailed => {
-                    warn!(registry = "zookeeper", session = %client.session_id(), ?state,
-                        "session ended; opening a new one and re-creating this process's nodes");
-                    client = new_session(shared).await;
-                    if !shared.replace_client(client.clone()) {
-                        return;
-                    }
-                    states = client.state_watcher();
-                    restore_all(shared, &client).await;
-                }
-            },
+                states = client.state_watcher();
+                restore_all(shared, &client).await;
+            }
             _ = heartbeat.tick() => {
-                if matches!(client.state(), zk::SessionState::SyncConnected) {
+                if client.state() == zk::SessionState::SyncConnected {
                     restore_all(shared, &client).await;
                 }
             }
+        }
+    }
+}
+
+/// Logs a connection change of a live session; after a reconnect, checks every node.
+async fn on_state(shared: &Shared, client: &zk::Client, state: zk::SessionState) {
+    let session = client.session_id();
+    match state {
+        zk::SessionState::Disconnected => warn!(
+            registry = "zookeeper",
+            %session,
+            endpoints = %shared.endpoints,
+            "lost the connection; the client is trying the servers again"
+        ),
+        _ => {
+            info!(registry = "zookeeper", %session, ?state, "connected again");
+            restore_all(shared, client).await;
         }
     }
 }
@@ -112,10 +127,16 @@ pub(crate) async fn restore_all(shared: &Shared, client: &zk::Client) {
         match ensure_node(client, &path, data.as_bytes(), limit).await {
             Ok(Ensured::Unchanged) => {}
             Ok(Ensured::Updated) => {
-                info!(registry = "zookeeper", node = %path, "node data was changed; restored it")
+                info!(registry = "zookeeper", node = %path, "node data was changed; restored it");
             }
             Ok(Ensured::Created) => {
-                info!(registry = "zookeeper", node = %path, session = %client.session_id(), "node was missing; re-created it")
+                let session = client.session_id();
+                info!(
+                    registry = "zookeeper",
+                    node = %path,
+                    %session,
+                    "node was missing; re-created it",
+                );
             }
             Ok(Ensured::Replaced { previous_owner }) => info!(
                 registry = "zookeeper", node = %path, session = %client.session_id(),
@@ -123,7 +144,12 @@ pub(crate) async fn restore_all(shared: &Shared, client: &zk::Client) {
                 "node belonged to another session; deleted and re-created it"
             ),
             Err(error) => {
-                warn!(registry = "zookeeper", node = %path, %error, "cannot restore node; will retry");
+                warn!(
+                    registry = "zookeeper",
+                    node = %path,
+                    %error,
+                    "cannot restore node; retrying",
+                );
                 return;
             }
         }

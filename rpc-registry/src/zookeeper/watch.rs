@@ -69,6 +69,18 @@ enum Stop {
     SessionEnded,
 }
 
+/// What to do after a watcher event.
+enum Next {
+    /// List again and deliver the snapshot.
+    Relist,
+    /// Add the watch again (after a reconnect), then list again.
+    Rewatch,
+    /// Nothing until the next event.
+    Wait,
+    /// The session ended: no more events will come from this watcher.
+    Stop,
+}
+
 /// The task behind one watch stream.
 struct Follower {
     shared: Arc<Shared>,
@@ -103,6 +115,8 @@ impl Follower {
         let mut backoff = Backoff::standard();
         // Set when a listing failed and must be tried again.
         let mut relist_at: Option<tokio::time::Instant> = None;
+        // Set when the watch must be added again before listing.
+        let mut rewatch = false;
         loop {
             let retry = async {
                 match relist_at {
@@ -125,32 +139,49 @@ impl Follower {
                         return Stop::SessionEnded;
                     }
                 }
-                event = watcher.changed() => match event.event_type {
-                    zk::EventType::Session => match event.session_state {
-                        zk::SessionState::Disconnected => {
-                            self.disconnected("lost the connection to zookeeper");
-                        }
-                        zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => {
-                            // Events during the outage may be lost (ZOOKEEPER-4698): list again.
-                            relist = true;
-                        }
-                        state => {
-                            self.disconnected(&format!("zookeeper session ended: {state:?}"));
-                            return Stop::SessionEnded;
-                        }
-                    },
-                    _ => {
-                        // Coalesce a burst of node events into one listing.
+                event = watcher.changed() => match self.on_event(&event) {
+                    Next::Stop => return Stop::SessionEnded,
+                    Next::Rewatch => {
+                        rewatch = true;
+                        relist = true;
+                    }
+                    Next::Relist => {
+                        // Coalesce a burst of events into one listing.
                         while let Some(more) = watcher.changed().now_or_never() {
-                            if more.event_type == zk::EventType::Session && more.session_state.is_terminated() {
-                                self.disconnected(&format!("zookeeper session ended: {:?}", more.session_state));
-                                return Stop::SessionEnded;
+                            match self.on_event(&more) {
+                                Next::Stop => return Stop::SessionEnded,
+                                Next::Rewatch => rewatch = true,
+                                Next::Relist | Next::Wait => {}
                             }
                         }
                         relist = true;
                     }
+                    Next::Wait => {}
                 },
                 _ = retry => relist = true,
+            }
+            if rewatch {
+                let path = self.shared.layout.key_path(&self.key);
+                let limit = self.shared.options.request_timeout;
+                let mode = zk::AddWatchMode::PersistentRecursive;
+                match within(limit, client.watch(&path, mode)).await {
+                    Ok(fresh) => {
+                        // The old watcher goes after the new one exists, so the server keeps
+                        // watching throughout.
+                        *watcher = fresh;
+                        rewatch = false;
+                    }
+                    Err(error) => {
+                        debug!(
+                            registry = "zookeeper",
+                            key = %self.key,
+                            %error,
+                            "re-adding the watch failed; retrying",
+                        );
+                        relist_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                        continue;
+                    }
+                }
             }
             if relist {
                 match list_instances(&self.shared, client, &self.key).await {
@@ -160,7 +191,12 @@ impl Follower {
                         self.deliver(snapshot);
                     }
                     Err(error) => {
-                        debug!(registry = "zookeeper", key = %self.key, %error, "listing failed; retrying");
+                        debug!(
+                            registry = "zookeeper",
+                            key = %self.key,
+                            %error,
+                            "listing failed; retrying",
+                        );
                         relist_at = Some(tokio::time::Instant::now() + backoff.next_delay());
                     }
                 }
@@ -185,7 +221,12 @@ impl Follower {
                         return Some((current, watcher));
                     }
                     Err(error) => {
-                        debug!(registry = "zookeeper", key = %self.key, %error, "re-watch failed; retrying")
+                        debug!(
+                            registry = "zookeeper",
+                            key = %self.key,
+                            %error,
+                            "re-watch failed; retrying",
+                        )
                     }
                 }
             }
@@ -202,6 +243,26 @@ impl Follower {
         }
     }
 
+    /// What one watcher event calls for; reports `Disconnected` when the connection drops.
+    fn on_event(&mut self, event: &zk::WatchedEvent) -> Next {
+        if event.event_type != zk::EventType::Session {
+            return Next::Relist;
+        }
+        match event.session_state {
+            zk::SessionState::Disconnected => {
+                self.disconnected("lost the connection to zookeeper");
+                Next::Wait
+            }
+            // Events during the outage may be lost (ZOOKEEPER-4698), and a server we moved
+            // to may not hold the watch: watch and list again.
+            zk::SessionState::SyncConnected | zk::SessionState::ConnectedReadOnly => Next::Rewatch,
+            state => {
+                self.disconnected(&format!("zookeeper session ended: {state:?}"));
+                Next::Stop
+            }
+        }
+    }
+
     fn deliver(&mut self, snapshot: Vec<ServiceInstance>) {
         if self.last.as_ref() == Some(&snapshot) {
             return;
@@ -214,7 +275,11 @@ impl Follower {
         if self.last.is_none() {
             return;
         }
-        debug!(registry = "zookeeper", key = %self.key, "{reason}; keeping the last snapshot until reconnected");
+        debug!(
+            registry = "zookeeper",
+            key = %self.key,
+            "{reason}; keeping the last snapshot until reconnected",
+        );
         self.last = None;
         let _ = self.tx.send(WatchEvent::Disconnected {
             reason: reason.to_string(),

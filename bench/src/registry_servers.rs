@@ -1,0 +1,232 @@
+//! Real etcd and ZooKeeper servers for `rpc-bench registry`: each on free loopback ports with
+//! its data in a temp dir, killed with SIGKILL when dropped (and when this process dies).
+//! A small copy of the start logic of the `tests` crate's harness: etcd from `$ETCD_BIN` or
+//! `PATH`; ZooKeeper from Debian's jar (or `$ZOOKEEPER_CLASSPATH`) run with `java` (or
+//! `$JAVA`). `scripts/install-deps.sh` installs all of them.
+
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::child::die_with_parent;
+use crate::systems::BenchError;
+
+/// How long a server may take to start.
+const START_TIMEOUT: Duration = Duration::from_secs(40);
+/// Debian's ZooKeeper jar and a logger binding that keeps it quiet.
+const DEBIAN_CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar";
+
+/// Which registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// etcd v3.
+    Etcd,
+    /// Standalone ZooKeeper.
+    Zookeeper,
+}
+
+impl Backend {
+    /// The name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Etcd => "etcd",
+            Backend::Zookeeper => "zookeeper",
+        }
+    }
+}
+
+/// A running registry server.
+pub struct RegistryServer {
+    backend: Backend,
+    port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl RegistryServer {
+    /// Starts `backend` on a free port and waits until it serves.
+    pub async fn start(backend: Backend) -> Result<RegistryServer, BenchError> {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let dir = tempfile::Builder::new()
+                .prefix(&format!("rpc-bench-{}-", backend.name()))
+                .tempdir()?;
+            let port = free_port()?;
+            let child = match backend {
+                Backend::Etcd => spawn_etcd(dir.path(), port)?,
+                Backend::Zookeeper => spawn_zookeeper(dir.path(), port)?,
+            };
+            let mut server = RegistryServer {
+                backend,
+                port,
+                child,
+                dir,
+            };
+            if server.wait_ready().await {
+                return Ok(server);
+            }
+            last = server.log_tail();
+        }
+        Err(format!("{} did not start; last log lines:\n{last}", backend.name()).into())
+    }
+
+    /// The registry URL for `rpc_registry::connect`, with `query` options (e.g. `ttl=2`).
+    pub fn url(&self, query: &str) -> String {
+        let scheme = match self.backend {
+            Backend::Etcd => "etcd",
+            Backend::Zookeeper => "zookeeper",
+        };
+        if query.is_empty() {
+            format!("{scheme}://127.0.0.1:{}", self.port)
+        } else {
+            format!("{scheme}://127.0.0.1:{}?{query}", self.port)
+        }
+    }
+
+    async fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            let ready = match self.backend {
+                Backend::Etcd => probe(self.port, b"GET /health HTTP/1.0\r\n\r\n", "\"health\":\"true\"").await,
+                Backend::Zookeeper => probe(self.port, b"srvr", "Mode:").await,
+            };
+            if ready {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let start = text.len().saturating_sub(2_000);
+        text.get(start..).unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for RegistryServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `request` to the port and checks the answer contains `expect`.
+async fn probe(port: u16, request: &[u8], expect: &str) -> bool {
+    let ask = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        stream.write_all(request).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        Some(String::from_utf8_lossy(&answer).contains(expect))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), ask).await,
+        Ok(Some(true))
+    )
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> Result<u16, BenchError> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn log_file(dir: &Path) -> Result<(Stdio, Stdio), BenchError> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("server.log"))?;
+    let err = log.try_clone()?;
+    Ok((Stdio::from(log), Stdio::from(err)))
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn spawn_etcd(dir: &Path, client_port: u16) -> Result<Child, BenchError> {
+    let bin = match std::env::var_os("ETCD_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => find_on_path("etcd")
+            .ok_or("etcd not found: put it on PATH or set ETCD_BIN (scripts/install-deps.sh)")?,
+    };
+    let peer_port = free_port()?;
+    let client = format!("http://127.0.0.1:{client_port}");
+    let peer = format!("http://127.0.0.1:{peer_port}");
+    let (out, err) = log_file(dir)?;
+    let mut command = Command::new(&bin);
+    command
+        .args(["--name", "bench"])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(["--listen-client-urls", &client])
+        .args(["--advertise-client-urls", &client])
+        .args(["--listen-peer-urls", &peer])
+        .args(["--initial-advertise-peer-urls", &peer])
+        .args(["--initial-cluster", &format!("bench={peer}")])
+        .args(["--initial-cluster-state", "new"])
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    die_with_parent(&mut command);
+    Ok(command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?)
+}
+
+fn spawn_zookeeper(dir: &Path, port: u16) -> Result<Child, BenchError> {
+    let classpath =
+        std::env::var("ZOOKEEPER_CLASSPATH").unwrap_or_else(|_| DEBIAN_CLASSPATH.to_string());
+    let jar = classpath.split(':').next().unwrap_or_default();
+    if !Path::new(jar).exists() {
+        return Err(format!(
+            "ZooKeeper is not installed ({jar} is missing): run scripts/install-deps.sh"
+        )
+        .into());
+    }
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data)?;
+    let config = dir.join("zoo.cfg");
+    std::fs::write(
+        &config,
+        format!(
+            "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
+             clientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n\
+             4lw.commands.whitelist=srvr,ruok\n",
+            data.display()
+        ),
+    )?;
+    let java = std::env::var("JAVA").unwrap_or_else(|_| "java".to_string());
+    let (out, err) = log_file(dir)?;
+    let mut command = Command::new(&java);
+    command
+        .args(["-Xmx1g", "-XX:+UseSerialGC"])
+        .arg("-cp")
+        .arg(&classpath)
+        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    die_with_parent(&mut command);
+    Ok(command
+        .spawn()
+        .map_err(|e| format!("cannot run {java}: {e} (scripts/install-deps.sh installs Java)"))?)
+}

@@ -1,0 +1,233 @@
+//! The echo benchmark's plan and its execution: one server subprocess per system, one fresh
+//! client runtime per point, results as report rows.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::child::ServerProcess;
+use crate::load::{self, Point};
+use crate::report::Row;
+use crate::systems::{self, BenchError, EchoClient, System};
+
+/// A system with a connection count: one line of the plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The system.
+    pub system: System,
+    /// Client connections (only `rpc` and `raw` use more than one).
+    pub connections: usize,
+}
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Systems with their connection counts, in run order.
+    pub targets: Vec<Target>,
+    /// Payload sizes in bytes.
+    pub payloads: Vec<usize>,
+    /// Closed-loop concurrencies.
+    pub concurrencies: Vec<usize>,
+    /// Warm-up per point.
+    pub warmup: Duration,
+    /// Measured window per point.
+    pub duration: Duration,
+}
+
+impl Plan {
+    /// The default targets: every system over one connection, and `rpc` over four too.
+    pub fn default_targets(systems: &[System], rpc_connections: &[usize]) -> Vec<Target> {
+        let mut targets = Vec::new();
+        for &system in systems {
+            if system == System::Rpc {
+                for &connections in rpc_connections {
+                    targets.push(Target { system, connections });
+                }
+            } else {
+                targets.push(Target {
+                    system,
+                    connections: 1,
+                });
+            }
+        }
+        targets
+    }
+
+    /// The full run: 128 B, 1 KiB and 16 KiB at concurrency 1, 16, 64 and 256.
+    pub fn full(systems: &[System]) -> Plan {
+        Plan {
+            targets: Plan::default_targets(systems, &[1, 4]),
+            payloads: vec![128, 1024, 16 * 1024],
+            concurrencies: vec![1, 16, 64, 256],
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(5),
+        }
+    }
+
+    /// The quick run (under a minute): 128 B at concurrency 1, 64 and 256.
+    pub fn quick(systems: &[System]) -> Plan {
+        Plan {
+            targets: Plan::default_targets(systems, &[1, 4]),
+            payloads: vec![128],
+            concurrencies: vec![1, 64, 256],
+            warmup: Duration::from_millis(500),
+            duration: Duration::from_secs(2),
+        }
+    }
+
+    /// How many points the plan measures.
+    pub fn points(&self) -> usize {
+        self.targets.len() * self.payloads.len() * self.concurrencies.len()
+    }
+}
+
+/// Runs every point of `plan`, printing progress to stderr.
+pub fn execute(plan: &Plan) -> Result<Vec<Row>, BenchError> {
+    let mut rows = Vec::new();
+    let total = plan.points();
+    for target in &plan.targets {
+        if !target.system.supports_connections(target.connections) {
+            return Err(format!(
+                "{} cannot use {} connections",
+                target.system.name(),
+                target.connections
+            )
+            .into());
+        }
+        let mut server = ServerProcess::spawn(target.system)?;
+        for &payload in &plan.payloads {
+            for &concurrency in &plan.concurrencies {
+                let point = Point {
+                    payload,
+                    concurrency,
+                    warmup: plan.warmup,
+                    duration: plan.duration,
+                };
+                eprintln!(
+                    "[{}/{total}] {} x{} conn, {payload} B, concurrency {concurrency}",
+                    rows.len() + 1,
+                    target.system.name(),
+                    target.connections,
+                );
+                let measured = measure(*target, &mut server, &point)?;
+                if measured.errors > 0 {
+                    eprintln!(
+                        "  warning: {} failed calls, first: {}",
+                        measured.errors,
+                        measured.first_error.as_deref().unwrap_or("?")
+                    );
+                }
+                let row = Row::new(target.system, target.connections, &point, &measured);
+                eprintln!(
+                    "  {:.0} qps, p50 {:.1} us, p99 {:.1} us, {:.2} cpu ms/1k",
+                    row.qps, row.p50_us, row.p99_us, row.cpu_ms_per_1k
+                );
+                rows.push(row);
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// One point on a fresh client runtime, so no state carries over between points.
+fn measure(
+    target: Target,
+    server: &mut ServerProcess,
+    point: &Point,
+) -> Result<load::Measured, BenchError> {
+    let runtime = client_runtime()?;
+    let addr = server.addr();
+    let mut server_cpu = || server.cpu();
+    let measured = runtime.block_on(async {
+        match target.system {
+            System::Raw => {
+                let client = systems::raw::connect(addr, target.connections).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
+            System::Rpc => {
+                let client = systems::rpc::connect(addr, target.connections).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
+            System::Tarpc => {
+                let client = systems::tarpc::connect(addr).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
+            System::Tonic => {
+                let client = systems::tonic::connect(addr).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    measured
+}
+
+fn client_runtime() -> Result<tokio::runtime::Runtime, BenchError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Calls per system in the smoke check.
+const SMOKE_CALLS: usize = 24;
+
+/// The smoke check: every system's server answers a handful of echo calls. Returns the
+/// systems (with connection counts) that failed.
+pub fn smoke(targets: &[Target]) -> Result<Vec<String>, BenchError> {
+    let mut failed = Vec::new();
+    for target in targets {
+        let label = format!("{} x{} conn", target.system.name(), target.connections);
+        match smoke_one(*target) {
+            Ok(()) => println!("smoke: {label}: {SMOKE_CALLS}/{SMOKE_CALLS} echoes ok"),
+            Err(e) => {
+                println!("smoke: {label}: FAILED: {e}");
+                failed.push(label);
+            }
+        }
+    }
+    Ok(failed)
+}
+
+fn smoke_one(target: Target) -> Result<(), BenchError> {
+    let mut server = ServerProcess::spawn(target.system)?;
+    server.cpu()?;
+    let addr = server.addr();
+    let runtime = client_runtime()?;
+    let result = runtime.block_on(async {
+        match target.system {
+            System::Raw => smoke_calls(systems::raw::connect(addr, target.connections).await?).await,
+            System::Rpc => smoke_calls(systems::rpc::connect(addr, target.connections).await?).await,
+            System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
+            System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,
+        }
+    });
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Four callers, `SMOKE_CALLS` calls in all, payloads of several sizes; each reply must have
+/// the request's length.
+async fn smoke_calls<C: EchoClient>(client: C) -> Result<(), BenchError> {
+    let mut tasks = Vec::new();
+    for caller in 0..4 {
+        let client = client.clone();
+        tasks.push(tokio::spawn(async move {
+            for call in 0..SMOKE_CALLS / 4 {
+                let size = [0, 1, 128, 1024, 16 * 1024, 100_000][(caller + call) % 6];
+                let payload = Bytes::from(vec![7u8; size]);
+                let call = client.echo(&payload);
+                let len = tokio::time::timeout(Duration::from_secs(5), call)
+                    .await
+                    .map_err(|_| "no reply within 5 s")??;
+                if len != size {
+                    return Err(format!("reply of {len} bytes to a {size} byte request").into());
+                }
+            }
+            Ok::<(), BenchError>(())
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(())
+}

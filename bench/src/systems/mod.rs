@@ -1,0 +1,70 @@
+//! The four systems under test. Each has a server (started inside a `rpc-bench serve`
+//! subprocess) and a client (driven by the parent process), and all four serve the same echo:
+//! the reply is the request's payload.
+
+pub mod raw;
+pub mod rpc;
+pub mod tarpc;
+pub mod tonic;
+
+use std::any::Any;
+use std::future::Future;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+
+/// Errors of the benchmark harness: reported, then the run exits non-zero.
+pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Which system a server or client belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, clap::ValueEnum)]
+pub enum System {
+    /// Tokio TCP echo with the same 4-byte length prefix and no RPC layer.
+    Raw,
+    /// This framework (`rpc-core`), bincode codec.
+    Rpc,
+    /// tarpc over its bincode serde transport on TCP.
+    Tarpc,
+    /// tonic unary gRPC.
+    Tonic,
+}
+
+impl System {
+    /// Every system, in report order.
+    pub const ALL: [System; 4] = [System::Raw, System::Rpc, System::Tarpc, System::Tonic];
+
+    /// The name used on the command line, in tables and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Raw => "raw",
+            System::Rpc => "rpc",
+            System::Tarpc => "tarpc",
+            System::Tonic => "tonic",
+        }
+    }
+
+    /// Whether the client can spread calls over more than one connection.
+    pub fn supports_connections(self, connections: usize) -> bool {
+        connections == 1 || matches!(self, System::Rpc | System::Raw)
+    }
+}
+
+/// Keeps a started server alive; dropping it may stop the server.
+pub type ServerGuard = Box<dyn Any + Send>;
+
+/// Starts `system`'s echo server on `listen` inside the current Tokio runtime and returns the
+/// bound address.
+pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError> {
+    match system {
+        System::Raw => raw::serve(listen).await,
+        System::Rpc => rpc::serve(listen).await,
+        System::Tarpc => tarpc::serve(listen).await,
+        System::Tonic => tonic::serve(listen).await,
+    }
+}
+
+/// A client of one system's echo. Clones share the underlying connection(s).
+pub trait EchoClient: Clone + Send + Sync + 'static {
+    /// Sends `payload` and returns the length of the payload that came back.
+    fn echo(&self, payload: &Bytes) -> impl Future<Output = Result<usize, BenchError>> + Send;
+}

@@ -1,0 +1,53 @@
+//! `rpc`: this framework, with its default bincode codec and default client settings
+//! (10 s call deadline), through the stub that `#[rpc_core::service]` generates.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use rpc_core::{Client, Server};
+
+use super::{BenchError, EchoClient as BenchClient, ServerGuard};
+
+/// The benchmark's echo service.
+#[rpc_core::service(name = "bench.Echo", version = "1.0.0")]
+pub trait Echo {
+    /// Returns `data` unchanged.
+    async fn echo(&self, data: Vec<u8>) -> Vec<u8>;
+}
+
+/// The echo implementation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EchoImpl;
+
+impl Echo for EchoImpl {
+    async fn echo(&self, data: Vec<u8>) -> Vec<u8> {
+        data
+    }
+}
+
+/// Starts the echo server (no registry).
+pub async fn serve(listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError> {
+    let handle = Server::builder()
+        .bind(listen)
+        .serve(EchoServer::new(EchoImpl))
+        .start()
+        .await?;
+    Ok((handle.local_addr(), Box::new(handle)))
+}
+
+/// Connects a client with `connections` multiplexed connections to `addr`.
+pub async fn connect(addr: SocketAddr, connections: usize) -> Result<EchoClient, BenchError> {
+    let client = Client::builder()
+        .connections_per_address(connections)
+        .connect(&addr.to_string())
+        .await?;
+    Ok(EchoClient::new(client))
+}
+
+impl BenchClient for EchoClient {
+    async fn echo(&self, payload: &Bytes) -> Result<usize, BenchError> {
+        // The generated stub's inherent `echo` (inherent methods win over trait methods).
+        let reply = EchoClient::echo(self, payload.to_vec()).await?;
+        Ok(reply.len())
+    }
+}

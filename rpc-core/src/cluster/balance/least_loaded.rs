@@ -1,0 +1,106 @@
+//! `least-loaded`: power of two choices over in-flight calls and a latency average.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::{LoadBalancer, Pick};
+use crate::cluster::endpoint::Endpoint;
+
+/// The latency assumed for an endpoint that has not answered yet.
+const UNKNOWN_LATENCY: Duration = Duration::from_millis(1);
+
+/// Draws two allowed endpoints at random and takes the less loaded one, where load is
+/// `(in-flight calls + 1) × latency moving average`. Two random choices avoid the herd that
+/// "always the least loaded" causes when many consumers see the same numbers, and cost O(1).
+/// An endpoint that has not answered yet is assumed to take 1 ms.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeastLoaded;
+
+/// The load score of an endpoint; lower is better.
+pub(crate) fn load(endpoint: &Endpoint) -> f64 {
+    let latency = endpoint.latency().unwrap_or(UNKNOWN_LATENCY).as_secs_f64();
+    (endpoint.in_flight() as f64 + 1.0) * latency
+}
+
+impl LoadBalancer for LeastLoaded {
+    fn name(&self) -> &'static str {
+        "least-loaded"
+    }
+
+    fn pick(&self, pick: &Pick<'_>) -> Option<usize> {
+        let len = pick.endpoints().len();
+        let mut rng = rand::thread_rng();
+        let (a, b) = match len {
+            0 => return None,
+            1 => return pick.is_allowed(0).then_some(0),
+            _ => {
+                let a = rng.gen_range(0..len);
+                let b = (a + rng.gen_range(1..len)) % len;
+                if pick.is_allowed(a) && pick.is_allowed(b) {
+                    (a, b)
+                } else {
+                    // Some are skipped: draw two distinct ranks among the allowed ones.
+                    match pick.allowed_count() {
+                        0 => return None,
+                        1 => return pick.nth_allowed(0),
+                        n => {
+                            let ra = rng.gen_range(0..n);
+                            let rb = (ra + rng.gen_range(1..n)) % n;
+                            (pick.nth_allowed(ra)?, pick.nth_allowed(rb)?)
+                        }
+                    }
+                }
+            }
+        };
+        let endpoints = pick.endpoints();
+        if load(&endpoints[b]) < load(&endpoints[a]) {
+            Some(b)
+        } else {
+            Some(a)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::*;
+    use super::*;
+    use crate::cluster::endpoint::testing::members;
+    use std::sync::atomic::Ordering;
+
+    #[test]
+    fn prefers_the_less_loaded() {
+        let m = members(&[(1, 100), (2, 100), (3, 100)]);
+        m.endpoints()[0]
+            .state()
+            .in_flight
+            .store(20, Ordering::Relaxed);
+        let counts = distribution(&LeastLoaded, &m, 1000);
+        assert_eq!(counts[0], 0, "the busy endpoint was picked: {counts:?}");
+        assert!(counts[1] > 300 && counts[2] > 300, "{counts:?}");
+
+        // Equal in-flight, one ten times slower.
+        let m = members(&[(1, 100), (2, 100)]);
+        m.endpoints()[0]
+            .state()
+            .observe_latency(Duration::from_millis(50));
+        m.endpoints()[1]
+            .state()
+            .observe_latency(Duration::from_millis(5));
+        let counts = distribution(&LeastLoaded, &m, 200);
+        assert_eq!(counts, [0, 200]);
+    }
+
+    #[test]
+    fn spreads_evenly_when_idle() {
+        let m = members(&[(1, 100), (2, 100), (3, 100)]);
+        let counts = distribution(&LeastLoaded, &m, 3000);
+        assert_shares(&counts, &[1.0 / 3.0; 3], 0.1);
+    }
+
+    #[test]
+    fn respects_exclusions() {
+        assert_respects_exclusions(&LeastLoaded, &members(&[(1, 100), (2, 100), (3, 100)]));
+    }
+}

@@ -1,0 +1,202 @@
+//! [`ClusterConfig`]: every setting of balancing, fault tolerance, ejection and discovery.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::backoff::Backoff;
+use super::balance::{BalancerKind, LoadBalancer, RoundRobin, UnknownBalancer};
+use super::directory::DirectoryConfig;
+use super::eject::EjectionConfig;
+use super::fault::failback::FailbackConfig;
+use super::fault::{FaultPolicy, UnknownPolicy};
+
+/// Settings for registry clients: how calls are spread over providers and what happens
+/// when one fails. Give it to [`ClientBuilder::cluster`](crate::ClientBuilder::cluster).
+///
+/// ```
+/// use std::time::Duration;
+/// use rpc_core::cluster::{ClusterConfig, FaultPolicy};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = ClusterConfig::default()
+///     .balancer_named("least-loaded")?
+///     .policy(FaultPolicy::Failover)
+///     .max_attempts(3)
+///     .retry_backoff(Duration::from_millis(5), Duration::from_millis(250))
+///     .snapshot_file("/var/tmp/consumer-providers.json");
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct ClusterConfig {
+    /// Picks the provider of each call. Default: round-robin.
+    pub balancer: Arc<dyn LoadBalancer>,
+    /// What a failed call does. Default: [`FaultPolicy::Failover`].
+    pub policy: FaultPolicy,
+    /// Attempts per call under fail-over, the first included (at least 1). Default: 3.
+    pub max_attempts: usize,
+    /// Delays between fail-over attempts. Default: 5 ms doubling to 250 ms, jitter 0.5.
+    pub retry_backoff: Backoff,
+    /// Bounds each attempt, so a hung provider does not use up the whole deadline before
+    /// fail-over can try another (a timed-out attempt is retried only for idempotent
+    /// methods). Default: `None`, only the call's deadline bounds an attempt.
+    pub attempt_timeout: Option<Duration>,
+    /// Outlier ejection. Default: see [`EjectionConfig`] (on, 3 failures in a row, 1 s
+    /// cool-down doubling to 30 s, ping probe).
+    pub ejection: EjectionConfig,
+    /// The directory. Default: see [`DirectoryConfig`] (no snapshot file, empty protection
+    /// on).
+    pub directory: DirectoryConfig,
+    /// The fail-back queue. Default: see [`FailbackConfig`] (1024 calls, retried every 1 s
+    /// for up to 5 min).
+    pub failback: FailbackConfig,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            balancer: Arc::new(RoundRobin),
+            policy: FaultPolicy::default(),
+            max_attempts: 3,
+            retry_backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(250)),
+            attempt_timeout: None,
+            ejection: EjectionConfig::default(),
+            directory: DirectoryConfig::default(),
+            failback: FailbackConfig::default(),
+        }
+    }
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("balancer", &self.balancer.name())
+            .field("policy", &self.policy)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_backoff", &self.retry_backoff)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("ejection", &self.ejection)
+            .field("directory", &self.directory)
+            .field("failback", &self.failback)
+            .finish()
+    }
+}
+
+impl ClusterConfig {
+    /// Uses `balancer` (any [`LoadBalancer`], built-in or your own).
+    pub fn balancer(mut self, balancer: Arc<dyn LoadBalancer>) -> Self {
+        self.balancer = balancer;
+        self
+    }
+
+    /// Uses a built-in strategy with its default settings.
+    pub fn balancer_kind(self, kind: BalancerKind) -> Self {
+        self.balancer(kind.build())
+    }
+
+    /// Uses the built-in strategy named `name` (`round-robin`, `random`, `weighted-random`,
+    /// `weighted-round-robin`, `consistent-hash`, `least-loaded`); the error names the bad
+    /// value and lists the valid ones.
+    pub fn balancer_named(self, name: &str) -> Result<Self, UnknownBalancer> {
+        Ok(self.balancer_kind(name.parse()?))
+    }
+
+    /// Sets the fault policy.
+    pub fn policy(mut self, policy: FaultPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Sets the fault policy named `name` (`failfast`, `failover`, `failsafe`, `failback`);
+    /// the error names the bad value and lists the valid ones.
+    pub fn policy_named(self, name: &str) -> Result<Self, UnknownPolicy> {
+        Ok(self.policy(name.parse()?))
+    }
+
+    /// Sets the attempts per call under fail-over (at least 1).
+    pub fn max_attempts(mut self, attempts: usize) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// Sets the fail-over backoff's first and largest delay (jitter stays as set).
+    pub fn retry_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.retry_backoff.base = base;
+        self.retry_backoff.max = max;
+        self
+    }
+
+    /// Bounds each attempt (`None`: only the call's deadline).
+    pub fn attempt_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// Sets the outlier ejection settings.
+    pub fn ejection(mut self, ejection: EjectionConfig) -> Self {
+        self.ejection = ejection;
+        self
+    }
+
+    /// Sets the directory settings.
+    pub fn directory(mut self, directory: DirectoryConfig) -> Self {
+        self.directory = directory;
+        self
+    }
+
+    /// Keeps the last known instance lists in this file.
+    pub fn snapshot_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.directory.snapshot_file = Some(path.into());
+        self
+    }
+
+    /// Turns empty protection on or off.
+    pub fn empty_protection(mut self, on: bool) -> Self {
+        self.directory.empty_protection = on;
+        self
+    }
+
+    /// Sets the fail-back queue settings.
+    pub fn failback(mut self, failback: FailbackConfig) -> Self {
+        self.failback = failback;
+        self
+    }
+
+    /// The attempts a call gets under the configured policy.
+    pub(crate) fn attempts(&self) -> usize {
+        match self.policy {
+            FaultPolicy::Failover => self.max_attempts.max(1),
+            FaultPolicy::Failfast | FaultPolicy::Failsafe | FaultPolicy::Failback => 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_named_setters() {
+        let config = ClusterConfig::default();
+        assert_eq!(config.balancer.name(), "round-robin");
+        assert_eq!(config.policy, FaultPolicy::Failover);
+        assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.attempts(), 3);
+        assert!(config.ejection.enabled);
+        assert!(config.directory.empty_protection);
+
+        let config = config
+            .balancer_named("consistent-hash")
+            .and_then(|c| Ok(c.policy_named("failsafe")?))
+            .expect("valid names");
+        assert_eq!(config.balancer.name(), "consistent-hash");
+        assert_eq!(config.attempts(), 1);
+        let error = ClusterConfig::default()
+            .policy_named("retry-forever")
+            .expect_err("bad name");
+        assert!(error.to_string().contains("failover"), "{error}");
+        assert!(ClusterConfig::default().balancer_named("nope").is_err());
+        assert!(format!("{:?}", ClusterConfig::default()).contains("round-robin"));
+    }
+}

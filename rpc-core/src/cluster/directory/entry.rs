@@ -1,0 +1,108 @@
+//! One service key's entry: the current snapshot, readable without a lock or an await.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Guard};
+use tokio::sync::watch;
+
+use crate::cluster::endpoint::Members;
+use crate::registry::{ServiceInstance, ServiceKey};
+
+/// One service key's providers as this consumer knows them.
+///
+/// Readers ([`instances`](Self::instances), [`members`](Self::members)) take no lock and
+/// never wait: the directory's watch task swaps in a new snapshot when the registry changes.
+pub struct ServiceEntry {
+    key: ServiceKey,
+    members: ArcSwap<Members>,
+    stale: AtomicBool,
+    protected: AtomicBool,
+    generation: watch::Sender<u64>,
+}
+
+impl std::fmt::Debug for ServiceEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceEntry")
+            .field("key", &self.key)
+            .field("members", &self.members.load())
+            .field("stale", &self.is_stale())
+            .field("empty_protected", &self.is_empty_protected())
+            .finish()
+    }
+}
+
+impl ServiceEntry {
+    pub(super) fn new(key: ServiceKey, members: Members, stale: bool) -> ServiceEntry {
+        ServiceEntry {
+            key,
+            members: ArcSwap::from_pointee(members),
+            stale: AtomicBool::new(stale),
+            protected: AtomicBool::new(false),
+            generation: watch::Sender::new(0),
+        }
+    }
+
+    /// The service key.
+    pub fn key(&self) -> &ServiceKey {
+        &self.key
+    }
+
+    /// The current instances, as the registry listed them.
+    pub fn instances(&self) -> Arc<Vec<ServiceInstance>> {
+        Arc::clone(self.members.load().instances())
+    }
+
+    /// The current snapshot: instances plus their parsed endpoints and health.
+    pub fn members(&self) -> Arc<Members> {
+        self.members.load_full()
+    }
+
+    /// A short-lived view of the current snapshot, for the call path (do not hold it across
+    /// an await).
+    pub(crate) fn load(&self) -> Guard<Arc<Members>> {
+        self.members.load()
+    }
+
+    /// Whether the registry is unreachable, so the list may be out of date.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Relaxed)
+    }
+
+    /// Whether the registry reported no instances and empty protection kept the last list.
+    pub fn is_empty_protected(&self) -> bool {
+        self.protected.load(Ordering::Relaxed)
+    }
+
+    /// Counts the snapshots swapped in so far (0 for the first).
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    /// Waits until a snapshot newer than `generation` is in place, and returns its
+    /// generation. Returns at once if there already is one.
+    pub async fn changed_since(&self, generation: u64) -> u64 {
+        let mut receiver = self.generation.subscribe();
+        let newer = match receiver.wait_for(|g| *g > generation).await {
+            Ok(g) => Some(*g),
+            // The sender lives in `self`, so it cannot be gone while we borrow `self`.
+            Err(_) => None,
+        };
+        newer.unwrap_or_else(|| self.generation())
+    }
+
+    pub(super) fn store(&self, members: Members) {
+        self.members.store(Arc::new(members));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Sets the stale flag; returns the previous value.
+    pub(super) fn set_stale(&self, stale: bool) -> bool {
+        self.stale.swap(stale, Ordering::Relaxed)
+    }
+
+    /// Sets the empty-protection flag; returns the previous value.
+    pub(super) fn set_protected(&self, protected: bool) -> bool {
+        self.protected.swap(protected, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,275 @@
+//! The consumer's cache of instance lists, one per service key: discovered once, then kept
+//! current by the registry's watch.
+//!
+//! - Readers get the current list with no lock and no await ([`ServiceEntry`]).
+//! - Concurrent first lookups of one key make one registry request (single flight).
+//! - While the registry is unreachable the last known list stays in use, reported as stale,
+//!   and the watch is re-established with backoff.
+//! - An optional snapshot file keeps the last lists on disk for starts without a registry.
+//! - Empty protection keeps the last list when the registry suddenly reports none.
+
+mod entry;
+mod resolve;
+mod watch;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio_util::sync::CancellationToken;
+
+pub use entry::ServiceEntry;
+
+use super::backoff::Backoff;
+use super::endpoint::{EndpointTable, Members, RemovalHook};
+use super::snapshot_file::SnapshotFile;
+use crate::registry::{Registry, RegistryError, ServiceInstance, ServiceKey};
+
+/// Directory settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirectoryConfig {
+    /// Where to keep the last known lists on disk. Default: `None` (no file).
+    pub snapshot_file: Option<PathBuf>,
+    /// Keep the last list when the registry suddenly reports zero instances for a key that
+    /// had some; ejection still removes dead ones from it. Default: `true`.
+    pub empty_protection: bool,
+    /// Delays between attempts to re-establish a lost watch. Default: 100 ms doubling to
+    /// 5 s, jitter 0.5.
+    pub rewatch_backoff: Backoff,
+    /// How long the first lookup of a key waits for the registry's first snapshot before
+    /// falling back to the snapshot file or failing. Default: 5 s.
+    pub discover_timeout: Duration,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        DirectoryConfig {
+            snapshot_file: None,
+            empty_protection: true,
+            rewatch_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            discover_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+type Flight = Shared<BoxFuture<'static, Result<Arc<ServiceEntry>, RegistryError>>>;
+
+/// The instance lists of every service key this consumer has looked up.
+///
+/// Dropping the directory stops its watches.
+pub struct Directory {
+    ctx: Arc<Context>,
+}
+
+/// What the directory's tasks share.
+pub(super) struct Context {
+    registry: Arc<dyn Registry>,
+    config: DirectoryConfig,
+    file: Option<SnapshotFile>,
+    table: EndpointTable,
+    shutdown: CancellationToken,
+    /// Entries ready to read, by `<name>:<version>`; replaced whole on insert (rare).
+    ready: ArcSwap<HashMap<String, Arc<ServiceEntry>>>,
+    /// First lookups in progress.
+    pending: Mutex<HashMap<String, Flight>>,
+}
+
+impl std::fmt::Debug for Directory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Directory")
+            .field("backend", &self.backend())
+            .field("keys", &self.ctx.ready.load().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Directory {
+    /// A directory over `registry` with default settings.
+    pub fn new(registry: Arc<dyn Registry>) -> Directory {
+        Directory::with_config(registry, DirectoryConfig::default())
+    }
+
+    /// A directory over `registry` with `config`.
+    pub fn with_config(registry: Arc<dyn Registry>, config: DirectoryConfig) -> Directory {
+        Directory::build(registry, config, None)
+    }
+
+    /// A directory that calls `on_removed` with each address no snapshot lists any more.
+    pub(crate) fn build(
+        registry: Arc<dyn Registry>,
+        config: DirectoryConfig,
+        on_removed: Option<RemovalHook>,
+    ) -> Directory {
+        let file = config.snapshot_file.as_deref().map(SnapshotFile::open);
+        Directory {
+            ctx: Arc::new(Context {
+                registry,
+                config,
+                file,
+                table: EndpointTable::new(on_removed),
+                shutdown: CancellationToken::new(),
+                ready: ArcSwap::from_pointee(HashMap::new()),
+                pending: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The registry backend's name.
+    pub fn backend(&self) -> &'static str {
+        self.ctx.registry.backend()
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &DirectoryConfig {
+        &self.ctx.config
+    }
+
+    /// The entry for `key`, discovering it and starting its watch on first use.
+    ///
+    /// Fails only on the first lookup, when the registry cannot be reached and the snapshot
+    /// file has no list for the key; later lookups never touch the registry.
+    pub async fn service(&self, key: &ServiceKey) -> Result<Arc<ServiceEntry>, RegistryError> {
+        self.lookup(&key.to_string(), || key.clone()).await
+    }
+
+    /// The entry for `key` if it has been looked up already; never waits.
+    pub fn cached(&self, key: &ServiceKey) -> Option<Arc<ServiceEntry>> {
+        self.ctx.ready.load().get(&key.to_string()).cloned()
+    }
+
+    /// Every entry looked up so far.
+    pub fn entries(&self) -> Vec<Arc<ServiceEntry>> {
+        self.ctx.ready.load().values().cloned().collect()
+    }
+
+    /// The entry for the key spelled `key` (`<name>:<version>`); `make` builds the key on a
+    /// first lookup. The fast path is one hash lookup in a lock-free map.
+    pub(crate) async fn lookup(
+        &self,
+        key: &str,
+        make: impl FnOnce() -> ServiceKey,
+    ) -> Result<Arc<ServiceEntry>, RegistryError> {
+        if let Some(entry) = self.ctx.ready.load().get(key) {
+            return Ok(Arc::clone(entry));
+        }
+        let flight = {
+            let mut pending = self.ctx.pending.lock().unwrap_or_else(|p| p.into_inner());
+            // Re-check under the lock: a flight inserts into `ready` before leaving `pending`.
+            if let Some(entry) = self.ctx.ready.load().get(key) {
+                return Ok(Arc::clone(entry));
+            }
+            match pending.get(key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let flight = start_flight(Arc::clone(&self.ctx), key.to_string(), make());
+                    pending.insert(key.to_string(), flight.clone());
+                    flight
+                }
+            }
+        };
+        flight.await
+    }
+}
+
+impl Drop for Directory {
+    fn drop(&mut self) {
+        self.ctx.shutdown.cancel();
+    }
+}
+
+/// Runs the first lookup of `key` as a task, so it finishes even if every waiter gives up.
+fn start_flight(ctx: Arc<Context>, name: String, key: ServiceKey) -> Flight {
+    let backend = ctx.registry.backend();
+    let task = tokio::spawn(open(ctx, name.clone(), key));
+    async move {
+        match task.await {
+            Ok(result) => result,
+            Err(join) => Err(RegistryError::Operation {
+                registry: backend,
+                op: "watch",
+                key: name,
+                message: format!("directory task failed: {join}"),
+            }),
+        }
+    }
+    .boxed()
+    .shared()
+}
+
+/// Discovers `key` (watch, first snapshot), publishes the entry, and starts following.
+async fn open(
+    ctx: Arc<Context>,
+    name: String,
+    key: ServiceKey,
+) -> Result<Arc<ServiceEntry>, RegistryError> {
+    let result = watch::first_snapshot(&ctx, &key).await;
+    let saved = ctx.file.as_ref().and_then(|file| file.get(&key));
+    let mut warned = HashSet::new();
+    let opened = match result {
+        Ok((list, stream)) => {
+            let members = build_members(&ctx, &name, list, &mut warned).await;
+            let entry = Arc::new(ServiceEntry::new(key, members, false));
+            if let Some(file) = &ctx.file {
+                file.update(entry.key(), &entry.instances());
+            }
+            Ok((entry, Some(stream)))
+        }
+        Err((error, stream)) => match saved {
+            Some(list) => {
+                tracing::warn!(
+                    service = %name,
+                    %error,
+                    instances = list.len(),
+                    file = ?ctx.file.as_ref().map(|f| f.path().display().to_string()),
+                    "registry unreachable; using the snapshot file's list until it is back"
+                );
+                let members = build_members(&ctx, &name, list, &mut warned).await;
+                Ok((Arc::new(ServiceEntry::new(key, members, true)), stream))
+            }
+            None => Err(error),
+        },
+    };
+    match opened {
+        Ok((entry, stream)) => {
+            ctx.ready.rcu(|ready| {
+                let mut ready = HashMap::clone(ready);
+                ready.insert(name.clone(), Arc::clone(&entry));
+                ready
+            });
+            remove_pending(&ctx, &name);
+            tokio::spawn(watch::follow(
+                Arc::clone(&ctx),
+                Arc::clone(&entry),
+                stream,
+                warned,
+            ));
+            Ok(entry)
+        }
+        Err(error) => {
+            remove_pending(&ctx, &name);
+            Err(error)
+        }
+    }
+}
+
+fn remove_pending(ctx: &Context, name: &str) {
+    ctx.pending
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(name);
+}
+
+/// Parses a list into a snapshot.
+async fn build_members(
+    ctx: &Context,
+    name: &str,
+    list: Vec<ServiceInstance>,
+    warned: &mut HashSet<String>,
+) -> Members {
+    let parsed = resolve::resolve(name, &list, warned).await;
+    let endpoints = ctx.table.endpoints(parsed);
+    Members::new(Arc::new(list), endpoints)
+}

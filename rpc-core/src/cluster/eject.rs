@@ -1,0 +1,194 @@
+//! Outlier ejection: an address whose calls fail to connect or time out several times in a
+//! row is taken out of rotation for a cool-down that doubles each time it repeats, and let
+//! back only after a protocol ping answers.
+//!
+//! This is what keeps a provider that the registry still lists, but that is dead, from
+//! receiving calls. Ejection is per address, so it holds for every service on that address.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::endpoint::{Endpoint, EndpointState};
+use super::outcome::Outcome;
+use crate::client::Pool;
+
+/// Outlier ejection settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EjectionConfig {
+    /// Whether ejection is on. Default: `true`.
+    pub enabled: bool,
+    /// Connect failures or timeouts in a row that eject an address. Default: 3.
+    pub consecutive_failures: u32,
+    /// The first cool-down; each repeated ejection doubles it. Default: 1 s.
+    pub base_cooldown: Duration,
+    /// The longest cool-down. Default: 30 s.
+    pub max_cooldown: Duration,
+    /// How long the readmission ping may take. Default: 1 s.
+    pub probe_timeout: Duration,
+    /// After this long without an ejection, an address's repeat count starts over.
+    /// Default: 5 min.
+    pub forget_after: Duration,
+}
+
+impl Default for EjectionConfig {
+    fn default() -> Self {
+        EjectionConfig {
+            enabled: true,
+            consecutive_failures: 3,
+            base_cooldown: Duration::from_secs(1),
+            max_cooldown: Duration::from_secs(30),
+            probe_timeout: Duration::from_secs(1),
+            forget_after: Duration::from_secs(300),
+        }
+    }
+}
+
+impl EjectionConfig {
+    /// Ejection turned off: dead listed instances keep being tried (fail-over still skips
+    /// them within one call).
+    pub fn disabled() -> EjectionConfig {
+        EjectionConfig {
+            enabled: false,
+            ..EjectionConfig::default()
+        }
+    }
+
+    /// The cool-down of the `n`-th ejection in a row (from 1): `base * 2^(n-1)`, capped.
+    pub fn cooldown(&self, n: u32) -> Duration {
+        let shift = n.saturating_sub(1).min(31);
+        self.base_cooldown
+            .saturating_mul(1u32 << shift)
+            .min(self.max_cooldown)
+    }
+}
+
+/// Applies attempt outcomes to address health, and runs readmission probes.
+pub(crate) struct Ejector {
+    config: EjectionConfig,
+    pool: Arc<Pool>,
+}
+
+impl Ejector {
+    pub(crate) fn new(config: EjectionConfig, pool: Arc<Pool>) -> Ejector {
+        Ejector { config, pool }
+    }
+
+    /// Records one attempt's outcome on `endpoint`.
+    pub(crate) fn record(&self, endpoint: &Endpoint, outcome: Outcome) {
+        let state = endpoint.state();
+        if outcome.is_outlier_failure() {
+            state.failures.fetch_add(1, Ordering::Relaxed);
+            let in_a_row = state.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
+            if self.config.enabled
+                && in_a_row >= self.config.consecutive_failures.max(1)
+                && !state.ejected.swap(true, Ordering::AcqRel)
+            {
+                self.eject(state, in_a_row, outcome);
+            }
+            return;
+        }
+        if state.consecutive.load(Ordering::Relaxed) != 0 {
+            state.consecutive.store(0, Ordering::Relaxed);
+        }
+        if outcome.answered() && state.ejected.load(Ordering::Relaxed) {
+            readmit(state, "a call was answered");
+        }
+    }
+
+    fn eject(&self, state: &Arc<EndpointState>, in_a_row: u32, outcome: Outcome) {
+        let forgotten = state
+            .readmitted_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() >= self.config.forget_after);
+        if forgotten {
+            state.ejections.store(0, Ordering::Relaxed);
+        }
+        let repeat = state.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        let cooldown = self.config.cooldown(repeat);
+        tracing::warn!(
+            addr = %state.addr,
+            failures_in_a_row = in_a_row,
+            last = ?outcome,
+            ejection = repeat,
+            ?cooldown,
+            "ejecting provider: it stops receiving calls until a probe answers"
+        );
+        tokio::spawn(probe(
+            Arc::downgrade(state),
+            Arc::clone(&self.pool),
+            self.config.clone(),
+            cooldown,
+        ));
+    }
+}
+
+/// Puts an ejected address back into rotation.
+fn readmit(state: &EndpointState, why: &str) {
+    state.consecutive.store(0, Ordering::Relaxed);
+    *state
+        .readmitted_at
+        .lock()
+        .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    if state.ejected.swap(false, Ordering::AcqRel) {
+        tracing::info!(addr = %state.addr, reason = why, "provider readmitted");
+    }
+}
+
+/// Waits out the cool-down, then pings; readmits on a pong, else waits a longer cool-down.
+/// Ends when the address is readmitted by a real call or leaves every snapshot.
+async fn probe(
+    state: Weak<EndpointState>,
+    pool: Arc<Pool>,
+    config: EjectionConfig,
+    mut cooldown: Duration,
+) {
+    loop {
+        tokio::time::sleep(cooldown).await;
+        let Some(state) = state.upgrade() else {
+            return;
+        };
+        if !state.ejected.load(Ordering::Acquire) {
+            return;
+        }
+        let addr = state.addr;
+        let pinged = tokio::time::timeout(config.probe_timeout, async {
+            pool.get(addr).await?.ping().await
+        })
+        .await;
+        match pinged {
+            Ok(Ok(rtt)) => {
+                tracing::debug!(%addr, ?rtt, "probe answered");
+                readmit(&state, "a probe ping was answered");
+                return;
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%addr, %error, "probe failed; provider stays ejected");
+            }
+            Err(_) => {
+                tracing::debug!(%addr, timeout = ?config.probe_timeout, "probe timed out; provider stays ejected");
+            }
+        }
+        let repeat = state.ejections.fetch_add(1, Ordering::Relaxed) + 1;
+        cooldown = config.cooldown(repeat);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cooldown_doubles_and_caps() {
+        let config = EjectionConfig {
+            base_cooldown: Duration::from_millis(100),
+            max_cooldown: Duration::from_millis(500),
+            ..EjectionConfig::default()
+        };
+        let got: Vec<u128> = (1..=5).map(|n| config.cooldown(n).as_millis()).collect();
+        assert_eq!(got, [100, 200, 400, 500, 500]);
+        assert_eq!(config.cooldown(0).as_millis(), 100);
+        assert_eq!(config.cooldown(u32::MAX), config.max_cooldown);
+    }
+}
