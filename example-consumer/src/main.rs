@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use example_provider::{CalculatorClient, GreeterClient};
-use rpc_core::cluster::ClusterConfig;
-use rpc_core::{Client, Codec};
+use rpc_core::{Client, Codec, RpcConfig};
 
 use report::Report;
 
@@ -20,9 +19,13 @@ struct Args {
     /// Call one provider at this address instead of discovering providers.
     #[arg(long)]
     connect: Option<String>,
-    /// Registry URL (etcd://, zookeeper://, memory://), or `none` (then --connect is needed).
-    #[arg(long, env = "RPC_REGISTRY", default_value = "etcd://127.0.0.1:2379")]
-    registry: String,
+    /// Registry URL (etcd://, zookeeper://, memory://), or `none` (then --connect is needed)
+    /// [default: etcd://127.0.0.1:2379, or registry.url / RPC_REGISTRY].
+    #[arg(long)]
+    registry: Option<String>,
+    /// Settings file (rpc.toml); RPC_* environment variables override it, flags override both.
+    #[arg(long, env = "RPC_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Number of load iterations (each: hello, add, whoami); ignored with --duration.
     #[arg(long, default_value_t = 10)]
     calls: u64,
@@ -32,12 +35,13 @@ struct Args {
     /// Calls kept in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Body codec: bincode or json.
-    #[arg(long, default_value = "bincode")]
-    codec: String,
-    /// Per-call deadline in milliseconds, retries included.
-    #[arg(long, default_value_t = 5000)]
-    deadline_ms: u64,
+    /// Body codec: bincode or json [default: bincode, or client.codec].
+    #[arg(long)]
+    codec: Option<String>,
+    /// Per-call deadline in milliseconds, retries included [default: 10000, or
+    /// client.deadline_ms].
+    #[arg(long)]
+    deadline_ms: Option<u64>,
     /// Load balancer (round-robin, random, weighted-random, weighted-round-robin,
     /// consistent-hash, least-loaded).
     #[arg(long)]
@@ -57,8 +61,7 @@ struct Args {
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -74,31 +77,38 @@ async fn main() -> ExitCode {
 }
 
 async fn build_client(args: &Args) -> Result<Client, String> {
-    let codec = match args.codec.as_str() {
-        "bincode" => Codec::Bincode,
-        "json" => Codec::Json,
-        other => return Err(format!("bad --codec {other:?}: expected bincode or json")),
-    };
-    let builder = Client::builder()
-        .codec(codec)
-        .deadline(Some(Duration::from_millis(args.deadline_ms)));
-    if let Some(addr) = &args.connect {
-        return builder.connect(addr).await.map_err(|e| e.to_string());
+    let mut config = RpcConfig::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(codec) = &args.codec {
+        config.codec = match codec.as_str() {
+            "bincode" => Codec::Bincode,
+            "json" => Codec::Json,
+            other => return Err(format!("bad --codec {other:?}: expected bincode or json")),
+        };
     }
-    if args.registry == "none" {
-        return Err("--registry none needs --connect HOST:PORT".into());
+    if let Some(ms) = args.deadline_ms {
+        config.deadline = Some(Duration::from_millis(ms));
     }
-    let mut cluster = ClusterConfig::default();
+    if let Some(registry) = &args.registry {
+        config.registry = (registry != "none").then(|| registry.clone());
+    }
+    let mut cluster = config.cluster_config();
     if let Some(name) = &args.balancer {
         cluster = cluster.balancer_named(name).map_err(|e| e.to_string())?;
     }
     if let Some(name) = &args.policy {
         cluster = cluster.policy_named(name).map_err(|e| e.to_string())?;
     }
-    let registry = rpc_registry::connect(&args.registry)
+    let builder = config.client_builder().cluster(cluster);
+    if let Some(addr) = &args.connect {
+        return builder.connect(addr).await.map_err(|e| e.to_string());
+    }
+    let url = config
+        .registry_url()
+        .ok_or("--registry none needs --connect HOST:PORT")?;
+    let registry = rpc_registry::connect(&url)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(builder.cluster(cluster).discover(registry))
+    Ok(builder.discover(registry))
 }
 
 async fn run(args: Args) -> Result<u64, String> {
@@ -112,7 +122,9 @@ async fn run(args: Args) -> Result<u64, String> {
     }
 
     let started = Instant::now();
-    let stop_at = args.duration.map(|s| started + Duration::from_secs_f64(s.max(0.0)));
+    let stop_at = args
+        .duration
+        .map(|s| started + Duration::from_secs_f64(s.max(0.0)));
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
@@ -149,7 +161,9 @@ async fn run(args: Args) -> Result<u64, String> {
             }
         }));
     }
-    let ticker = args.progress.then(|| tokio::spawn(report::progress(Arc::clone(&report))));
+    let ticker = args
+        .progress
+        .then(|| tokio::spawn(report::progress(Arc::clone(&report))));
     for worker in workers {
         if let Err(e) = worker.await {
             return Err(format!("a worker panicked: {e}"));
@@ -162,7 +176,11 @@ async fn run(args: Args) -> Result<u64, String> {
     Ok(report.failures())
 }
 
-async fn show_every_method(greeter: &GreeterClient, calculator: &CalculatorClient, report: &Report) {
+async fn show_every_method(
+    greeter: &GreeterClient,
+    calculator: &CalculatorClient,
+    report: &Report,
+) {
     macro_rules! show {
         ($label:expr, $call:expr) => {{
             let t = Instant::now();

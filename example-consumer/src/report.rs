@@ -51,7 +51,10 @@ impl Report {
     pub fn record_wrong(&self, method: &str) {
         let mut inner = self.lock();
         inner.failures += 1;
-        *inner.errors.entry(format!("{method}: wrong result")).or_default() += 1;
+        *inner
+            .errors
+            .entry(format!("{method}: wrong result"))
+            .or_default() += 1;
     }
 
     /// A successful `whoami`, attributed to the provider that answered.
@@ -89,7 +92,10 @@ impl Report {
         let answered: u64 = inner.providers.values().sum();
         if answered > 0 {
             println!();
-            println!("{:<24} {:>10} {:>8}", "provider (whoami)", "answers", "share");
+            println!(
+                "{:<24} {:>10} {:>8}",
+                "provider (whoami)", "answers", "share"
+            );
             for (provider, n) in &inner.providers {
                 println!(
                     "{:<24} {:>10} {:>7.1}%",
@@ -107,10 +113,7 @@ impl Report {
             }
         }
         println!();
-        println!(
-            "result: {} calls, {} failed",
-            inner.calls, inner.failures
-        );
+        println!("result: {} calls, {} failed", inner.calls, inner.failures);
     }
 }
 
@@ -130,7 +133,11 @@ pub async fn progress(report: std::sync::Arc<Report>) {
         let providers: Vec<String> = window.iter().map(|(p, n)| format!("{p}={n}")).collect();
         println!(
             "[{second:>3}s] {calls:>7} calls/s  failed so far: {failures}  answered by: {}",
-            if providers.is_empty() { "-".to_string() } else { providers.join(" ") }
+            if providers.is_empty() {
+                "-".to_string()
+            } else {
+                providers.join(" ")
+            }
         );
     }
 }

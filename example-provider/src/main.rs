@@ -6,34 +6,39 @@ use std::sync::Arc;
 
 use clap::Parser;
 use example_provider::{CalculatorServer, ExampleProvider, GreeterServer};
-use rpc_core::Server;
+use rpc_core::RpcConfig;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "Serves the example Greeter and Calculator services")]
 struct Args {
-    /// Address to listen on; port 0 picks a free port, which is printed.
-    #[arg(long, default_value = "127.0.0.1:0")]
-    listen: String,
-    /// Registry URL (etcd://, zookeeper://, memory://), or `none` to skip registration.
-    #[arg(long, env = "RPC_REGISTRY", default_value = "etcd://127.0.0.1:2379")]
-    registry: String,
+    /// Address to listen on; port 0 picks a free port, which is printed
+    /// [default: 127.0.0.1:0, or server.listen / RPC_LISTEN].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Registry URL (etcd://, zookeeper://, memory://), or `none` to skip registration
+    /// [default: etcd://127.0.0.1:2379, or registry.url / RPC_REGISTRY].
+    #[arg(long)]
+    registry: Option<String>,
+    /// Settings file (rpc.toml); RPC_* environment variables override it, flags override both.
+    #[arg(long, env = "RPC_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Host that consumers should connect to (default: the listen IP).
     #[arg(long)]
     advertise_host: Option<String>,
     /// Weight published in the registry.
     #[arg(long, default_value_t = 100)]
     weight: u32,
-    /// Seconds between deregistering and closing, so consumers stop calling first.
-    #[arg(long, default_value_t = 1.0)]
-    propagation_grace: f64,
+    /// Seconds between deregistering and closing, so consumers stop calling first
+    /// [default: 1, or server.propagation_grace_ms].
+    #[arg(long)]
+    propagation_grace: Option<f64>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -48,27 +53,35 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    let mut config = RpcConfig::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    if let Some(listen) = &args.listen {
+        config.listen = listen.clone();
+    }
+    if let Some(registry) = &args.registry {
+        config.registry = (registry != "none").then(|| registry.clone());
+    }
+    if let Some(secs) = args.propagation_grace {
+        config.propagation_grace = std::time::Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("bad --propagation-grace {secs}: expected seconds"))?;
+    }
     let provider = ExampleProvider::default();
-
-    let grace = std::time::Duration::try_from_secs_f64(args.propagation_grace)
-        .map_err(|_| format!("bad --propagation-grace {}: expected seconds", args.propagation_grace))?;
-    let mut builder = Server::builder()
-        .bind(args.listen.clone())
+    let mut builder = config
+        .server_builder()
         .serve(GreeterServer::new(provider.clone()))
         .serve(CalculatorServer::new(provider.clone()))
-        .weight(args.weight)
-        .propagation_grace(grace);
+        .weight(args.weight);
     if let Some(host) = &args.advertise_host {
         builder = builder.advertise_host(host.clone());
     }
-    let registry = if args.registry == "none" {
-        None
-    } else {
-        let registry = rpc_registry::connect(&args.registry)
-            .await
-            .map_err(|e| e.to_string())?;
-        builder = builder.registry(Arc::clone(&registry));
-        Some(registry)
+    let registry = match config.registry_url() {
+        None => None,
+        Some(url) => {
+            let registry = rpc_registry::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            builder = builder.registry(Arc::clone(&registry));
+            Some(registry)
+        }
     };
     let server = builder.start().await.map_err(|e| e.to_string())?;
     let bound = server.local_addr();

@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod cluster;
+pub mod config;
 mod error;
 pub mod protocol;
 pub mod registry;
@@ -19,14 +20,13 @@ mod service;
 mod transport;
 
 pub use client::{CallOptions, Client, ClientBuilder};
+pub use config::{ConfigError, RpcConfig};
 pub use error::RpcError;
 pub use protocol::{Codec, Status};
 pub use registry::{Registry, RegistryError, ServiceInstance, ServiceKey};
 pub use rpc_macros::service;
 pub use server::{Server, ServerBuilder, ServerHandle};
-pub use service::{
-    DispatchError, MethodDescriptor, ResponseFuture, Service, ServiceDescriptor,
-};
+pub use service::{DispatchError, MethodDescriptor, ResponseFuture, Service, ServiceDescriptor};
 
 /// Items the `#[service]` macro's expansion refers to. Not part of the public API.
 #[doc(hidden)]

@@ -1,0 +1,475 @@
+//! One configuration for apps that embed the framework, in three layers: defaults, then an
+//! `rpc.toml` file, then `RPC_*` environment variables; code can change any field afterwards
+//! (the builder layer) before calling [`RpcConfig::server_builder`] or
+//! [`RpcConfig::client_builder`].
+//!
+//! ```toml
+//! [registry]
+//! url = "etcd://127.0.0.1:2379"   # or zookeeper://..., memory://, none
+//! ttl_secs = 30
+//! heartbeat_secs = 10
+//!
+//! [server]
+//! listen = "127.0.0.1:9101"
+//! max_frame_bytes = 16777216
+//!
+//! [client]
+//! deadline_ms = 10000
+//! balancer = "round-robin"
+//! policy = "failover"
+//! max_attempts = 3
+//!
+//! [client.ejection]
+//! consecutive_failures = 3
+//! ```
+//!
+//! Every key, its environment variable and its default are listed in README's config
+//! reference and by [`RpcConfig::keys`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cluster::{Backoff, ClusterConfig, EjectionConfig, FaultPolicy};
+use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
+use crate::{ClientBuilder, ServerBuilder};
+
+/// Why a configuration could not be loaded. Each variant names the key and the form expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {message}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        message: String,
+    },
+    /// The file is not valid TOML.
+    #[error("config file {path} is not valid TOML: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A key this version does not know (often a typo).
+    #[error("unknown config key {key:?} in {origin}; known keys: {known}")]
+    UnknownKey {
+        /// The key, dotted (`client.balancer`).
+        key: String,
+        /// The file or `environment`.
+        origin: String,
+        /// Every known key.
+        known: String,
+    },
+    /// A value of the wrong form.
+    #[error("bad value for {key} in {origin}: {value}; expected {expected}")]
+    BadValue {
+        /// The key, dotted, with its environment variable.
+        key: String,
+        /// The file or `environment`.
+        origin: String,
+        /// The value given.
+        value: String,
+        /// The form the key takes.
+        expected: String,
+    },
+}
+
+/// The framework's settings. Build with [`RpcConfig::load`], or start from `default()`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RpcConfig {
+    /// Registry URL, or `None` for no registry (`none`). Default `etcd://127.0.0.1:2379`.
+    pub registry: Option<String>,
+    /// etcd lease TTL / ZooKeeper session timeout. Default: the URL's, else 30 s.
+    pub registry_ttl: Option<Duration>,
+    /// Keep-alive interval. Default: the URL's, else ttl/3.
+    pub registry_heartbeat: Option<Duration>,
+    /// Provider listen address. Default `127.0.0.1:0`.
+    pub listen: String,
+    /// Largest frame accepted, both sides. Default 16 MiB.
+    pub max_frame: usize,
+    /// Provider: connections served at once. Default 10,000.
+    pub max_connections: usize,
+    /// Provider: calls in flight per connection. Default 10,000.
+    pub max_in_flight: usize,
+    /// Provider: how long shutdown waits for in-flight calls. Default 10 s.
+    pub drain_grace: Duration,
+    /// Provider: wait between deregistering and closing. Default 1 s.
+    pub propagation_grace: Duration,
+    /// Consumer: default deadline of a call, retries included (`None`: none). Default 10 s.
+    pub deadline: Option<Duration>,
+    /// Consumer: connect timeout. Default 3 s.
+    pub connect_timeout: Duration,
+    /// Consumer: request body codec. Default bincode.
+    pub codec: Codec,
+    /// Consumer: connections per provider. Default 1.
+    pub connections_per_address: usize,
+    /// Consumer: load balancer name. Default `round-robin`.
+    pub balancer: String,
+    /// Consumer: fault policy. Default fail-over.
+    pub policy: FaultPolicy,
+    /// Consumer: attempts per call under fail-over, the first included. Default 3.
+    pub max_attempts: usize,
+    /// Consumer: first fail-over backoff. Default 5 ms.
+    pub backoff_base: Duration,
+    /// Consumer: largest fail-over backoff. Default 250 ms.
+    pub backoff_max: Duration,
+    /// Consumer: bound on one attempt (`None`: only the deadline). Default none.
+    pub attempt_timeout: Option<Duration>,
+    /// Consumer: failures in a row that eject a provider (0 turns ejection off). Default 3.
+    pub ejection_failures: u32,
+    /// Consumer: first ejection cool-down. Default 1 s.
+    pub ejection_base_cooldown: Duration,
+    /// Consumer: longest ejection cool-down. Default 30 s.
+    pub ejection_max_cooldown: Duration,
+    /// Consumer: keep the last list when the registry suddenly reports none. Default on.
+    pub empty_protection: bool,
+    /// Consumer: file that keeps the last known provider lists. Default none.
+    pub snapshot_file: Option<PathBuf>,
+}
+
+impl Default for RpcConfig {
+    fn default() -> Self {
+        let cluster = ClusterConfig::default();
+        RpcConfig {
+            registry: Some("etcd://127.0.0.1:2379".to_string()),
+            registry_ttl: None,
+            registry_heartbeat: None,
+            listen: "127.0.0.1:0".to_string(),
+            max_frame: DEFAULT_MAX_FRAME,
+            max_connections: 10_000,
+            max_in_flight: 10_000,
+            drain_grace: Duration::from_secs(10),
+            propagation_grace: Duration::from_secs(1),
+            deadline: Some(Duration::from_secs(10)),
+            connect_timeout: Duration::from_secs(3),
+            codec: Codec::Bincode,
+            connections_per_address: 1,
+            balancer: "round-robin".to_string(),
+            policy: cluster.policy,
+            max_attempts: cluster.max_attempts,
+            backoff_base: cluster.retry_backoff.base,
+            backoff_max: cluster.retry_backoff.max,
+            attempt_timeout: cluster.attempt_timeout,
+            ejection_failures: cluster.ejection.consecutive_failures,
+            ejection_base_cooldown: cluster.ejection.base_cooldown,
+            ejection_max_cooldown: cluster.ejection.max_cooldown,
+            empty_protection: cluster.directory.empty_protection,
+            snapshot_file: None,
+        }
+    }
+}
+
+/// A value from a file (typed) or the environment (text).
+enum Raw<'a> {
+    Toml(&'a toml::Value),
+    Env(&'a str),
+}
+
+impl Raw<'_> {
+    fn shown(&self) -> String {
+        match self {
+            Raw::Toml(v) => v.to_string(),
+            Raw::Env(s) => format!("{s:?}"),
+        }
+    }
+
+    fn string(&self) -> Option<String> {
+        match self {
+            Raw::Toml(toml::Value::String(s)) => Some(s.clone()),
+            Raw::Env(s) => Some(s.to_string()),
+            _ => None,
+        }
+    }
+
+    fn integer(&self) -> Option<u64> {
+        match self {
+            Raw::Toml(toml::Value::Integer(i)) => u64::try_from(*i).ok(),
+            Raw::Env(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    fn seconds(&self) -> Option<Duration> {
+        let secs = match self {
+            Raw::Toml(toml::Value::Integer(i)) => *i as f64,
+            Raw::Toml(toml::Value::Float(f)) => *f,
+            Raw::Env(s) => s.trim().parse().ok()?,
+            _ => return None,
+        };
+        (secs.is_finite() && secs > 0.0 && secs <= 86_400.0).then(|| Duration::from_secs_f64(secs))
+    }
+
+    fn boolean(&self) -> Option<bool> {
+        match self {
+            Raw::Toml(toml::Value::Boolean(b)) => Some(*b),
+            Raw::Env(s) => match s.trim() {
+                "true" | "1" | "on" | "yes" => Some(true),
+                "false" | "0" | "off" | "no" => Some(false),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
+type Apply = fn(&mut RpcConfig, &Raw<'_>) -> Option<()>;
+
+/// One key: its dotted name, environment variable, expected form, and how to apply it.
+struct Key {
+    name: &'static str,
+    env: &'static str,
+    expected: &'static str,
+    apply: Apply,
+}
+
+fn ms(raw: &Raw<'_>) -> Option<Duration> {
+    raw.integer().map(Duration::from_millis)
+}
+
+fn positive(raw: &Raw<'_>) -> Option<usize> {
+    raw.integer()
+        .filter(|n| *n > 0)
+        .and_then(|n| usize::try_from(n).ok())
+}
+
+const KEYS: &[Key] = &[
+    Key { name: "registry.url", env: "RPC_REGISTRY", expected: "a registry URL (etcd://host:port, zookeeper://host:port, memory://) or \"none\"",
+        apply: |c, r| { let s = r.string().filter(|s| s == "none" || s.contains("://"))?; c.registry = (s != "none").then_some(s); Some(()) } },
+    Key { name: "registry.ttl_secs", env: "RPC_REGISTRY_TTL", expected: "a positive number of seconds",
+        apply: |c, r| { c.registry_ttl = Some(r.seconds()?); Some(()) } },
+    Key { name: "registry.heartbeat_secs", env: "RPC_REGISTRY_HEARTBEAT", expected: "a positive number of seconds",
+        apply: |c, r| { c.registry_heartbeat = Some(r.seconds()?); Some(()) } },
+    Key { name: "server.listen", env: "RPC_LISTEN", expected: "host:port, e.g. 127.0.0.1:9101",
+        apply: |c, r| { let s = r.string().filter(|s| s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()))?; c.listen = s; Some(()) } },
+    Key { name: "server.max_frame_bytes", env: "RPC_MAX_FRAME", expected: "a number of bytes from 1024 to 4294967295",
+        apply: |c, r| { c.max_frame = r.integer().filter(|n| (1024..=u64::from(u32::MAX)).contains(n))? as usize; Some(()) } },
+    Key { name: "server.max_connections", env: "RPC_MAX_CONNECTIONS", expected: "a positive integer",
+        apply: |c, r| { c.max_connections = positive(r)?; Some(()) } },
+    Key { name: "server.max_in_flight", env: "RPC_MAX_IN_FLIGHT", expected: "a positive integer",
+        apply: |c, r| { c.max_in_flight = positive(r)?; Some(()) } },
+    Key { name: "server.drain_grace_ms", env: "RPC_DRAIN_GRACE_MS", expected: "milliseconds, an integer",
+        apply: |c, r| { c.drain_grace = ms(r)?; Some(()) } },
+    Key { name: "server.propagation_grace_ms", env: "RPC_PROPAGATION_GRACE_MS", expected: "milliseconds, an integer",
+        apply: |c, r| { c.propagation_grace = ms(r)?; Some(()) } },
+    Key { name: "client.deadline_ms", env: "RPC_DEADLINE_MS", expected: "milliseconds, an integer (0 = no deadline)",
+        apply: |c, r| { let d = ms(r)?; c.deadline = (!d.is_zero()).then_some(d); Some(()) } },
+    Key { name: "client.connect_timeout_ms", env: "RPC_CONNECT_TIMEOUT_MS", expected: "milliseconds, a positive integer",
+        apply: |c, r| { c.connect_timeout = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
+    Key { name: "client.codec", env: "RPC_CODEC", expected: "\"bincode\" or \"json\"",
+        apply: |c, r| { c.codec = match r.string()?.as_str() { "bincode" => Codec::Bincode, "json" => Codec::Json, _ => return None }; Some(()) } },
+    Key { name: "client.connections_per_address", env: "RPC_CONNECTIONS_PER_ADDRESS", expected: "a positive integer",
+        apply: |c, r| { c.connections_per_address = positive(r)?; Some(()) } },
+    Key { name: "client.balancer", env: "RPC_BALANCER", expected: "one of round-robin, random, weighted-random, weighted-round-robin, consistent-hash, least-loaded",
+        apply: |c, r| { let s = r.string()?; ClusterConfig::default().balancer_named(&s).ok()?; c.balancer = s; Some(()) } },
+    Key { name: "client.policy", env: "RPC_POLICY", expected: "one of failfast, failover, failsafe, failback",
+        apply: |c, r| { c.policy = r.string()?.parse().ok()?; Some(()) } },
+    Key { name: "client.max_attempts", env: "RPC_MAX_ATTEMPTS", expected: "a positive integer",
+        apply: |c, r| { c.max_attempts = positive(r)?; Some(()) } },
+    Key { name: "client.backoff_base_ms", env: "RPC_BACKOFF_BASE_MS", expected: "milliseconds, an integer",
+        apply: |c, r| { c.backoff_base = ms(r)?; Some(()) } },
+    Key { name: "client.backoff_max_ms", env: "RPC_BACKOFF_MAX_MS", expected: "milliseconds, an integer",
+        apply: |c, r| { c.backoff_max = ms(r)?; Some(()) } },
+    Key { name: "client.attempt_timeout_ms", env: "RPC_ATTEMPT_TIMEOUT_MS", expected: "milliseconds, an integer (0 = none)",
+        apply: |c, r| { let d = ms(r)?; c.attempt_timeout = (!d.is_zero()).then_some(d); Some(()) } },
+    Key { name: "client.empty_protection", env: "RPC_EMPTY_PROTECTION", expected: "true or false",
+        apply: |c, r| { c.empty_protection = r.boolean()?; Some(()) } },
+    Key { name: "client.snapshot_file", env: "RPC_SNAPSHOT_FILE", expected: "a file path",
+        apply: |c, r| { c.snapshot_file = Some(PathBuf::from(r.string().filter(|s| !s.is_empty())?)); Some(()) } },
+    Key { name: "client.ejection.consecutive_failures", env: "RPC_EJECTION_FAILURES", expected: "an integer (0 turns ejection off)",
+        apply: |c, r| { c.ejection_failures = u32::try_from(r.integer()?).ok()?; Some(()) } },
+    Key { name: "client.ejection.base_cooldown_ms", env: "RPC_EJECTION_BASE_COOLDOWN_MS", expected: "milliseconds, a positive integer",
+        apply: |c, r| { c.ejection_base_cooldown = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
+    Key { name: "client.ejection.max_cooldown_ms", env: "RPC_EJECTION_MAX_COOLDOWN_MS", expected: "milliseconds, a positive integer",
+        apply: |c, r| { c.ejection_max_cooldown = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
+];
+
+impl RpcConfig {
+    /// Every key as `(dotted name, environment variable, expected form)`.
+    pub fn keys() -> impl Iterator<Item = (&'static str, &'static str, &'static str)> {
+        KEYS.iter().map(|k| (k.name, k.env, k.expected))
+    }
+
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<RpcConfig, ConfigError> {
+        let mut config = RpcConfig::default();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+            config.merge_toml(&text, &path.display().to_string())?;
+        }
+        config.merge_env(std::env::vars())?;
+        Ok(config)
+    }
+
+    /// Applies the keys of a TOML document; `origin` names it in errors.
+    pub fn merge_toml(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Parse {
+                path: PathBuf::from(origin),
+                message: e.to_string(),
+            })?;
+        let mut flat = BTreeMap::new();
+        flatten("", &table, &mut flat);
+        for (name, value) in flat {
+            let key =
+                KEYS.iter()
+                    .find(|k| k.name == name)
+                    .ok_or_else(|| ConfigError::UnknownKey {
+                        key: name.clone(),
+                        origin: origin.to_string(),
+                        known: KEYS.iter().map(|k| k.name).collect::<Vec<_>>().join(", "),
+                    })?;
+            self.apply(key, &Raw::Toml(value), origin)?;
+        }
+        self.check(origin)
+    }
+
+    /// Applies `RPC_*` variables from `vars`; unknown `RPC_*` names are errors.
+    pub fn merge_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        for (name, value) in vars {
+            if !name.starts_with("RPC_") || name == "RPC_BIN_DIR" || name == "RPC_CONFIG" {
+                continue;
+            }
+            let key =
+                KEYS.iter()
+                    .find(|k| k.env == name)
+                    .ok_or_else(|| ConfigError::UnknownKey {
+                        key: name.clone(),
+                        origin: "environment".to_string(),
+                        known: KEYS.iter().map(|k| k.env).collect::<Vec<_>>().join(", "),
+                    })?;
+            self.apply(key, &Raw::Env(&value), "environment")?;
+        }
+        self.check("environment")
+    }
+
+    fn apply(&mut self, key: &Key, raw: &Raw<'_>, origin: &str) -> Result<(), ConfigError> {
+        (key.apply)(self, raw).ok_or_else(|| ConfigError::BadValue {
+            key: format!("{} ({})", key.name, key.env),
+            origin: origin.to_string(),
+            value: raw.shown(),
+            expected: key.expected.to_string(),
+        })
+    }
+
+    /// Checks what no single key can: relations between keys.
+    fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        if let (Some(ttl), Some(heartbeat)) = (self.registry_ttl, self.registry_heartbeat) {
+            if heartbeat >= ttl {
+                return Err(ConfigError::BadValue {
+                    key: "registry.heartbeat_secs (RPC_REGISTRY_HEARTBEAT)".into(),
+                    origin: origin.to_string(),
+                    value: format!("{}", heartbeat.as_secs_f64()),
+                    expected: format!(
+                        "seconds shorter than registry.ttl_secs ({})",
+                        ttl.as_secs_f64()
+                    ),
+                });
+            }
+        }
+        if self.backoff_base > self.backoff_max {
+            return Err(ConfigError::BadValue {
+                key: "client.backoff_base_ms (RPC_BACKOFF_BASE_MS)".into(),
+                origin: origin.to_string(),
+                value: format!("{}", self.backoff_base.as_millis()),
+                expected: format!(
+                    "at most client.backoff_max_ms ({})",
+                    self.backoff_max.as_millis()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The registry URL with `ttl` and `heartbeat` added to its query when set here.
+    pub fn registry_url(&self) -> Option<String> {
+        let mut url = self.registry.clone()?;
+        let mut add = |name: &str, value: Option<Duration>| {
+            if let Some(v) = value {
+                if !url.contains(&format!("{name}=")) {
+                    url.push(if url.contains('?') { '&' } else { '?' });
+                    url.push_str(&format!("{name}={}", v.as_secs_f64()));
+                }
+            }
+        };
+        add("ttl", self.registry_ttl);
+        add("heartbeat", self.registry_heartbeat);
+        Some(url)
+    }
+
+    /// A server builder with the server settings (add services and a registry to it).
+    pub fn server_builder(&self) -> ServerBuilder {
+        ServerBuilder::default()
+            .bind(self.listen.clone())
+            .max_frame(self.max_frame)
+            .max_connections(self.max_connections)
+            .max_in_flight(self.max_in_flight)
+            .drain_grace(self.drain_grace)
+            .propagation_grace(self.propagation_grace)
+    }
+
+    /// The cluster settings: balancer, fault policy, retries, backoff, ejection, directory.
+    pub fn cluster_config(&self) -> ClusterConfig {
+        let mut cluster = ClusterConfig::default()
+            .policy(self.policy)
+            .max_attempts(self.max_attempts)
+            .attempt_timeout(self.attempt_timeout)
+            .empty_protection(self.empty_protection);
+        // The name was checked when it was set; an unknown one keeps the default.
+        if let Ok(named) = cluster.clone().balancer_named(&self.balancer) {
+            cluster = named;
+        }
+        cluster.retry_backoff = Backoff {
+            base: self.backoff_base,
+            max: self.backoff_max,
+            ..cluster.retry_backoff
+        };
+        cluster.ejection = EjectionConfig {
+            enabled: self.ejection_failures > 0,
+            consecutive_failures: self.ejection_failures.max(1),
+            base_cooldown: self.ejection_base_cooldown,
+            max_cooldown: self.ejection_max_cooldown,
+            ..cluster.ejection
+        };
+        if let Some(path) = &self.snapshot_file {
+            cluster = cluster.snapshot_file(path.clone());
+        }
+        cluster
+    }
+
+    /// A client builder with the client settings (finish it with `connect` or `discover`).
+    pub fn client_builder(&self) -> ClientBuilder {
+        ClientBuilder::default()
+            .codec(self.codec)
+            .deadline(self.deadline)
+            .connect_timeout(self.connect_timeout)
+            .connections_per_address(self.connections_per_address)
+            .max_frame(self.max_frame)
+            .cluster(self.cluster_config())
+    }
+}
+
+fn flatten<'a>(prefix: &str, table: &'a toml::Table, out: &mut BTreeMap<String, &'a toml::Value>) {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&name, inner, out),
+            other => {
+                out.insert(name, other);
+            }
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! The layered configuration: file, then environment, with errors that name the key and the
+//! form it expects.
+
+use std::time::Duration;
+
+use rpc_core::cluster::FaultPolicy;
+use rpc_core::{Codec, ConfigError, RpcConfig};
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_are_documented_values() {
+    let c = RpcConfig::default();
+    assert_eq!(c.registry.as_deref(), Some("etcd://127.0.0.1:2379"));
+    assert_eq!(c.listen, "127.0.0.1:0");
+    assert_eq!(c.max_frame, 16 * 1024 * 1024);
+    assert_eq!(c.deadline, Some(Duration::from_secs(10)));
+    assert_eq!(c.balancer, "round-robin");
+    assert_eq!(c.policy, FaultPolicy::Failover);
+    assert_eq!(c.max_attempts, 3);
+    assert!(c.empty_protection);
+}
+
+#[test]
+fn a_file_then_an_env_override_in_the_right_precedence() {
+    let dir = std::env::temp_dir().join(format!("rpc-config-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rpc.toml");
+    std::fs::write(
+        &file,
+        r#"
+[registry]
+url = "etcd://10.0.0.1:2379"
+ttl_secs = 5
+
+[server]
+listen = "127.0.0.1:9101"
+max_frame_bytes = 1048576
+
+[client]
+deadline_ms = 2500
+balancer = "least-loaded"
+policy = "failfast"
+codec = "json"
+
+[client.ejection]
+consecutive_failures = 5
+"#,
+    )
+    .unwrap();
+    let mut c = RpcConfig::default();
+    c.merge_toml(&std::fs::read_to_string(&file).unwrap(), "rpc.toml")
+        .unwrap();
+    c.merge_env(env(&[
+        ("RPC_REGISTRY", "zookeeper://127.0.0.1:2181"),
+        ("RPC_DEADLINE_MS", "700"),
+        ("HOME", "/ignored"),
+    ]))
+    .unwrap();
+    // Environment wins over the file ...
+    assert_eq!(c.registry.as_deref(), Some("zookeeper://127.0.0.1:2181"));
+    assert_eq!(c.deadline, Some(Duration::from_millis(700)));
+    // ... the file wins over defaults where the environment is silent ...
+    assert_eq!(c.registry_ttl, Some(Duration::from_secs(5)));
+    assert_eq!(c.listen, "127.0.0.1:9101");
+    assert_eq!(c.max_frame, 1_048_576);
+    assert_eq!(c.balancer, "least-loaded");
+    assert_eq!(c.policy, FaultPolicy::Failfast);
+    assert_eq!(c.codec, Codec::Json);
+    assert_eq!(c.ejection_failures, 5);
+    // ... and code (the builder layer) wins over both.
+    c.max_attempts = 7;
+    assert_eq!(c.cluster_config().max_attempts, 7);
+    assert_eq!(
+        c.registry_url().as_deref(),
+        Some("zookeeper://127.0.0.1:2181?ttl=5")
+    );
+
+    // RpcConfig::load reads the file and then the real environment.
+    let loaded = RpcConfig::load(Some(&file)).unwrap();
+    assert_eq!(loaded.listen, "127.0.0.1:9101");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn every_bad_value_names_its_key_and_the_form_expected() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "[registry]\nurl = \"localhost:2379\"",
+            "registry.url",
+            "registry URL",
+        ),
+        (
+            "[registry]\nttl_secs = -1",
+            "registry.ttl_secs",
+            "positive number of seconds",
+        ),
+        (
+            "[registry]\nheartbeat_secs = \"x\"",
+            "registry.heartbeat_secs",
+            "positive number of seconds",
+        ),
+        (
+            "[registry]\nttl_secs = 2\nheartbeat_secs = 3",
+            "registry.heartbeat_secs",
+            "shorter than",
+        ),
+        (
+            "[server]\nlisten = \"nowhere\"",
+            "server.listen",
+            "host:port",
+        ),
+        (
+            "[server]\nmax_frame_bytes = 10",
+            "server.max_frame_bytes",
+            "1024",
+        ),
+        (
+            "[server]\nmax_connections = 0",
+            "server.max_connections",
+            "positive integer",
+        ),
+        (
+            "[server]\nmax_in_flight = \"many\"",
+            "server.max_in_flight",
+            "positive integer",
+        ),
+        (
+            "[server]\ndrain_grace_ms = 1.5",
+            "server.drain_grace_ms",
+            "milliseconds",
+        ),
+        (
+            "[server]\npropagation_grace_ms = -5",
+            "server.propagation_grace_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\ndeadline_ms = \"soon\"",
+            "client.deadline_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nconnect_timeout_ms = 0",
+            "client.connect_timeout_ms",
+            "positive",
+        ),
+        ("[client]\ncodec = \"xml\"", "client.codec", "bincode"),
+        (
+            "[client]\nconnections_per_address = 0",
+            "client.connections_per_address",
+            "positive integer",
+        ),
+        (
+            "[client]\nbalancer = \"fastest\"",
+            "client.balancer",
+            "round-robin",
+        ),
+        ("[client]\npolicy = \"retry\"", "client.policy", "failover"),
+        (
+            "[client]\nmax_attempts = 0",
+            "client.max_attempts",
+            "positive integer",
+        ),
+        (
+            "[client]\nbackoff_base_ms = true",
+            "client.backoff_base_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nbackoff_max_ms = \"x\"",
+            "client.backoff_max_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nbackoff_base_ms = 500\nbackoff_max_ms = 100",
+            "client.backoff_base_ms",
+            "at most",
+        ),
+        (
+            "[client]\nattempt_timeout_ms = -1",
+            "client.attempt_timeout_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nempty_protection = \"maybe\"",
+            "client.empty_protection",
+            "true or false",
+        ),
+        (
+            "[client]\nsnapshot_file = 3",
+            "client.snapshot_file",
+            "file path",
+        ),
+        (
+            "[client.ejection]\nconsecutive_failures = -2",
+            "client.ejection.consecutive_failures",
+            "integer",
+        ),
+        (
+            "[client.ejection]\nbase_cooldown_ms = 0",
+            "client.ejection.base_cooldown_ms",
+            "positive",
+        ),
+        (
+            "[client.ejection]\nmax_cooldown_ms = \"x\"",
+            "client.ejection.max_cooldown_ms",
+            "positive",
+        ),
+        (
+            "[client]\nbalancr = \"random\"",
+            "client.balancr",
+            "known keys",
+        ),
+        ("[client\nbroken", "rpc.toml", "not valid TOML"),
+    ];
+    // Every key has a bad-value case above.
+    for (name, _, _) in RpcConfig::keys() {
+        assert!(
+            cases.iter().any(|(_, key, _)| *key == name),
+            "no bad-value case for {name}"
+        );
+    }
+    for (text, key, expected) in cases {
+        let err = RpcConfig::default()
+            .merge_toml(text, "rpc.toml")
+            .expect_err(text)
+            .to_string();
+        assert!(err.contains(key), "{text:?}: {err}");
+        assert!(err.contains(expected), "{text:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let err = RpcConfig::default()
+        .merge_env(env(&[("RPC_MAX_ATTEMPTS", "lots")]))
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::BadValue { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("RPC_MAX_ATTEMPTS") && text.contains("positive integer"),
+        "{text}"
+    );
+    let err = RpcConfig::default()
+        .merge_env(env(&[("RPC_BALANCR", "random")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("RPC_BALANCR") && err.contains("RPC_BALANCER"),
+        "{err}"
+    );
+}
