@@ -103,7 +103,7 @@ fn panel(
         .fold(f64::INFINITY, f64::min)
         .min(max_v);
     let caption = match metric {
-        Metric::Qps => format!("{} payload: throughput (calls/s)", size(payload)),
+        Metric::Qps => format!("{} payload: throughput (calls/s, log scale)", size(payload)),
         Metric::P99 => format!("{} payload: p99 latency (µs, log scale)", size(payload)),
     };
     let mut builder = ChartBuilder::on(area);
@@ -112,56 +112,40 @@ fn panel(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(80);
+    let (y_desc, y_format): (&str, fn(&f64) -> String) = match metric {
+        Metric::Qps => ("calls / s", |y| {
+            if *y >= 1_000.0 {
+                format!("{:.0}k", y / 1_000.0)
+            } else {
+                format!("{y:.0}")
+            }
+        }),
+        Metric::P99 => ("p99 µs", |y| format!("{y:.0}")),
+    };
     let x_range = (1f64..max_c * 1.15).log_scale();
-    match metric {
-        Metric::Qps => {
-            let mut chart = builder
-                .build_cartesian_2d(x_range, 0f64..max_v * 1.1)
-                .map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc("concurrency (closed loop)")
-                .y_desc("calls / s")
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .y_label_formatter(&|y| format!("{y:.0}"))
-                .label_style(("sans-serif", 15))
-                .draw()
-                .map_err(err)?;
-            series(&mut chart, rows, labels, value)?;
-        }
-        Metric::P99 => {
-            let y_range = (min_v * 0.7..max_v * 1.4).log_scale();
-            let mut chart = builder.build_cartesian_2d(x_range, y_range).map_err(err)?;
-            chart
-                .configure_mesh()
-                .x_desc("concurrency (closed loop)")
-                .y_desc("p99 µs")
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .y_label_formatter(&|y| format!("{y:.0}"))
-                .label_style(("sans-serif", 15))
-                .draw()
-                .map_err(err)?;
-            series(&mut chart, rows, labels, value)?;
-        }
-    }
+    let y_range = (min_v * 0.7..max_v * 1.4).log_scale();
+    let mut chart = builder.build_cartesian_2d(x_range, y_range).map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("concurrency (closed loop)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&y_format)
+        .label_style(("sans-serif", 15))
+        .draw()
+        .map_err(err)?;
+    series(&mut chart, rows, labels, value)?;
     Ok(())
 }
 
-type LogChart<'a, Y> = ChartContext<
-    'a,
-    BitMapBackend<'a>,
-    Cartesian2d<LogCoord<f64>, Y>,
->;
+type LogChart<'a> = ChartContext<'a, BitMapBackend<'a>, Cartesian2d<LogCoord<f64>, LogCoord<f64>>>;
 
-fn series<'a, Y>(
-    chart: &mut LogChart<'a, Y>,
+fn series(
+    chart: &mut LogChart<'_>,
     rows: &[&Row],
     labels: &[String],
     value: impl Fn(&Row) -> f64,
-) -> Result<(), BenchError>
-where
-    Y: Ranged<ValueType = f64>,
-{
+) -> Result<(), BenchError> {
     for label in labels {
         let mut points: Vec<(f64, f64)> = rows
             .iter()

@@ -84,6 +84,28 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: String,
     },
+    /// Drives closed-loop load at a server that is already running, for profiling it
+    /// (`perf record -p`, or the server under `valgrind --tool=callgrind`).
+    Drive {
+        /// Which system the server is.
+        #[arg(long, value_enum)]
+        system: System,
+        /// The server's address.
+        #[arg(long)]
+        connect: std::net::SocketAddr,
+        /// Payload bytes.
+        #[arg(long, default_value_t = 128)]
+        payload: usize,
+        /// Closed-loop callers.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Client connections (rpc and raw).
+        #[arg(long, default_value_t = 1)]
+        connections: usize,
+        /// Seconds of load.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+    },
     /// Redraws the chart from a JSON result file.
     Chart {
         /// Result rows written by `--json`.
@@ -107,6 +129,30 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Serve { system, listen }) => child::serve_main(system, &listen),
+        Some(Command::Drive {
+            system,
+            connect,
+            payload,
+            concurrency,
+            connections,
+            duration,
+        }) => Duration::try_from_secs_f64(duration)
+            .map_err(BenchError::from)
+            .and_then(|duration| {
+                run::drive(
+                    run::Target {
+                        system,
+                        connections,
+                    },
+                    connect,
+                    &load::Point {
+                        payload,
+                        concurrency,
+                        warmup: Duration::ZERO,
+                        duration,
+                    },
+                )
+            }),
         Some(Command::Chart { json, out }) => report::read_json(&json)
             .and_then(|rows| chart::draw(&rows, &out, "rpc-bench: echo over loopback")),
         Some(Command::Registry(args)) => registry_bench::main(&args),

@@ -1,11 +1,13 @@
 //! The echo benchmark's plan and its execution: one server subprocess per system, one fresh
 //! client runtime per point, results as report rows.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::child::ServerProcess;
+use crate::cpu::CpuTime;
 use crate::load::{self, Point};
 use crate::report::Row;
 use crate::systems::{self, BenchError, EchoClient, System};
@@ -135,9 +137,35 @@ fn measure(
     server: &mut ServerProcess,
     point: &Point,
 ) -> Result<load::Measured, BenchError> {
-    let runtime = client_runtime()?;
     let addr = server.addr();
     let mut server_cpu = || server.cpu();
+    drive_point(target, addr, point, &mut server_cpu)
+}
+
+/// Load against a server started elsewhere (for profiling); prints what it measured.
+pub fn drive(target: Target, addr: SocketAddr, point: &Point) -> Result<(), BenchError> {
+    let measured = drive_point(target, addr, point, &mut || Ok(CpuTime::default()))?;
+    println!(
+        "{} calls in {:.3} s: {:.0} qps, p50 {:.1} us, p99 {:.1} us, client cpu {:.3} s, {} errors",
+        measured.calls,
+        measured.elapsed.as_secs_f64(),
+        measured.qps(),
+        measured.quantile_us(0.5),
+        measured.quantile_us(0.99),
+        measured.client_cpu.total().as_secs_f64(),
+        measured.errors
+    );
+    Ok(())
+}
+
+fn drive_point(
+    target: Target,
+    addr: SocketAddr,
+    point: &Point,
+    server_cpu: &mut dyn FnMut() -> Result<CpuTime, BenchError>,
+) -> Result<load::Measured, BenchError> {
+    let runtime = client_runtime()?;
+    let mut server_cpu = server_cpu;
     let measured = runtime.block_on(async {
         match target.system {
             System::Raw => {

@@ -99,9 +99,9 @@ impl RpcError {
     /// retried only for idempotent methods; an application error never is.
     pub fn is_retryable(&self, idempotent: bool) -> bool {
         match self {
-            RpcError::Connect { .. } | RpcError::ConnectionLost { .. } | RpcError::GoAway { .. } => {
-                true
-            }
+            RpcError::Connect { .. }
+            | RpcError::ConnectionLost { .. }
+            | RpcError::GoAway { .. } => true,
             RpcError::Status { status, .. } => match status {
                 Status::ShuttingDown | Status::Overloaded => true,
                 Status::DeadlineExceeded => idempotent,

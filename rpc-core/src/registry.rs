@@ -256,7 +256,15 @@ mod tests {
         assert_eq!(inst.port, 9101);
         assert_eq!(inst.metadata["zone"], "a");
         let back: serde_json::Value = serde_json::from_str(&inst.to_json()).unwrap();
-        for field in ["service", "version", "host", "port", "weight", "metadata", "registered_at_ms"] {
+        for field in [
+            "service",
+            "version",
+            "host",
+            "port",
+            "weight",
+            "metadata",
+            "registered_at_ms",
+        ] {
             assert!(back.get(field).is_some(), "missing {field}");
         }
     }

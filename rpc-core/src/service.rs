@@ -75,5 +75,10 @@ pub trait Service: Send + Sync + 'static {
 
     /// Decodes `body` with `codec` as the argument tuple of `method` and starts the handler.
     /// The future encodes the return value with the same codec.
-    fn call(&self, method: &str, codec: Codec, body: Bytes) -> Result<ResponseFuture, DispatchError>;
+    fn call(
+        &self,
+        method: &str,
+        codec: Codec,
+        body: Bytes,
+    ) -> Result<ResponseFuture, DispatchError>;
 }

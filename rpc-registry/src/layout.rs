@@ -105,13 +105,15 @@ pub(crate) fn parse_nodes<'a>(
 ) -> Vec<ServiceInstance> {
     let mut out: Vec<ServiceInstance> = nodes
         .into_iter()
-        .filter_map(|(path, value, revision)| match parse_node(root, path, value) {
-            Ok(instance) => Some(instance),
-            Err(why) => {
-                warn.skip(registry, path, revision, &why);
-                None
-            }
-        })
+        .filter_map(
+            |(path, value, revision)| match parse_node(root, path, value) {
+                Ok(instance) => Some(instance),
+                Err(why) => {
+                    warn.skip(registry, path, revision, &why);
+                    None
+                }
+            },
+        )
         .collect();
     sort_instances(&mut out);
     out
@@ -127,7 +129,11 @@ mod tests {
     use super::*;
 
     fn instance() -> ServiceInstance {
-        ServiceInstance::new(&ServiceKey::new("example.Greeter", "1.0.0"), "127.0.0.1", 9101)
+        ServiceInstance::new(
+            &ServiceKey::new("example.Greeter", "1.0.0"),
+            "127.0.0.1",
+            9101,
+        )
     }
 
     #[test]
@@ -159,7 +165,10 @@ mod tests {
             ("/rpc/example.Greeter:2.0.0/127.0.0.1:9101", json.as_str()),
         ];
         for (path, value) in bad {
-            assert!(parse_node("/rpc", path, value.as_bytes()).is_err(), "{path}");
+            assert!(
+                parse_node("/rpc", path, value.as_bytes()).is_err(),
+                "{path}"
+            );
         }
     }
 

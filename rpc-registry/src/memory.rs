@@ -54,7 +54,9 @@ impl Shared {
 
     fn lock(&self) -> MutexGuard<'_, Store> {
         // A panic while holding the lock leaves the map itself consistent.
-        self.store.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.store
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Applies one change and wakes the watchers.
@@ -122,7 +124,10 @@ impl MemoryRegistry {
             let mut named = named_registries()
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            named.entry(name.to_string()).or_insert_with(Shared::new).clone()
+            named
+                .entry(name.to_string())
+                .or_insert_with(Shared::new)
+                .clone()
         };
         MemoryRegistry::with_shared(shared)
     }
@@ -309,7 +314,8 @@ mod tests {
     use super::*;
 
     fn instance(port: u16) -> ServiceInstance {
-        let mut inst = ServiceInstance::new(&ServiceKey::new("mem.Test", "1.0.0"), "127.0.0.1", port);
+        let mut inst =
+            ServiceInstance::new(&ServiceKey::new("mem.Test", "1.0.0"), "127.0.0.1", port);
         inst.registered_at_ms = 1;
         inst
     }

@@ -104,7 +104,7 @@ impl RegistryUrl {
                 return Err(bad("no host:port given".into()));
             }
             for endpoint in &endpoints {
-                check_endpoint(endpoint).map_err(|m| bad(m))?;
+                check_endpoint(endpoint).map_err(&bad)?;
             }
         }
         let mut heartbeat_set = false;

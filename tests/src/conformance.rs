@@ -97,7 +97,11 @@ fn node_path(instance: &ServiceInstance) -> String {
     format!("{ROOT}/{}/{}", instance.key(), instance.address())
 }
 
-async fn discover(backend: &dyn Backend, registry: &dyn Registry, key: &ServiceKey) -> Vec<ServiceInstance> {
+async fn discover(
+    backend: &dyn Backend,
+    registry: &dyn Registry,
+    key: &ServiceKey,
+) -> Vec<ServiceInstance> {
     registry
         .discover(key)
         .await
@@ -112,10 +116,13 @@ async fn register(backend: &dyn Backend, registry: &dyn Registry, instance: &Ser
 }
 
 async fn deregister(backend: &dyn Backend, registry: &dyn Registry, instance: &ServiceInstance) {
-    registry
-        .deregister(instance)
-        .await
-        .unwrap_or_else(|e| panic!("[{}] deregister {}: {e}", backend.name(), node_path(instance)));
+    registry.deregister(instance).await.unwrap_or_else(|e| {
+        panic!(
+            "[{}] deregister {}: {e}",
+            backend.name(),
+            node_path(instance)
+        )
+    });
 }
 
 async fn services(backend: &dyn Backend, registry: &dyn Registry) -> Vec<ServiceKey> {
@@ -142,11 +149,17 @@ pub async fn register_discover_deregister(backend: &dyn Backend) {
     let a = instance(&key, "127.0.0.1", 20_001);
     let b = instance(&key, "127.0.0.1", 20_002);
 
-    assert!(discover(backend, &*consumer, &key).await.is_empty(), "[{name}] a new key has instances");
+    assert!(
+        discover(backend, &*consumer, &key).await.is_empty(),
+        "[{name}] a new key has instances"
+    );
     register(backend, &*provider, &a).await;
     register(backend, &*provider, &b).await;
     let found = discover(backend, &*consumer, &key).await;
-    assert!(same(&found, &[a.clone(), b.clone()]), "[{name}] discover after register: {found:?}");
+    assert!(
+        same(&found, &[a.clone(), b.clone()]),
+        "[{name}] discover after register: {found:?}"
+    );
     assert!(
         services(backend, &*consumer).await.contains(&key),
         "[{name}] services() lacks {key}"
@@ -154,10 +167,16 @@ pub async fn register_discover_deregister(backend: &dyn Backend) {
 
     deregister(backend, &*provider, &a).await;
     let found = discover(backend, &*consumer, &key).await;
-    assert!(same(&found, &[b.clone()]), "[{name}] discover after one deregister: {found:?}");
+    assert!(
+        same(&found, std::slice::from_ref(&b)),
+        "[{name}] discover after one deregister: {found:?}"
+    );
     deregister(backend, &*provider, &b).await;
     let found = discover(backend, &*consumer, &key).await;
-    assert!(found.is_empty(), "[{name}] discover after deregistering all: {found:?}");
+    assert!(
+        found.is_empty(),
+        "[{name}] discover after deregistering all: {found:?}"
+    );
     assert!(
         !services(backend, &*consumer).await.contains(&key),
         "[{name}] services() still lists {key} with no instances"
@@ -165,9 +184,18 @@ pub async fn register_discover_deregister(backend: &dyn Backend) {
 
     register(backend, &*provider, &a).await;
     let found = discover(backend, &*consumer, &key).await;
-    assert!(same(&found, &[a.clone()]), "[{name}] register after deregister: {found:?}");
-    provider.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    assert!(
+        same(&found, std::slice::from_ref(&a)),
+        "[{name}] register after deregister: {found:?}"
+    );
+    provider
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    consumer
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
 }
 
 /// Two versions of one service are separate keys, even at the same address.
@@ -186,26 +214,53 @@ pub async fn versions_are_kept_apart(backend: &dyn Backend) {
     }
 
     let found = discover(backend, &*consumer, &v1).await;
-    assert!(same(&found, &[v1_a.clone()]), "[{name}] {v1}: {found:?}");
+    assert!(
+        same(&found, std::slice::from_ref(&v1_a)),
+        "[{name}] {v1}: {found:?}"
+    );
     let found = discover(backend, &*consumer, &v2).await;
-    assert!(same(&found, &[v2_a.clone(), v2_b.clone()]), "[{name}] {v2}: {found:?}");
+    assert!(
+        same(&found, &[v2_a.clone(), v2_b.clone()]),
+        "[{name}] {v2}: {found:?}"
+    );
     let keys = services(backend, &*consumer).await;
-    assert!(keys.contains(&v1) && keys.contains(&v2), "[{name}] services(): {keys:?}");
+    assert!(
+        keys.contains(&v1) && keys.contains(&v2),
+        "[{name}] services(): {keys:?}"
+    );
 
     let mut watch = consumer
         .watch(&v1)
         .await
         .unwrap_or_else(|e| panic!("[{name}] watch {v1}: {e}"));
-    let first = next_event(&mut watch, WAIT).await.unwrap_or_else(|e| panic!("[{name}] watch {v1}: {e}"));
-    assert_eq!(first, WatchEvent::Snapshot(vec![v1_a.clone()]), "[{name}] first snapshot of {v1}");
+    let first = next_event(&mut watch, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] watch {v1}: {e}"));
+    assert_eq!(
+        first,
+        WatchEvent::Snapshot(vec![v1_a.clone()]),
+        "[{name}] first snapshot of {v1}"
+    );
 
     deregister(backend, &*provider, &v2_a).await;
     let found = discover(backend, &*consumer, &v1).await;
-    assert!(same(&found, &[v1_a.clone()]), "[{name}] {v1} after removing {v2} at the same address: {found:?}");
+    assert!(
+        same(&found, std::slice::from_ref(&v1_a)),
+        "[{name}] {v1} after removing {v2} at the same address: {found:?}"
+    );
     let found = discover(backend, &*consumer, &v2).await;
-    assert!(same(&found, &[v2_b.clone()]), "[{name}] {v2}: {found:?}");
-    provider.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    assert!(
+        same(&found, std::slice::from_ref(&v2_b)),
+        "[{name}] {v2}: {found:?}"
+    );
+    provider
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    consumer
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
 }
 
 /// A watch delivers the current (empty) list, then the added instance, then its new weight,
@@ -223,8 +278,14 @@ pub async fn watch_sees_add_update_remove_in_order(backend: &dyn Backend) {
         .watch(&key)
         .await
         .unwrap_or_else(|e| panic!("[{name}] watch {key}: {e}"));
-    let first = next_event(&mut watch, WAIT).await.unwrap_or_else(|e| panic!("[{name}] first snapshot: {e}"));
-    assert_eq!(first, WatchEvent::Snapshot(vec![]), "[{name}] the first event must be the current (empty) snapshot");
+    let first = next_event(&mut watch, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] first snapshot: {e}"));
+    assert_eq!(
+        first,
+        WatchEvent::Snapshot(vec![]),
+        "[{name}] the first event must be the current (empty) snapshot"
+    );
 
     let steps: [(&str, Vec<ServiceInstance>, Vec<ServiceInstance>); 3] = [
         ("add", vec![], vec![added.clone()]),
@@ -237,9 +298,12 @@ pub async fn watch_sees_add_update_remove_in_order(backend: &dyn Backend) {
             "update" => register(backend, &*provider, &updated).await,
             _ => deregister(backend, &*provider, &updated).await,
         }
-        let seen = watch_until(&mut watch, WAIT, &format!("the {step} snapshot {after:?}"), |list| {
-            same(list, &after)
-        })
+        let seen = watch_until(
+            &mut watch,
+            WAIT,
+            &format!("the {step} snapshot {after:?}"),
+            |list| same(list, &after),
+        )
         .await
         .unwrap_or_else(|e| panic!("[{name}] {e}"));
         for event in &seen[..seen.len() - 1] {
@@ -254,8 +318,14 @@ pub async fn watch_sees_add_update_remove_in_order(backend: &dyn Backend) {
             }
         }
     }
-    provider.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    provider
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    consumer
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
 }
 
 /// The stored value is the layout JSON of DESIGN.md, with every field, at the layout's path.
@@ -274,8 +344,12 @@ pub async fn stored_values_carry_every_layout_field(backend: &dyn Backend) {
         .get_raw(&path)
         .await
         .unwrap_or_else(|| panic!("[{name}] no node at the layout path {path}"));
-    let value: serde_json::Value = serde_json::from_slice(&raw)
-        .unwrap_or_else(|e| panic!("[{name}] {path} is not JSON ({e}): {}", String::from_utf8_lossy(&raw)));
+    let value: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_else(|e| {
+        panic!(
+            "[{name}] {path} is not JSON ({e}): {}",
+            String::from_utf8_lossy(&raw)
+        )
+    });
     let expect = serde_json::json!({
         "service": key.name(),
         "version": "3.1.4",
@@ -287,13 +361,22 @@ pub async fn stored_values_carry_every_layout_field(backend: &dyn Backend) {
     });
     for (field, expected) in expect.as_object().into_iter().flatten() {
         let got = value.get(field);
-        assert_eq!(got, Some(expected), "[{name}] field {field:?} of {path}: {value}");
+        assert_eq!(
+            got,
+            Some(expected),
+            "[{name}] field {field:?} of {path}: {value}"
+        );
     }
     assert!(
-        value["registered_at_ms"].as_u64().is_some_and(|ms| ms > 1_600_000_000_000),
+        value["registered_at_ms"]
+            .as_u64()
+            .is_some_and(|ms| ms > 1_600_000_000_000),
         "[{name}] registered_at_ms is not a recent epoch time in ms: {value}"
     );
-    provider.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    provider
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
 }
 
 /// Nodes that are not layout JSON, or sit at a path of the wrong shape, are skipped by
@@ -308,44 +391,82 @@ pub async fn bad_values_are_skipped(backend: &dyn Backend) {
     let by_hand = instance(&key, "10.0.0.5", 20_045);
     let other = instance(&ServiceKey::new("someone.Else", "9"), "10.0.0.2", 20_042);
 
-    backend.put_raw(&format!("{prefix}/10.0.0.1:20040"), b"not json").await;
-    backend.put_raw(&format!("{prefix}/10.0.0.2:20042"), other.to_json().as_bytes()).await;
-    backend.put_raw(&format!("{prefix}/10.0.0.3:20043"), br#"{"service":"x"}"#).await;
-    backend.put_raw(&format!("{prefix}/no-port"), good.to_json().as_bytes()).await;
+    backend
+        .put_raw(&format!("{prefix}/10.0.0.1:20040"), b"not json")
+        .await;
+    backend
+        .put_raw(
+            &format!("{prefix}/10.0.0.2:20042"),
+            other.to_json().as_bytes(),
+        )
+        .await;
+    backend
+        .put_raw(&format!("{prefix}/10.0.0.3:20043"), br#"{"service":"x"}"#)
+        .await;
+    backend
+        .put_raw(&format!("{prefix}/no-port"), good.to_json().as_bytes())
+        .await;
     let bad_key = format!("{ROOT}/{}-no-version/10.0.0.4:20044", unique_service("bad"));
     backend.put_raw(&bad_key, good.to_json().as_bytes()).await;
     register(backend, &*provider, &good).await;
 
     let found = discover(backend, &*consumer, &key).await;
-    assert!(same(&found, &[good.clone()]), "[{name}] discover must skip bad nodes: {found:?}");
+    assert!(
+        same(&found, std::slice::from_ref(&good)),
+        "[{name}] discover must skip bad nodes: {found:?}"
+    );
     let keys = services(backend, &*consumer).await;
-    assert!(keys.contains(&key), "[{name}] services() lacks {key}: {keys:?}");
+    assert!(
+        keys.contains(&key),
+        "[{name}] services() lacks {key}: {keys:?}"
+    );
 
     let mut watch = consumer
         .watch(&key)
         .await
         .unwrap_or_else(|e| panic!("[{name}] watch {key}: {e}"));
-    let first = next_event(&mut watch, WAIT).await.unwrap_or_else(|e| panic!("[{name}] first snapshot: {e}"));
-    assert_eq!(first, WatchEvent::Snapshot(vec![good.clone()]), "[{name}] watch must skip bad nodes");
+    let first = next_event(&mut watch, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] first snapshot: {e}"));
+    assert_eq!(
+        first,
+        WatchEvent::Snapshot(vec![good.clone()]),
+        "[{name}] watch must skip bad nodes"
+    );
 
     let hand_path = node_path(&by_hand);
-    backend.put_raw(&hand_path, by_hand.to_json().as_bytes()).await;
+    backend
+        .put_raw(&hand_path, by_hand.to_json().as_bytes())
+        .await;
     watch_until(&mut watch, WAIT, "the hand-written instance", |list| {
         same(list, &[good.clone(), by_hand.clone()])
     })
     .await
     .unwrap_or_else(|e| panic!("[{name}] {e}"));
     let found = discover(backend, &*consumer, &key).await;
-    assert_eq!(addresses(&found), addresses(&[good.clone(), by_hand.clone()]), "[{name}] discover");
+    assert_eq!(
+        addresses(&found),
+        addresses(&[good.clone(), by_hand.clone()]),
+        "[{name}] discover"
+    );
 
     backend.put_raw(&hand_path, b"{broken").await;
-    watch_until(&mut watch, WAIT, "the hand-written node to drop out once its value is bad", |list| {
-        same(list, &[good.clone()])
-    })
+    watch_until(
+        &mut watch,
+        WAIT,
+        "the hand-written node to drop out once its value is bad",
+        |list| same(list, std::slice::from_ref(&good)),
+    )
     .await
     .unwrap_or_else(|e| panic!("[{name}] {e}"));
-    provider.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    provider
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    consumer
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
 }
 
 /// Shutdown removes every instance the client registered (and only those), watchers see it,
@@ -371,21 +492,32 @@ pub async fn shutdown_removes_everything(backend: &dyn Backend) {
         .watch(&key_a)
         .await
         .unwrap_or_else(|e| panic!("[{name}] watch {key_a}: {e}"));
-    watch_until(&mut watch, WAIT, "all three instances of A", |list| list.len() == 3)
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] {e}"));
+    watch_until(&mut watch, WAIT, "all three instances of A", |list| {
+        list.len() == 3
+    })
+    .await
+    .unwrap_or_else(|e| panic!("[{name}] {e}"));
 
-    provider.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    provider
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
     let found = discover(backend, &*consumer, &key_a).await;
-    assert!(same(&found, &[theirs.clone()]), "[{name}] {key_a} right after shutdown: {found:?}");
+    assert!(
+        same(&found, std::slice::from_ref(&theirs)),
+        "[{name}] {key_a} right after shutdown: {found:?}"
+    );
     let found = discover(backend, &*consumer, &key_b).await;
-    assert!(found.is_empty(), "[{name}] {key_b} right after shutdown: {found:?}");
+    assert!(
+        found.is_empty(),
+        "[{name}] {key_b} right after shutdown: {found:?}"
+    );
     assert!(
         !services(backend, &*consumer).await.contains(&key_b),
         "[{name}] services() still lists {key_b}"
     );
     watch_until(&mut watch, WAIT, "only the neighbour's instance", |list| {
-        same(list, &[theirs.clone()])
+        same(list, std::slice::from_ref(&theirs))
     })
     .await
     .unwrap_or_else(|e| panic!("[{name}] {e}"));
@@ -393,6 +525,12 @@ pub async fn shutdown_removes_everything(backend: &dyn Backend) {
         provider.register(&a1).await.is_err(),
         "[{name}] register after shutdown must fail"
     );
-    neighbour.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer.shutdown().await.unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    neighbour
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    consumer
+        .shutdown()
+        .await
+        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
 }

@@ -386,7 +386,11 @@ impl EtcdServer {
 async fn etcdctl_get(endpoints: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
     let output = run_etcdctl(endpoints, &["get", "--", key]).await?;
     Ok(output.split_once('\n').map(|(_key, value)| {
-        value.strip_suffix('\n').unwrap_or(value).as_bytes().to_vec()
+        value
+            .strip_suffix('\n')
+            .unwrap_or(value)
+            .as_bytes()
+            .to_vec()
     }))
 }
 
@@ -520,11 +524,14 @@ impl EtcdCluster {
             if member.child.is_none() {
                 continue;
             }
-            let json = run_etcdctl(&member.client_url(), &["endpoint", "status", "-w", "json"]).await?;
+            let json =
+                run_etcdctl(&member.client_url(), &["endpoint", "status", "-w", "json"]).await?;
             let value: serde_json::Value = serde_json::from_str(&json)
                 .map_err(|e| format!("etcdctl endpoint status: {e}: {json}"))?;
             let status = &value[0]["Status"];
-            let member_id = status["header"]["member_id"].as_u64().ok_or("no member_id")?;
+            let member_id = status["header"]["member_id"]
+                .as_u64()
+                .ok_or("no member_id")?;
             let leader = status["leader"].as_u64().unwrap_or(0);
             out.push((index, member_id, leader));
         }
@@ -607,7 +614,10 @@ mod tests {
     #[test]
     fn parses_lease_list() {
         let out = "found 2 leases\n694d8a5e3a0e5c04\n694d8a5e3a0e5c07\n";
-        assert_eq!(parse_lease_list(out), vec!["694d8a5e3a0e5c04", "694d8a5e3a0e5c07"]);
+        assert_eq!(
+            parse_lease_list(out),
+            vec!["694d8a5e3a0e5c04", "694d8a5e3a0e5c07"]
+        );
         assert!(parse_lease_list("found 0 leases\n").is_empty());
     }
 

@@ -49,7 +49,10 @@ impl Provider {
         let mut child = Command::new(binary("example-provider"))
             .args(["--listen", listen, "--registry", registry])
             .args(extra)
-            .env("RUST_LOG", std::env::var("PROVIDER_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("PROVIDER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -64,7 +67,9 @@ impl Provider {
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr.parse().unwrap_or_else(|e| panic!("bad address {addr:?}: {e}")),
+            Ok(addr) => addr
+                .parse()
+                .unwrap_or_else(|e| panic!("bad address {addr:?}: {e}")),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();

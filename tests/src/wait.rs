@@ -13,7 +13,11 @@ pub const POLL: Duration = Duration::from_millis(25);
 
 /// Polls `check` until it returns true; returns how long that took, or an error naming
 /// `what` once `timeout` has passed. A check that hangs is cut off at the deadline.
-pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F) -> Result<Duration, String>
+pub async fn wait_until<F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut check: F,
+) -> Result<Duration, String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -28,7 +32,11 @@ where
 
 /// Polls `probe` until it returns `Some`; returns the value and how long it took, or an
 /// error naming `what` once `timeout` has passed.
-pub async fn wait_for<T, F, Fut>(timeout: Duration, what: &str, mut probe: F) -> Result<(T, Duration), String>
+pub async fn wait_for<T, F, Fut>(
+    timeout: Duration,
+    what: &str,
+    mut probe: F,
+) -> Result<(T, Duration), String>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -56,7 +64,10 @@ where
     let start = Instant::now();
     while start.elapsed() < duration {
         if !check().await {
-            return Err(format!("{what} stopped holding after {:?}", start.elapsed()));
+            return Err(format!(
+                "{what} stopped holding after {:?}",
+                start.elapsed()
+            ));
         }
         tokio::time::sleep(POLL).await;
     }

@@ -149,7 +149,10 @@ async fn a_node_deleted_by_hand_comes_back_within_a_heartbeat() {
 
 /// The server is down longer than the session timeout, so the client gives the session up,
 /// while the server, restarted from its data, still holds the old session and its nodes for
-/// another session timeout. The registry must replace the old nodes, not trust them.
+/// another session timeout. The registry must replace the old nodes, not trust them: every
+/// node must be owned by the new session before the old one could have expired, and never
+/// be missing on the way. (Whether the test itself got to read an old owner first depends
+/// on who reconnects first; it is printed.)
 #[tokio::test]
 async fn a_forced_session_expiry_recreates_every_node_even_when_the_old_node_survives() {
     let mut server = ZookeeperServer::start().await;
@@ -185,9 +188,11 @@ async fn a_forced_session_expiry_recreates_every_node_even_when_the_old_node_sur
         if all_new {
             break;
         }
+        // The restarted server expires the old session no sooner than TTL after it is up, so
+        // until then the old nodes exist and the registry must replace them, not wait.
         assert!(
-            restarted.elapsed() < TTL + Duration::from_secs(3),
-            "nodes not re-created under the new session within {:?}",
+            restarted.elapsed() < TTL,
+            "nodes not taken over by the new session within {:?} of the restart",
             restarted.elapsed()
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -195,10 +200,6 @@ async fn a_forced_session_expiry_recreates_every_node_even_when_the_old_node_sur
     println!(
         "nodes owned by the new session {:?} after the restart (old owner seen: {saw_old_owner})",
         restarted.elapsed()
-    );
-    assert!(
-        saw_old_owner,
-        "the restarted server should still have held the old session's nodes"
     );
     assert_ne!(registry.session_id().unwrap(), old_session);
     // When the server finally expires the old session, the new nodes stay.

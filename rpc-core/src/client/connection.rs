@@ -188,7 +188,10 @@ impl Drop for InFlight<'_> {
         }
         let was_pending = self.shared.lock_pending().calls.remove(&self.id).is_some();
         if was_pending {
-            let _ = self.shared.writer.send(&Frame::control(Kind::Cancel, self.id));
+            let _ = self
+                .shared
+                .writer
+                .send(&Frame::control(Kind::Cancel, self.id));
         }
     }
 }
@@ -224,7 +227,10 @@ impl Shared {
     }
 }
 
-async fn read_loop(mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>, shared: Arc<Shared>) {
+async fn read_loop(
+    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    shared: Arc<Shared>,
+) {
     let reason = loop {
         let next = tokio::select! {
             next = frames.next() => next,

@@ -188,8 +188,9 @@ mod tests {
 
         let config = config
             .balancer_named("consistent-hash")
-            .and_then(|c| Ok(c.policy_named("failsafe")?))
-            .expect("valid names");
+            .expect("valid balancer")
+            .policy_named("failsafe")
+            .expect("valid policy");
         assert_eq!(config.balancer.name(), "consistent-hash");
         assert_eq!(config.attempts(), 1);
         let error = ClusterConfig::default()

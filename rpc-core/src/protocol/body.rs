@@ -64,12 +64,16 @@ impl Codec {
     ) -> Result<(), CodecError> {
         let mut writer = dst.writer();
         match self {
-            Codec::Bincode => {
-                bincode::serde::encode_into_std_write(value, &mut writer, bincode::config::standard())
-                    .map(|_| ())
-                    .map_err(|e| self.error("encode", e))
+            Codec::Bincode => bincode::serde::encode_into_std_write(
+                value,
+                &mut writer,
+                bincode::config::standard(),
+            )
+            .map(|_| ())
+            .map_err(|e| self.error("encode", e)),
+            Codec::Json => {
+                serde_json::to_writer(&mut writer, value).map_err(|e| self.error("encode", e))
             }
-            Codec::Json => serde_json::to_writer(&mut writer, value).map_err(|e| self.error("encode", e)),
         }
     }
 

@@ -228,7 +228,10 @@ mod tests {
     fn over_limit_length_is_refused_before_buffering() {
         let mut codec = FrameCodec::new(LIMIT);
         let mut buf = BytesMut::from(&((LIMIT as u32) + 1).to_be_bytes()[..]);
-        assert!(matches!(codec.decode(&mut buf), Err(FrameError::TooLarge { .. })));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(FrameError::TooLarge { .. })
+        ));
         assert!(buf.capacity() < LIMIT);
     }
 
@@ -238,6 +241,9 @@ mod tests {
         let mut buf = BytesMut::new();
         Frame::control(Kind::Ping, 1).encode(&mut buf).unwrap();
         buf.truncate(buf.len() - 2);
-        assert!(matches!(codec.decode_eof(&mut buf), Err(FrameError::Truncated { .. })));
+        assert!(matches!(
+            codec.decode_eof(&mut buf),
+            Err(FrameError::Truncated { .. })
+        ));
     }
 }

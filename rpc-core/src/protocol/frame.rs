@@ -105,7 +105,12 @@ impl Frame {
 
     /// A response whose body is a UTF-8 error message.
     pub fn error(id: u64, codec: Codec, status: Status, message: &str) -> Frame {
-        Frame::response(id, codec, status, Bytes::copy_from_slice(message.as_bytes()))
+        Frame::response(
+            id,
+            codec,
+            status,
+            Bytes::copy_from_slice(message.as_bytes()),
+        )
     }
 
     /// A frame with no names and no body: ping, pong, cancel or goaway.
@@ -277,11 +282,19 @@ mod worked_example {
             .map(|b| u8::from_str_radix(b, 16).unwrap())
             .collect();
         assert_eq!(&buf[..], &expected[..]);
-        let reply = Frame::response(1, Codec::Json, Status::Ok, Bytes::from_static(b"\"Hello, bob!\""));
+        let reply = Frame::response(
+            1,
+            Codec::Json,
+            Status::Ok,
+            Bytes::from_static(b"\"Hello, bob!\""),
+        );
         let mut buf = BytesMut::new();
         reply.encode(&mut buf).unwrap();
         assert_eq!(&buf[..8], &[0x00, 0x00, 0x00, 0x25, 0x52, 0x50, 0x01, 0x01]);
         assert_eq!(buf.len(), 41);
-        assert_eq!(Codec::Bincode.encode(&("bob",)).unwrap().as_ref(), &[3, b'b', b'o', b'b']);
+        assert_eq!(
+            Codec::Bincode.encode(&("bob",)).unwrap().as_ref(),
+            &[3, b'b', b'o', b'b']
+        );
     }
 }

@@ -196,7 +196,10 @@ impl ServerBuilder {
         ));
         tracing::info!(addr = %local_addr, services = self.services.len(), "server listening");
 
-        let host = self.advertise_host.clone().unwrap_or_else(|| advertised(local_addr));
+        let host = self
+            .advertise_host
+            .clone()
+            .unwrap_or_else(|| advertised(local_addr));
         let registration = Registration::new(
             self.registry.clone(),
             self.services

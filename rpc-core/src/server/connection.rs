@@ -39,7 +39,9 @@ pub(crate) struct InFlight {
 impl InFlight {
     pub(crate) fn try_reserve(&self, max: usize) -> bool {
         self.count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
             .is_ok()
     }
 
@@ -169,7 +171,12 @@ fn reject_framing(writer: &FrameWriter, peer: SocketAddr, error: &FrameError) {
         _ => {
             tracing::warn!(%peer, error = %error, "malformed frame; closing connection");
             let message = format!("malformed frame: {error}");
-            let _ = writer.send(&Frame::error(0, Codec::Bincode, Status::BadRequest, &message));
+            let _ = writer.send(&Frame::error(
+                0,
+                Codec::Bincode,
+                Status::BadRequest,
+                &message,
+            ));
         }
     }
 }

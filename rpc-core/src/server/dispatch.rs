@@ -44,7 +44,10 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
     };
     if !ctx.in_flight.try_reserve(ctx.context.max_in_flight) {
         tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, "in-flight limit reached");
-        reject(Status::Overloaded, "too many calls in flight on this connection");
+        reject(
+            Status::Overloaded,
+            "too many calls in flight on this connection",
+        );
         return;
     }
     let work = match service.call(&frame.method, codec, frame.body) {
@@ -60,7 +63,8 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             return;
         }
     };
-    let deadline = (frame.deadline_ms > 0).then(|| Duration::from_millis(u64::from(frame.deadline_ms)));
+    let deadline =
+        (frame.deadline_ms > 0).then(|| Duration::from_millis(u64::from(frame.deadline_ms)));
     let writer = ctx.writer.clone();
     let in_flight = Arc::clone(ctx.in_flight);
     let method = frame.method;
@@ -79,13 +83,21 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             Some(Err(panic)) => {
                 let message = panic_message(panic.as_ref());
                 tracing::warn!(method = %method, panic = %message, "handler panicked");
-                Frame::error(id, codec, Status::ApplicationError, &format!("handler panicked: {message}"))
+                Frame::error(
+                    id,
+                    codec,
+                    Status::ApplicationError,
+                    &format!("handler panicked: {message}"),
+                )
             }
             None => Frame::error(
                 id,
                 codec,
                 Status::DeadlineExceeded,
-                &format!("deadline of {} ms exceeded", deadline.map_or(0, |d| d.as_millis())),
+                &format!(
+                    "deadline of {} ms exceeded",
+                    deadline.map_or(0, |d| d.as_millis())
+                ),
             ),
         };
         in_flight.finish(id);

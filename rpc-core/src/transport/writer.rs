@@ -85,7 +85,9 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the buffer half-updated in a way that
         // matters more than losing the connection, so recover from poisoning.
-        self.state.lock().unwrap_or_else(|poison| poison.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
     }
 }
 
@@ -138,7 +140,11 @@ mod tests {
     }
 
     impl AsyncWrite for Counting {
-        fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
             self.writes.fetch_add(1, Ordering::SeqCst);
             self.bytes.fetch_add(buf.len(), Ordering::SeqCst);
             Poll::Ready(Ok(buf.len()))
@@ -164,7 +170,14 @@ mod tests {
         }
         writer.close();
         done.cancelled().await;
-        assert_eq!(io.bytes.load(Ordering::SeqCst), 100 * (4 + frame.encoded_len()));
-        assert_eq!(io.writes.load(Ordering::SeqCst), 1, "100 queued frames should go out in one write");
+        assert_eq!(
+            io.bytes.load(Ordering::SeqCst),
+            100 * (4 + frame.encoded_len())
+        );
+        assert_eq!(
+            io.writes.load(Ordering::SeqCst),
+            1,
+            "100 queued frames should go out in one write"
+        );
     }
 }

@@ -53,6 +53,8 @@ mod tests {
         backoff.reset();
         assert!(backoff.next_delay() <= FIRST);
         let mut short = Backoff::new(Duration::from_millis(600));
-        assert!((0..10).map(|_| short.next_delay()).all(|d| d <= Duration::from_millis(600)));
+        assert!((0..10)
+            .map(|_| short.next_delay())
+            .all(|d| d <= Duration::from_millis(600)));
     }
 }

@@ -1,15 +1,18 @@
 //! The lease keeper: one lease per registry client, kept alive by etcd's keep-alive stream,
 //! replaced when it is lost, and the client's own nodes put back when someone removes them.
 //!
-//! A background task owns the lease. Every heartbeat it sends one keep-alive on the stream;
-//! every answer confirms the lease and triggers the self-check, a transaction per own node
-//! that puts the node back unless it still holds this lease and this value. When the stream
-//! breaks, the task reopens it for the same lease (possibly on another endpoint); when etcd
-//! says the lease is gone (TTL 0, "lease not found"), it grants a new lease and re-puts every
-//! node. Retries go on forever with jittered backoff, and only changes of state are logged.
+//! A background task owns the lease, granted when the first instance is registered. Every
+//! heartbeat it sends one keep-alive on the stream; every answer confirms the lease and
+//! starts the self-check, a transaction per own node that puts the node back unless it still
+//! holds this lease and this value. The self-check runs beside the keep-alives, so a slow
+//! write never delays them. When the stream breaks (or an answer is a heartbeat late), the
+//! task reopens it for the same lease, starting on another endpoint; when etcd says the lease
+//! is gone (TTL 0, "lease not found"), it grants a new lease and the first self-check on it
+//! puts every node again. Retries go on forever with jittered backoff capped at the heartbeat
+//! (and 2.5 s), and only changes of state are logged.
 //!
-//! Every put of an own node goes through the lease published in [`Shared::lease`], which is
-//! `None` while no live lease is known, so nothing is ever put with a lease known to be dead.
+//! Every put of an own node uses the lease published in [`Shared::lease`], which is `None`
+//! while no live lease is known, so nothing is put with a lease known to be dead.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -74,7 +77,9 @@ impl std::fmt::Debug for LeaseKeeper {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether the registry asked the background tasks to stop (or was dropped).
@@ -138,12 +143,10 @@ impl LeaseKeeper {
         let mut dead: Option<i64> = None;
         loop {
             // Copy the lease out at once: the borrow of the channel must not live across awaits.
-            let waited = tokio::time::timeout_at(
-                deadline,
-                lease.wait_for(|l| l.is_some() && *l != dead),
-            )
-            .await
-            .map(|r| r.map(|id| *id));
+            let waited =
+                tokio::time::timeout_at(deadline, lease.wait_for(|l| l.is_some() && *l != dead))
+                    .await
+                    .map(|r| r.map(|id| *id));
             let id = match waited {
                 Ok(Ok(id)) => id,
                 Ok(Err(_)) => return Err(shared.unreachable("the lease keeper has stopped")),
@@ -413,7 +416,11 @@ fn report_restored(lease: i64, restored: &[String], first: bool) {
     let lease = format!("{lease:x}");
     if first {
         if !restored.is_empty() {
-            tracing::info!(lease, count = restored.len(), "etcd: instances put (again) on the lease");
+            tracing::info!(
+                lease,
+                count = restored.len(),
+                "etcd: instances put (again) on the lease"
+            );
         }
         return;
     }

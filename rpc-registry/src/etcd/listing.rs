@@ -34,7 +34,11 @@ impl Reader {
     pub(crate) async fn list(&self, prefix: &str, persist: bool) -> Result<Listing, Failure> {
         let request = |mut client: etcd_client::Client| {
             let prefix = prefix.to_string();
-            async move { client.get(prefix, Some(GetOptions::new().with_prefix())).await }
+            async move {
+                client
+                    .get(prefix, Some(GetOptions::new().with_prefix()))
+                    .await
+            }
         };
         let response = if persist {
             self.endpoints.call(request).await?

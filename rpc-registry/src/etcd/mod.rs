@@ -82,11 +82,7 @@ impl EtcdRegistry {
 
     fn keeper(&self) -> &LeaseKeeper {
         self.keeper.get_or_init(|| {
-            LeaseKeeper::start(
-                self.endpoints.clone(),
-                &self.options,
-                self.stop.subscribe(),
-            )
+            LeaseKeeper::start(self.endpoints.clone(), &self.options, self.stop.subscribe())
         })
     }
 

@@ -1,0 +1,53 @@
+//! Smoke check of the benchmark binary: every system's server starts in its own process and
+//! answers a handful of echo calls. No timing is asserted.
+
+use std::process::Command;
+
+#[test]
+fn every_system_answers_echo_calls() {
+    let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
+        .arg("--smoke")
+        .output()
+        .expect("rpc-bench runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "rpc-bench --smoke failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for label in ["raw x1", "rpc x1", "rpc x4", "tarpc x1", "tonic x1"] {
+        assert!(
+            stdout.contains(&format!("smoke: {label} conn: 24/24 echoes ok")),
+            "{label} did not answer:\n{stdout}\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn chart_redraws_from_json() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("rows.json");
+    let png = dir.path().join("chart.png");
+    let rows = r#"[
+      {"system":"raw","payload":128,"concurrency":1,"connections":1,"qps":1000.0,"p50_us":10.0,"p99_us":20.0,"p999_us":30.0,"cpu_ms_per_1k":1.0},
+      {"system":"raw","payload":128,"concurrency":64,"connections":1,"qps":9000.0,"p50_us":50.0,"p99_us":90.0,"p999_us":99.0,"cpu_ms_per_1k":0.5},
+      {"system":"rpc","payload":128,"concurrency":1,"connections":1,"qps":800.0,"p50_us":12.0,"p99_us":25.0,"p999_us":40.0,"cpu_ms_per_1k":1.2},
+      {"system":"rpc","payload":128,"concurrency":64,"connections":1,"qps":7000.0,"p50_us":60.0,"p99_us":120.0,"p999_us":150.0,"cpu_ms_per_1k":0.7}
+    ]"#;
+    std::fs::write(&json, rows).expect("write rows");
+    let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
+        .args(["chart", "--json"])
+        .arg(&json)
+        .arg("--out")
+        .arg(&png)
+        .output()
+        .expect("rpc-bench runs");
+    assert!(
+        output.status.success(),
+        "rpc-bench chart failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("chart written");
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+}
