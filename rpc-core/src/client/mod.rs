@@ -17,7 +17,7 @@ pub use options::CallOptions;
 
 use crate::cluster::{Cluster, ClusterConfig, Directory};
 use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
-use crate::registry::Registry;
+use crate::registry::{Registry, ServiceKey};
 use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
 pub(crate) use connection::Connection;
 use connection::RequestParts;
@@ -58,14 +58,25 @@ impl std::fmt::Debug for Client {
 /// One encoded call, as the routing and retry layers see it. Clones share the body.
 #[derive(Clone)]
 pub(crate) struct Call {
-    pub service: &'static ServiceDescriptor,
-    pub method: &'static MethodDescriptor,
+    /// `<name>:<version>`; always parses as a [`ServiceKey`] (checked when the call is made).
     pub service_key: ByteString,
     pub method_name: ByteString,
+    /// The method is marked `#[idempotent]`: a timed-out attempt may be retried.
+    pub idempotent: bool,
     pub codec: Codec,
     pub body: Bytes,
     pub deadline: Option<Instant>,
     pub hash_key: Option<u64>,
+}
+
+impl Call {
+    /// The service key as a value (for the directory, on a cold lookup).
+    pub(crate) fn key(&self) -> ServiceKey {
+        match self.service_key.rsplit_once(':') {
+            Some((name, version)) => ServiceKey::new(name, version),
+            None => ServiceKey::new(&*self.service_key, ""),
+        }
+    }
 }
 
 impl Client {
@@ -99,29 +110,85 @@ impl Client {
         R: DeserializeOwned,
     {
         let codec = options.codec.unwrap_or(self.inner.codec);
-        let budget = options.deadline.or(self.inner.deadline);
-        let call = Call {
-            service,
-            method,
+        let mut call = Call {
             service_key: ByteString::from_static(service.key),
             method_name: ByteString::from_static(method.name),
+            idempotent: method.idempotent,
             codec,
             body: codec.encode(args)?,
-            deadline: budget.map(|d| Instant::now() + d),
+            deadline: None,
             hash_key: options.hash_key,
         };
+        match self.run(&mut call, options).await {
+            Ok(body) => Ok(codec.decode(&body)?),
+            Err(error) => self.on_error(&call, error, options),
+        }
+    }
+
+    /// Calls a method named at run time with an already encoded argument tuple, and returns
+    /// the encoded reply; both use `codec`. This is what tools such as `rpcctl call` use: with
+    /// [`Codec::Json`] the arguments and the reply are plain JSON.
+    ///
+    /// `idempotent` says whether a timed-out attempt may be retried.
+    pub async fn call_raw(
+        &self,
+        service: &ServiceKey,
+        method: &str,
+        codec: Codec,
+        args: Bytes,
+        idempotent: bool,
+        options: &CallOptions,
+    ) -> Result<Bytes, RpcError> {
+        let mut call = Call {
+            service_key: ByteString::from(service.to_string()),
+            method_name: ByteString::from(method),
+            idempotent,
+            codec,
+            body: args,
+            deadline: None,
+            hash_key: options.hash_key,
+        };
+        match self.run(&mut call, options).await {
+            Ok(body) => Ok(body),
+            Err(error) => {
+                // Fail-back queues the call here; fail-safe hands back the fallback as JSON.
+                let fallback: serde_json::Value = self.on_error(&call, error, options)?;
+                match codec {
+                    Codec::Json => Ok(Codec::Json.encode(&fallback)?),
+                    Codec::Bincode => Err(RpcError::Codec(crate::protocol::CodecError {
+                        codec: "bincode",
+                        op: "encode",
+                        message: "a fail-safe fallback is returned by raw calls only with the JSON codec".into(),
+                    })),
+                }
+            }
+        }
+    }
+
+    /// Runs one call under its deadline, through the route.
+    async fn run(&self, call: &mut Call, options: &CallOptions) -> Result<Bytes, RpcError> {
+        let budget = options.deadline.or(self.inner.deadline);
+        call.deadline = budget.map(|d| Instant::now() + d);
+        let call = &*call;
         let reply = match budget {
-            Some(budget) => tokio::time::timeout(budget, self.invoke(&call))
+            Some(budget) => tokio::time::timeout(budget, self.invoke(call))
                 .await
                 .unwrap_or(Err(RpcError::DeadlineExceeded { deadline: budget })),
-            None => self.invoke(&call).await,
+            None => self.invoke(call).await,
         };
-        match reply {
-            Ok(body) => Ok(codec.decode(&body)?),
-            Err(error) => match &self.inner.route {
-                Route::Cluster(cluster) => cluster.on_final_error(&call, error, options),
-                Route::Direct(_) => Err(error),
-            },
+        reply
+    }
+
+    /// What a failed call returns: the error, or what the fault policy makes of it.
+    fn on_error<R: DeserializeOwned>(
+        &self,
+        call: &Call,
+        error: RpcError,
+        options: &CallOptions,
+    ) -> Result<R, RpcError> {
+        match &self.inner.route {
+            Route::Cluster(cluster) => cluster.on_final_error(call, error, options),
+            Route::Direct(_) => Err(error),
         }
     }
 
@@ -170,8 +237,8 @@ pub(crate) async fn send_on(connection: &Connection, call: &Call) -> Result<Byte
         Err(RpcError::Status {
             status: reply.status,
             message: String::from_utf8_lossy(&reply.body).into_owned(),
-            service: call.service.key.to_string(),
-            method: call.method.name.to_string(),
+            service: call.service_key.to_string(),
+            method: call.method_name.to_string(),
             addr: connection.addr(),
         })
     }

@@ -101,7 +101,7 @@ impl Cluster {
         let entry = self
             .inner
             .directory
-            .lookup(call.service.key, || call.service.service_key())
+            .lookup(&call.service_key, || call.key())
             .await?;
         fault::failover::run(
             &self.inner,
@@ -139,7 +139,7 @@ impl ClusterInner {
     pub(crate) async fn send(&self, call: &Call) -> Result<Bytes, RpcError> {
         let entry = self
             .directory
-            .lookup(call.service.key, || call.service.service_key())
+            .lookup(&call.service_key, || call.key())
             .await?;
         fault::failover::run(self, &self.pool, call, &entry, self.config.max_attempts).await
     }

@@ -89,8 +89,8 @@ impl FailbackQueue {
     pub(crate) fn push(&self, cluster: Weak<ClusterInner>, call: &Call, error: &RpcError) {
         if !may_resend(error, call) {
             tracing::warn!(
-                service = call.service.key,
-                method = call.method.name,
+                service = &*call.service_key,
+                method = &*call.method_name,
                 %error,
                 "fail-back: not queued, as the call may have run and resending it is not safe"
             );
@@ -103,14 +103,14 @@ impl FailbackQueue {
         });
         if !queued {
             tracing::warn!(
-                service = call.service.key,
-                method = call.method.name,
+                service = &*call.service_key,
+                method = &*call.method_name,
                 capacity = self.shared.config.capacity,
                 "fail-back queue is full; dropping the call"
             );
             return;
         }
-        tracing::debug!(service = call.service.key, method = call.method.name, %error, "fail-back: call queued for retry");
+        tracing::debug!(service = &*call.service_key, method = &*call.method_name, %error, "fail-back: call queued for retry");
         if !self.started.swap(true, Ordering::AcqRel) {
             tokio::spawn(worker(Arc::clone(&self.shared), cluster));
         }
@@ -128,7 +128,7 @@ impl Drop for FailbackQueue {
 /// Whether resending the call cannot run it twice where running it twice would hurt.
 fn may_resend(error: &RpcError, call: &Call) -> bool {
     matches!(error, RpcError::NoProvider { .. } | RpcError::Registry(_))
-        || error.is_retryable(call.method.idempotent)
+        || error.is_retryable(call.idempotent)
 }
 
 /// Retries every queued call each interval until the cluster is dropped.
@@ -175,8 +175,8 @@ async fn retry(
     let error = match result {
         Ok(Ok(_)) => {
             tracing::info!(
-                service = call.service.key,
-                method = call.method.name,
+                service = &*call.service_key,
+                method = &*call.method_name,
                 retries = item.retries,
                 "fail-back: call delivered"
             );
@@ -188,19 +188,19 @@ async fn retry(
         },
     };
     if !may_resend(&error, &call) {
-        tracing::warn!(service = call.service.key, method = call.method.name, %error, "fail-back: giving up, as resending is not safe");
+        tracing::warn!(service = &*call.service_key, method = &*call.method_name, %error, "fail-back: giving up, as resending is not safe");
         return None;
     }
     if item.failed_at.elapsed() >= config.max_age {
         tracing::warn!(
-            service = call.service.key,
-            method = call.method.name,
+            service = &*call.service_key,
+            method = &*call.method_name,
             retries = item.retries,
             %error,
             "fail-back: giving up, the call is too old"
         );
         return None;
     }
-    tracing::debug!(service = call.service.key, method = call.method.name, %error, "fail-back: retry failed; will try again");
+    tracing::debug!(service = &*call.service_key, method = &*call.method_name, %error, "fail-back: retry failed; will try again");
     Some(item)
 }

@@ -55,12 +55,12 @@ pub(crate) async fn run(
             Ok(body) => return Ok(body),
             Err(error) => error,
         };
-        if n + 1 == attempts || !error.is_retryable(call.method.idempotent) {
+        if n + 1 == attempts || !error.is_retryable(call.idempotent) {
             return Err(error);
         }
         tracing::debug!(
-            service = call.service.key,
-            method = call.method.name,
+            service = &*call.service_key,
+            method = &*call.method_name,
             addr = %endpoint.addr(),
             attempt = n + 1,
             %error,
@@ -72,7 +72,7 @@ pub(crate) async fn run(
         last_error = Some(error);
     }
     Err(last_error.unwrap_or_else(|| RpcError::NoProvider {
-        service: call.service.key.to_string(),
+        service: call.service_key.to_string(),
     }))
 }
 

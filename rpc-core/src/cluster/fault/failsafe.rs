@@ -12,18 +12,18 @@ pub(crate) fn fallback<R: DeserializeOwned>(
     options: &CallOptions,
 ) -> Result<R, RpcError> {
     let Some(value) = &options.fallback else {
-        tracing::warn!(service = call.service.key, method = call.method.name, %error, "call failed and has no fallback");
+        tracing::warn!(service = &*call.service_key, method = &*call.method_name, %error, "call failed and has no fallback");
         return Err(error);
     };
     match serde_json::from_value::<R>(value.clone()) {
         Ok(default) => {
-            tracing::warn!(service = call.service.key, method = call.method.name, %error, "call failed; returning the fallback (fail-safe)");
+            tracing::warn!(service = &*call.service_key, method = &*call.method_name, %error, "call failed; returning the fallback (fail-safe)");
             Ok(default)
         }
         Err(decode) => {
             tracing::warn!(
-                service = call.service.key,
-                method = call.method.name,
+                service = &*call.service_key,
+                method = &*call.method_name,
                 %error,
                 fallback_error = %decode,
                 "call failed and its fallback does not fit the return type"
