@@ -261,15 +261,19 @@ async fn run_etcdctl(endpoints: &str, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// Parses `etcdctl lease list`: the lease ids, in hex.
-fn parse_lease_list(output: &str) -> Vec<String> {
+/// Parses `etcdctl lease list`: the lease ids (printed in hex, zero-padded).
+fn parse_lease_list(output: &str) -> Result<Vec<i64>, String> {
     output
         .lines()
         .skip_while(|line| !line.starts_with("found"))
         .skip(1)
         .map(str::trim)
         .filter(|line| !line.is_empty())
-        .map(str::to_string)
+        .map(|hex| {
+            u64::from_str_radix(hex, 16)
+                .map(|id| id as i64)
+                .map_err(|e| format!("bad lease id {hex:?} in etcdctl output: {e}"))
+        })
         .collect()
 }
 
@@ -370,9 +374,9 @@ impl EtcdServer {
         run_etcdctl(&self.client_url(), args).await
     }
 
-    /// The ids (hex) of the leases etcd holds, from `etcdctl lease list`.
-    pub async fn leases(&self) -> Result<Vec<String>, String> {
-        Ok(parse_lease_list(&self.etcdctl(&["lease", "list"]).await?))
+    /// The ids of the leases etcd holds, from `etcdctl lease list`.
+    pub async fn leases(&self) -> Result<Vec<i64>, String> {
+        parse_lease_list(&self.etcdctl(&["lease", "list"]).await?)
     }
 
     /// The value at a key, if it exists.
@@ -613,12 +617,12 @@ mod tests {
 
     #[test]
     fn parses_lease_list() {
-        let out = "found 2 leases\n694d8a5e3a0e5c04\n694d8a5e3a0e5c07\n";
+        let out = "found 2 leases\n694d8a5e3a0e5c04\n0551a1fcb5667e06\n";
         assert_eq!(
-            parse_lease_list(out),
-            vec!["694d8a5e3a0e5c04", "694d8a5e3a0e5c07"]
+            parse_lease_list(out).unwrap(),
+            vec![0x694d8a5e3a0e5c04, 0x551a1fcb5667e06]
         );
-        assert!(parse_lease_list("found 0 leases\n").is_empty());
+        assert!(parse_lease_list("found 0 leases\n").unwrap().is_empty());
     }
 
     #[test]

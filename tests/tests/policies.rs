@@ -96,7 +96,7 @@ async fn fail_back_eventually_delivers_the_call() {
     let port = free_port();
     let addr = dead_node(&etcd, &key, port).await;
     let client = consumer(&url, "failback").await;
-    wait_listed(&client, &key, &[addr.clone()], Duration::from_secs(10)).await;
+    wait_listed(&client, &key, std::slice::from_ref(&addr), Duration::from_secs(10)).await;
     let counter = CounterClient::new(client);
     // The provider is down: the caller learns at once, and the call is queued.
     assert!(counter.bump(5).await.is_err());

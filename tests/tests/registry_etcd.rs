@@ -117,7 +117,7 @@ async fn node_deleted_by_hand_comes_back_within_a_heartbeat() {
     let lease = provider.lease_id().expect("a live lease");
     assert_eq!(
         leases,
-        vec![format!("{lease:x}")],
+        vec![lease],
         "the node must come back on the same lease"
     );
 }
@@ -171,7 +171,7 @@ async fn one_lease_soon(etcd: &EtcdServer, provider: &EtcdRegistry) {
         let Some(lease) = provider.lease_id() else {
             return false;
         };
-        etcd.leases().await.ok() == Some(vec![format!("{lease:x}")])
+        etcd.leases().await.ok() == Some(vec![lease])
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
@@ -230,7 +230,7 @@ async fn keep_alive_holds_one_lease_in_steady_state() {
         .await
         .expect("re-register with a new weight");
     let lease = provider.lease_id().expect("a live lease");
-    let expected = vec![format!("{lease:x}")];
+    let expected = vec![lease];
 
     // Five heartbeats, longer than the TTL: the lease must be kept alive, never replaced.
     holds_for(
