@@ -1,28 +1,142 @@
 #!/usr/bin/env bash
-# The newcomer's first command: builds, starts a provider, calls it, stops the provider.
+# The newcomer's first command. It starts a real registry (etcd, or ZooKeeper with
+# `--registry zookeeper`), three providers and a consumer; halfway through it stops one
+# provider gracefully (SIGTERM) and kills another (SIGKILL). The consumer keeps calling,
+# shows who answered and what the registry says, and ends with a summary. Exits non-zero if
+# any call failed. Everything it starts is stopped, and its temp dir removed, on exit or Ctrl-C.
+#
+#   scripts/demo.sh [--registry etcd|zookeeper] [--duration SECS] [--no-build] [--bin-dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
-cargo build --release --quiet -p example-provider -p example-consumer
-bin=target/release
+registry=etcd
+duration=20
+build=1
+bin_dir=target/release
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --registry) registry="$2"; shift 2 ;;
+    --duration) duration="$2"; shift 2 ;;
+    --no-build) build=0; shift ;;
+    --bin-dir) bin_dir="$2"; shift 2 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$registry" in
+  etcd|zookeeper) ;;
+  *) echo "demo: --registry must be etcd or zookeeper, not $registry" >&2; exit 2 ;;
+esac
 
-work=$(mktemp -d)
-provider_pid=""
+say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
+
+if [ "$build" = 1 ]; then
+  scripts/install-deps.sh
+  say "building (release)"
+  cargo build --release --quiet -p example-provider -p example-consumer
+fi
+
+work=$(mktemp -d -t rpc-demo.XXXXXX)
+pids=()
 cleanup() {
-  [ -n "$provider_pid" ] && kill "$provider_pid" 2>/dev/null && wait "$provider_pid" 2>/dev/null
+  trap - EXIT INT TERM
+  for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT TERM
 
-"$bin/example-provider" --listen 127.0.0.1:0 --registry none > "$work/provider.out" &
-provider_pid=$!
-for _ in $(seq 100); do
-  addr=$(sed -n 's/^example-provider listening on //p' "$work/provider.out")
-  [ -n "$addr" ] && break
-  sleep 0.1
+# A free loopback port: nothing answers on it.
+free_port() {
+  local port
+  for _ in $(seq 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then echo "$port"; return; fi
+  done
+  echo "demo: no free port found" >&2; exit 1
+}
+
+wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
+  local deadline=$((SECONDS + $1)) what=$2; shift 2
+  until "$@" >/dev/null 2>&1; do
+    if [ $SECONDS -ge $deadline ]; then echo "demo: $what did not happen in time" >&2; exit 1; fi
+    sleep 0.1
+  done
+}
+
+start_etcd() {
+  local client peer
+  client=$(free_port); peer=$(free_port)
+  etcd --name demo --data-dir "$work/etcd" \
+    --listen-client-urls "http://127.0.0.1:$client" --advertise-client-urls "http://127.0.0.1:$client" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "demo=http://127.0.0.1:$peer" > "$work/etcd.log" 2>&1 &
+  pids+=($!)
+  wait_for 20 "etcd start" env ETCDCTL_API=3 etcdctl --endpoints "127.0.0.1:$client" endpoint health
+  url="etcd://127.0.0.1:$client?ttl=3"
+}
+
+zk_ready() { # zk_ready PORT: srvr answers with a Mode: line
+  exec 3<>"/dev/tcp/127.0.0.1/$1" && printf srvr >&3 && grep -q '^Mode:' <&3
+}
+
+start_zookeeper() {
+  local port
+  port=$(free_port)
+  mkdir -p "$work/zk"
+  cat > "$work/zoo.cfg" <<CFG
+tickTime=500
+dataDir=$work/zk
+clientPort=$port
+clientPortAddress=127.0.0.1
+admin.enableServer=false
+4lw.commands.whitelist=srvr,ruok
+CFG
+  java -cp /usr/share/java/zookeeper.jar:/usr/share/java/slf4j-nop.jar \
+    org.apache.zookeeper.server.quorum.QuorumPeerMain "$work/zoo.cfg" > "$work/zk.log" 2>&1 &
+  pids+=($!)
+  wait_for 30 "ZooKeeper start" zk_ready "$port"
+  url="zookeeper://127.0.0.1:$port?ttl=3"
+}
+
+say "starting $registry on a free loopback port (temp dir $work)"
+"start_$registry"
+say "registry: $url"
+
+provider_pids=()
+provider_addrs=()
+for i in 1 2 3; do
+  "$bin_dir/example-provider" --listen 127.0.0.1:0 --registry "$url" \
+    > "$work/provider$i.out" 2> "$work/provider$i.log" &
+  pid=$!
+  pids+=("$pid"); provider_pids+=("$pid")
+  wait_for 20 "provider $i start" grep -q 'listening on' "$work/provider$i.out"
+  addr=$(sed -n 's/^example-provider listening on //p' "$work/provider$i.out")
+  provider_addrs+=("$addr")
+  say "provider $i serves on $addr and registered itself"
 done
-[ -n "${addr:-}" ] || { echo "demo: the provider did not start" >&2; exit 1; }
-echo "provider listening on $addr"
 
-"$bin/example-consumer" --connect "$addr" --registry none --calls 1000 --concurrency 8
+say "consumer: $duration s with 16 calls in flight, balanced round-robin, fail-over on"
+"$bin_dir/example-consumer" --registry "$url" --duration "$duration" --concurrency 16 \
+  --progress --show-membership --quiet &
+consumer=$!
+pids+=("$consumer")
+
+half=$((duration * 4 / 10))
+sleep "$half"
+say "stopping provider 1 (${provider_addrs[0]}) gracefully: SIGTERM"
+kill -TERM "${provider_pids[0]}"
+sleep 3
+say "killing provider 2 (${provider_addrs[1]}) without warning: SIGKILL"
+kill -KILL "${provider_pids[1]}"
+{ wait "${provider_pids[1]}"; } 2>/dev/null || true
+
+status=0
+wait "$consumer" || status=$?
+if [ "$status" = 0 ]; then
+  say "done: no call failed"
+else
+  say "done: some calls failed (exit $status)"
+fi
+exit "$status"

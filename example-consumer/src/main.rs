@@ -55,6 +55,9 @@ struct Args {
     /// Skip the one-off demonstration of every method and only run the load.
     #[arg(long)]
     quiet: bool,
+    /// Print a line whenever the registry's list of Greeter providers changes.
+    #[arg(long)]
+    show_membership: bool,
 }
 
 #[tokio::main]
@@ -122,6 +125,9 @@ async fn run(args: Args) -> Result<u64, String> {
         show_every_method(&greeter, &calculator, &report).await;
     }
 
+    let membership = args
+        .show_membership
+        .then(|| tokio::spawn(report::membership(greeter.client().clone())));
     let started = Instant::now();
     let stop_at = args
         .duration
@@ -170,8 +176,8 @@ async fn run(args: Args) -> Result<u64, String> {
             return Err(format!("a worker panicked: {e}"));
         }
     }
-    if let Some(ticker) = ticker {
-        ticker.abort();
+    for task in [ticker, membership].into_iter().flatten() {
+        task.abort();
     }
     report.print_summary(started.elapsed());
     Ok(report.failures())

@@ -141,3 +141,33 @@ pub async fn progress(report: std::sync::Arc<Report>) {
         );
     }
 }
+
+/// Prints the Greeter's provider list whenever the consumer's directory changes it.
+pub async fn membership(client: rpc_core::Client) {
+    let Some(directory) = client.directory() else {
+        return;
+    };
+    let key = rpc_core::ServiceKey::new("example.Greeter", "1.0.0");
+    let Ok(entry) = directory.service(&key).await else {
+        return;
+    };
+    let list = |entry: &rpc_core::cluster::ServiceEntry| -> Vec<String> {
+        let mut addrs: Vec<String> = entry.instances().iter().map(|i| i.address()).collect();
+        addrs.sort();
+        addrs
+    };
+    let mut known = list(&entry);
+    println!("[registry] {key} lists {} providers: {}", known.len(), known.join(" "));
+    let mut generation = entry.generation();
+    loop {
+        generation = entry.changed_since(generation).await;
+        let now = list(&entry);
+        for gone in known.iter().filter(|a| !now.contains(a)) {
+            println!("[registry] provider {gone} left {key}; {} remain", now.len());
+        }
+        for new in now.iter().filter(|a| !known.contains(a)) {
+            println!("[registry] provider {new} joined {key}; {} now", now.len());
+        }
+        known = now;
+    }
+}

@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{Codec, Frame, FrameCodec, Kind};
+use crate::protocol::{Codec, Frame, FrameCodec, FrameError, Kind};
 use crate::transport::FrameWriter;
 use crate::RpcError;
 
@@ -238,6 +238,10 @@ async fn read_loop(
         };
         let frame = match next {
             Some(Ok(frame)) => frame,
+            Some(Err(FrameError::Io(e))) => {
+                tracing::info!(peer = %shared.addr, error = %e, "connection to provider lost");
+                break format!("connection error: {e}");
+            }
             Some(Err(e)) => {
                 tracing::warn!(peer = %shared.addr, error = %e, "bad frame from server; closing connection");
                 break format!("bad frame from server: {e}");
