@@ -157,13 +157,20 @@ pub async fn membership(client: rpc_core::Client) {
         addrs
     };
     let mut known = list(&entry);
-    println!("[registry] {key} lists {} providers: {}", known.len(), known.join(" "));
+    println!(
+        "[registry] {key} lists {} providers: {}",
+        known.len(),
+        known.join(" ")
+    );
     let mut generation = entry.generation();
     loop {
         generation = entry.changed_since(generation).await;
         let now = list(&entry);
         for gone in known.iter().filter(|a| !now.contains(a)) {
-            println!("[registry] provider {gone} left {key}; {} remain", now.len());
+            println!(
+                "[registry] provider {gone} left {key}; {} remain",
+                now.len()
+            );
         }
         for new in now.iter().filter(|a| !known.contains(a)) {
             println!("[registry] provider {new} joined {key}; {} now", now.len());

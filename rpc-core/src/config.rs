@@ -78,6 +78,22 @@ pub enum ConfigError {
 }
 
 /// The framework's settings. Build with [`RpcConfig::load`], or start from `default()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use rpc_core::RpcConfig;
+///
+/// let mut config = RpcConfig::default();
+/// config.merge_toml("[client]\ndeadline_ms = 500\nbalancer = \"random\"", "rpc.toml").unwrap();
+/// config.merge_env([("RPC_DEADLINE_MS".to_string(), "800".to_string())]).unwrap();
+/// assert_eq!(config.deadline, Some(Duration::from_millis(800))); // env beats the file
+/// assert_eq!(config.balancer, "random");
+///
+/// let err = RpcConfig::default().merge_toml("[client]\npolicy = \"retry\"", "rpc.toml").unwrap_err();
+/// assert!(err.to_string().contains("client.policy"));
+/// let client = config.client_builder(); // then .connect(addr) or .discover(registry)
+/// # let _ = client;
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RpcConfig {
     /// Registry URL, or `None` for no registry (`none`). Default `etcd://127.0.0.1:2379`.

@@ -7,7 +7,42 @@
 //! - [`cluster`]: the consumer side of discovery: directory, balancing, fault tolerance.
 //!
 //! Define a service with [`service`] on a trait, implement it, serve it with
-//! [`Server::builder`], and call it through the generated `<Trait>Client`.
+//! [`Server::builder`], and call it through the generated `<Trait>Client`:
+//!
+//! ```
+//! #[rpc_core::service(name = "example.Greeter", version = "1.0.0")]
+//! pub trait Greeter {
+//!     async fn hello(&self, name: String) -> String;
+//! }
+//!
+//! struct MyGreeter;
+//!
+//! impl Greeter for MyGreeter {
+//!     async fn hello(&self, name: String) -> String {
+//!         format!("Hello, {name}!")
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = rpc_core::Server::builder()
+//!     .bind("127.0.0.1:0")
+//!     .serve(GreeterServer::new(MyGreeter))
+//!     .start()
+//!     .await?;
+//!
+//! let greeter = GreeterClient::connect(&server.local_addr().to_string()).await?;
+//! assert_eq!(greeter.hello("bob".into()).await?, "Hello, bob!");
+//!
+//! server.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! With a registry, the server publishes itself (`.registry(registry)`) and the client finds
+//! providers (`GreeterClient::discover(registry)`); see the `rpc-registry` crate.
+
+#![deny(missing_docs)]
 
 pub mod client;
 pub mod cluster;

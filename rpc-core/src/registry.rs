@@ -16,6 +16,14 @@ use serde::{Deserialize, Serialize};
 pub const DEFAULT_WEIGHT: u32 = 100;
 
 /// `<service-name>:<version>`, the unit consumers look up.
+///
+/// ```
+/// use rpc_core::ServiceKey;
+///
+/// let key: ServiceKey = "example.Greeter:1.0.0".parse().unwrap();
+/// assert_eq!((key.name(), key.version()), ("example.Greeter", "1.0.0"));
+/// assert!("no-version".parse::<ServiceKey>().is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ServiceKey {
     name: String,
@@ -69,6 +77,19 @@ impl FromStr for ServiceKey {
 }
 
 /// One provider of one service version: the JSON value of its registry node.
+///
+/// ```
+/// use rpc_core::{ServiceInstance, ServiceKey};
+///
+/// let key = ServiceKey::new("example.Greeter", "1.0.0");
+/// let instance = ServiceInstance::new(&key, "127.0.0.1", 9101);
+/// assert_eq!(instance.address(), "127.0.0.1:9101");
+/// let json = instance.to_json();
+/// assert_eq!(ServiceInstance::from_json(json.as_bytes()).unwrap(), instance);
+/// // Fields other tools add are ignored; missing weight and metadata take defaults.
+/// let hand_written = br#"{"service":"example.Greeter","version":"1.0.0","host":"10.0.0.7","port":80,"zone":"b"}"#;
+/// assert_eq!(ServiceInstance::from_json(hand_written).unwrap().weight, 100);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceInstance {
     /// Service name, e.g. `example.Greeter`.

@@ -5,6 +5,45 @@
 //! - `zookeeper://host:port[,host:port...][/root]` (alias `zk://`) — ephemeral nodes.
 //!
 //! Options are URL query parameters (`?ttl=2&heartbeat=1`) or [`RegistryOptions`] fields.
+//!
+//! A provider publishes itself and a consumer finds it (here in-process, with `memory://`;
+//! the same code works with an `etcd://` or `zookeeper://` URL):
+//!
+//! ```
+//! # mod svc {
+//! #[rpc_core::service(name = "example.Greeter")]
+//! pub trait Greeter {
+//!     async fn hello(&self, name: String) -> String;
+//! }
+//! # }
+//! # use svc::{Greeter, GreeterClient, GreeterServer};
+//! struct MyGreeter;
+//! impl Greeter for MyGreeter {
+//!     async fn hello(&self, name: String) -> String {
+//!         format!("Hello, {name}!")
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let registry = rpc_registry::connect("memory://doc").await?;
+//!
+//! let server = rpc_core::Server::builder()
+//!     .serve(GreeterServer::new(MyGreeter))
+//!     .registry(registry.clone())
+//!     .propagation_grace(std::time::Duration::ZERO)
+//!     .start()
+//!     .await?;
+//!
+//! let greeter = GreeterClient::discover(registry.clone());
+//! assert_eq!(greeter.hello("ann".into()).await?, "Hello, ann!");
+//!
+//! server.shutdown().await?; // deregisters first
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
 
 mod etcd;
 mod layout;

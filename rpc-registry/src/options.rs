@@ -44,6 +44,18 @@ impl Default for RegistryOptions {
 }
 
 /// A parsed registry URL: scheme, endpoints and options.
+///
+/// ```
+/// use std::time::Duration;
+/// use rpc_registry::{RegistryUrl, Scheme};
+///
+/// let url = RegistryUrl::parse("etcd://10.0.0.1:2379,10.0.0.2:2379/apps?ttl=2").unwrap();
+/// assert_eq!(url.scheme, Scheme::Etcd);
+/// assert_eq!(url.endpoints.len(), 2);
+/// assert_eq!(url.options.root, "/apps");
+/// assert_eq!(url.options.ttl, Duration::from_secs(2));
+/// assert!(RegistryUrl::parse("etcd://10.0.0.1:2379?tll=2").unwrap_err().to_string().contains("tll"));
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistryUrl {
     /// The backend.
@@ -153,7 +165,9 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
         .rsplit_once(':')
         .ok_or_else(|| format!("endpoint {endpoint:?} has no port; expected host:port"))?;
     if host.is_empty() {
-        return Err(format!("endpoint {endpoint:?} has no host; expected host:port"));
+        return Err(format!(
+            "endpoint {endpoint:?} has no host; expected host:port"
+        ));
     }
     port.parse::<u16>()
         .map_err(|_| format!("endpoint {endpoint:?} has a bad port {port:?}; expected 1-65535"))?;

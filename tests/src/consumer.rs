@@ -38,7 +38,12 @@ pub async fn listed(client: &Client, key: &ServiceKey) -> Vec<String> {
 }
 
 /// Waits until `client` lists exactly `expected` (in any order) for `key`.
-pub async fn wait_listed(client: &Client, key: &ServiceKey, expected: &[String], timeout: Duration) {
+pub async fn wait_listed(
+    client: &Client,
+    key: &ServiceKey,
+    expected: &[String],
+    timeout: Duration,
+) {
     let mut want: Vec<String> = expected.to_vec();
     want.sort();
     let what = format!("{key} to list {want:?}");
@@ -90,7 +95,8 @@ impl Load {
                 );
                 tokio::spawn(async move {
                     let mut i = 0i64;
-                    let fail = |e: String| failures.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+                    let fail =
+                        |e: String| failures.lock().unwrap_or_else(|p| p.into_inner()).push(e);
                     while !stop.load(Ordering::Relaxed) {
                         i += 1;
                         match greeter.hello(format!("w{w}-{i}")).await {
@@ -138,8 +144,10 @@ impl Load {
         for worker in self.workers {
             let _ = worker.await;
         }
-        let failures = std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
-        let providers = std::mem::take(&mut *self.providers.lock().unwrap_or_else(|p| p.into_inner()));
+        let failures =
+            std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()));
+        let providers =
+            std::mem::take(&mut *self.providers.lock().unwrap_or_else(|p| p.into_inner()));
         LoadReport {
             calls: self.calls.load(Ordering::Relaxed),
             failures,

@@ -49,8 +49,13 @@ async fn assert_closed(stream: &mut TcpStream) {
 /// A valid call on a fresh connection works.
 async fn assert_still_serving(server: &ServerHandle) {
     let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-    stream.write_all(&encode(&add_request(99, 20, 22))).await.unwrap();
-    let reply = read_frame(&mut stream).await.expect("no reply to a valid call");
+    stream
+        .write_all(&encode(&add_request(99, 20, 22)))
+        .await
+        .unwrap();
+    let reply = read_frame(&mut stream)
+        .await
+        .expect("no reply to a valid call");
     assert_eq!(reply.status, Status::Ok);
     assert_eq!(reply.id, 99);
     assert_eq!(Codec::Bincode.decode::<i64>(&reply.body).unwrap(), 42);
@@ -113,13 +118,23 @@ async fn a_truncated_frame_closes_only_that_connection() {
 #[tokio::test]
 async fn a_body_that_does_not_decode_gets_status_4_and_the_connection_stays_usable() {
     let server = server().await;
-    let garbage = Frame::request(5, Codec::Json, 0, CALC, "add", Bytes::from_static(b"{not json"));
+    let garbage = Frame::request(
+        5,
+        Codec::Json,
+        0,
+        CALC,
+        "add",
+        Bytes::from_static(b"{not json"),
+    );
     let mut stream = send_raw(&server, &encode(&garbage)).await;
     let reply = read_frame(&mut stream).await.expect("no reply");
     assert_eq!((reply.id, reply.status), (5, Status::BadRequest));
     assert!(String::from_utf8_lossy(&reply.body).contains("add"));
     // Same connection, valid call.
-    stream.write_all(&encode(&add_request(6, 2, 3))).await.unwrap();
+    stream
+        .write_all(&encode(&add_request(6, 2, 3)))
+        .await
+        .unwrap();
     let reply = read_frame(&mut stream).await.expect("no reply");
     assert_eq!((reply.id, reply.status), (6, Status::Ok));
     assert_still_serving(&server).await;
@@ -129,7 +144,14 @@ async fn a_body_that_does_not_decode_gets_status_4_and_the_connection_stays_usab
 async fn unknown_service_and_method_get_status_2_and_3() {
     let server = server().await;
     let body = Codec::Bincode.encode(&()).unwrap();
-    let unknown_service = Frame::request(1, Codec::Bincode, 0, "nope.Service:1.0.0", "x", body.clone());
+    let unknown_service = Frame::request(
+        1,
+        Codec::Bincode,
+        0,
+        "nope.Service:1.0.0",
+        "x",
+        body.clone(),
+    );
     let unknown_method = Frame::request(2, Codec::Bincode, 0, CALC, "multiply", body);
     let mut stream = send_raw(&server, &encode(&unknown_service)).await;
     let reply = read_frame(&mut stream).await.expect("no reply");
@@ -143,10 +165,8 @@ async fn unknown_service_and_method_get_status_2_and_3() {
 
 #[tokio::test]
 async fn a_silent_peer_does_not_block_others_and_is_closed_when_idle() {
-    let server = example_server(
-        Server::builder().idle_timeout(Some(Duration::from_millis(300))),
-    )
-    .await;
+    let server =
+        example_server(Server::builder().idle_timeout(Some(Duration::from_millis(300)))).await;
     let mut silent = TcpStream::connect(server.local_addr()).await.unwrap();
     assert_still_serving(&server).await;
     assert_closed(&mut silent).await;
@@ -178,7 +198,11 @@ async fn the_server_itself_enforces_the_deadline_in_the_header() {
     let mut stream = send_raw(&server, &encode(&sleep)).await;
     let reply = read_frame(&mut stream).await.expect("no reply");
     assert_eq!((reply.id, reply.status), (3, Status::DeadlineExceeded));
-    assert!(started.elapsed() < Duration::from_millis(300), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -187,8 +211,14 @@ async fn a_cancel_frame_stops_the_handler_and_later_calls_work() {
     let body = Codec::Bincode.encode(&(5_000u64,)).unwrap();
     let sleep = Frame::request(3, Codec::Bincode, 0, CALC, "sleep", body);
     let mut stream = send_raw(&server, &encode(&sleep)).await;
-    stream.write_all(&encode(&Frame::control(Kind::Cancel, 3))).await.unwrap();
-    stream.write_all(&encode(&add_request(4, 1, 1))).await.unwrap();
+    stream
+        .write_all(&encode(&Frame::control(Kind::Cancel, 3)))
+        .await
+        .unwrap();
+    stream
+        .write_all(&encode(&add_request(4, 1, 1)))
+        .await
+        .unwrap();
     let reply = read_frame(&mut stream).await.expect("no reply");
     // The cancelled call never answers; the next one does.
     assert_eq!((reply.id, reply.status), (4, Status::Ok));

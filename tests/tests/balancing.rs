@@ -97,24 +97,36 @@ async fn consistent_hash_keeps_keys_and_moves_few_when_a_fourth_provider_joins()
     }
     // The same key always goes to the same provider.
     for key in (0..1000).step_by(10) {
-        assert_eq!(owner(key).await, before[key], "key {key} moved without a membership change");
+        assert_eq!(
+            owner(key).await,
+            before[key],
+            "key {key} moved without a membership change"
+        );
     }
     let used: std::collections::BTreeSet<&String> = before.iter().collect();
-    assert_eq!(used.len(), 3, "keys did not spread over all three providers");
+    assert_eq!(
+        used.len(),
+        3,
+        "keys did not spread over all three providers"
+    );
 
     providers.push(Provider::start(&url, &[]));
     let fourth = providers[3].address();
     let mut all = addrs.clone();
     all.push(fourth.clone());
     wait_listed(&client, &greeter_key(), &all, Duration::from_secs(10)).await;
-    wait_until(Duration::from_secs(10), "the ring to include the 4th provider", || async {
-        for key in 0..200 {
-            if owner(key).await == fourth {
-                return true;
+    wait_until(
+        Duration::from_secs(10),
+        "the ring to include the 4th provider",
+        || async {
+            for key in 0..200 {
+                if owner(key).await == fourth {
+                    return true;
+                }
             }
-        }
-        false
-    })
+            false
+        },
+    )
     .await
     .unwrap();
 

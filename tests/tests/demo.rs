@@ -41,7 +41,10 @@ fn assert_zero_failures(stdout: &str) {
     assert_eq!(words[3], "0", "failed calls in the demo: {result}");
     assert!(stdout.contains("== summary =="), "{stdout}");
     // The consumer saw both providers leave the registry.
-    assert!(stdout.matches("left example.Greeter:1.0.0").count() >= 1, "{stdout}");
+    assert!(
+        stdout.matches("left example.Greeter:1.0.0").count() >= 1,
+        "{stdout}"
+    );
 }
 
 #[test]

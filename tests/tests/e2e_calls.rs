@@ -71,8 +71,14 @@ async fn a_slow_call_does_not_delay_a_later_one_on_the_same_connection() {
     let started = Instant::now();
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     let fast = started.elapsed();
-    assert!(fast < Duration::from_millis(900), "add took {fast:?} behind a 1 s sleep");
-    assert!(!slow.is_finished(), "the sleep finished before the add returned");
+    assert!(
+        fast < Duration::from_millis(900),
+        "add took {fast:?} behind a 1 s sleep"
+    );
+    assert!(
+        !slow.is_finished(),
+        "the sleep finished before the add returned"
+    );
     slow.await.unwrap().unwrap();
     server.shutdown().await.unwrap();
 }
@@ -152,16 +158,24 @@ async fn graceful_shutdown_completes_in_flight_calls_and_refuses_new_ones() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let shutdown = tokio::spawn(server.shutdown());
     for call in in_flight {
-        call.await.unwrap().expect("an in-flight call failed during graceful shutdown");
+        call.await
+            .unwrap()
+            .expect("an in-flight call failed during graceful shutdown");
     }
     shutdown.await.unwrap().unwrap();
     // New calls are refused: the old connection is gone and so is the listener.
     let err = calc.add(1, 2).await.unwrap_err();
     assert!(
-        matches!(err, RpcError::Connect { .. } | RpcError::ConnectionLost { .. } | RpcError::GoAway { .. }),
+        matches!(
+            err,
+            RpcError::Connect { .. } | RpcError::ConnectionLost { .. } | RpcError::GoAway { .. }
+        ),
         "{err}"
     );
-    assert!(Client::connect(&addr).await.is_err(), "a new connection was accepted");
+    assert!(
+        Client::connect(&addr).await.is_err(),
+        "a new connection was accepted"
+    );
 }
 
 #[tokio::test]
@@ -184,7 +198,10 @@ async fn killing_the_server_fails_pending_calls_promptly_and_the_client_reconnec
         assert!(matches!(err, RpcError::ConnectionLost { .. }), "{err}");
     }
     let took = killed.elapsed();
-    assert!(took < Duration::from_secs(5), "pending calls took {took:?} to fail");
+    assert!(
+        took < Duration::from_secs(5),
+        "pending calls took {took:?} to fail"
+    );
 
     // While the server is down, calls fail with a connection error instead of hanging.
     let err = calc.add(1, 2).await.unwrap_err();

@@ -23,10 +23,14 @@ async fn a_provider_killed_with_sigkill_disappears_within_ttl_plus_2s() {
 
     let killed = Instant::now();
     victim.kill();
-    let gone = wait_until(Duration::from_secs(15), "the killed provider to expire", || async {
-        listed(&client, &greeter_key()).await == vec![survivor.address()]
-            && listed(&client, &calculator_key()).await == vec![survivor.address()]
-    })
+    let gone = wait_until(
+        Duration::from_secs(15),
+        "the killed provider to expire",
+        || async {
+            listed(&client, &greeter_key()).await == vec![survivor.address()]
+                && listed(&client, &calculator_key()).await == vec![survivor.address()]
+        },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     let took = killed.elapsed();
@@ -49,9 +53,11 @@ async fn a_consumer_keeps_calling_known_providers_while_etcd_is_down() {
     wait_listed(&client, &calculator_key(), &both, Duration::from_secs(10)).await;
 
     let load = Load::start(&client, 8);
-    wait_until(Duration::from_secs(10), "calls to flow", || async { load.calls() > 100 })
-        .await
-        .unwrap();
+    wait_until(Duration::from_secs(10), "calls to flow", || async {
+        load.calls() > 100
+    })
+    .await
+    .unwrap();
     etcd.stop();
     let before = load.calls();
     let entry = client
@@ -59,9 +65,11 @@ async fn a_consumer_keeps_calling_known_providers_while_etcd_is_down() {
         .and_then(|d| d.cached(&greeter_key()))
         .expect("the greeter entry is cached");
     // The directory notices the registry is gone and reports its list as stale ...
-    wait_until(Duration::from_secs(10), "the list to be reported stale", || async {
-        entry.is_stale()
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the list to be reported stale",
+        || async { entry.is_stale() },
+    )
     .await
     .unwrap();
     // ... keeps it for longer than the lease TTL ...
@@ -70,7 +78,11 @@ async fn a_consumer_keeps_calling_known_providers_while_etcd_is_down() {
     assert_eq!(entry.instances().len(), 2);
     let report = load.finish().await;
     assert!(during > 100, "only {during} calls while etcd was down");
-    assert!(report.failures.is_empty(), "failed calls: {:?}", report.failures);
+    assert!(
+        report.failures.is_empty(),
+        "failed calls: {:?}",
+        report.failures
+    );
     assert_eq!(report.providers.len(), 2, "{:?}", report.providers);
 
     // etcd comes back: providers re-register and the calls go on.

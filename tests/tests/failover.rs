@@ -35,7 +35,12 @@ async fn a_provider_killed_under_load_costs_no_failed_call() {
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let report = load.finish().await;
     println!("{} calls, answered by {:?}", report.calls, report.providers);
-    assert!(report.failures.is_empty(), "{} failed calls: {:?}", report.failures.len(), &report.failures[..report.failures.len().min(5)]);
+    assert!(
+        report.failures.is_empty(),
+        "{} failed calls: {:?}",
+        report.failures.len(),
+        &report.failures[..report.failures.len().min(5)]
+    );
     assert!(report.calls > 500, "only {} calls", report.calls);
 }
 
@@ -53,7 +58,10 @@ async fn a_rolling_restart_of_every_provider_costs_no_failed_call() {
     let load = Load::start(&client, 50);
     for i in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(providers[i].terminate(Duration::from_secs(15)), "provider {i} did not exit cleanly");
+        assert!(
+            providers[i].terminate(Duration::from_secs(15)),
+            "provider {i} did not exit cleanly"
+        );
         // Back on the same port before the next one goes.
         providers[i] = Provider::start_on(&addrs[i], &url, &["--propagation-grace", "0.5"]);
         wait_all(&client, &addrs).await;
@@ -61,7 +69,12 @@ async fn a_rolling_restart_of_every_provider_costs_no_failed_call() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let report = load.finish().await;
     println!("{} calls, answered by {:?}", report.calls, report.providers);
-    assert!(report.failures.is_empty(), "{} failed calls: {:?}", report.failures.len(), &report.failures[..report.failures.len().min(5)]);
+    assert!(
+        report.failures.is_empty(),
+        "{} failed calls: {:?}",
+        report.failures.len(),
+        &report.failures[..report.failures.len().min(5)]
+    );
 }
 
 #[tokio::test]
@@ -83,27 +96,46 @@ async fn a_hand_written_node_at_a_closed_port_costs_no_failed_call_and_is_ejecte
     wait_all(&client, &addrs).await;
 
     let load = Load::start(&client, 20);
-    let ejected = wait_until(Duration::from_secs(10), "the dead node to be ejected", || async {
-        let Some(entry) = client.directory().and_then(|d| d.cached(&greeter_key())) else {
-            return false;
-        };
-        let members = entry.members();
-        members
-            .endpoints()
-            .iter()
-            .any(|e| e.addr().to_string() == dead && e.ejections() >= 1)
-    })
+    let ejected = wait_until(
+        Duration::from_secs(10),
+        "the dead node to be ejected",
+        || async {
+            let Some(entry) = client.directory().and_then(|d| d.cached(&greeter_key())) else {
+                return false;
+            };
+            let members = entry.members();
+            members
+                .endpoints()
+                .iter()
+                .any(|e| e.addr().to_string() == dead && e.ejections() >= 1)
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let report = load.finish().await;
     ejected.unwrap_or_else(|e| panic!("{e}"));
-    assert!(report.failures.is_empty(), "failed calls: {:?}", &report.failures[..report.failures.len().min(5)]);
+    assert!(
+        report.failures.is_empty(),
+        "failed calls: {:?}",
+        &report.failures[..report.failures.len().min(5)]
+    );
     assert!(!report.providers.contains_key(&dead));
     // Once ejected, the dead node is no longer picked: most calls never touched it.
-    let entry = client.directory().and_then(|d| d.cached(&greeter_key())).unwrap();
+    let entry = client
+        .directory()
+        .and_then(|d| d.cached(&greeter_key()))
+        .unwrap();
     let members = entry.members();
-    let dead_calls: u64 = members.endpoints().iter().filter(|e| e.addr().to_string() == dead).map(|e| e.calls()).sum();
+    let dead_calls: u64 = members
+        .endpoints()
+        .iter()
+        .filter(|e| e.addr().to_string() == dead)
+        .map(|e| e.calls())
+        .sum();
     let all_calls: u64 = members.endpoints().iter().map(|e| e.calls()).sum();
     println!("dead node took {dead_calls} of {all_calls} greeter attempts");
-    assert!(dead_calls * 20 < all_calls, "the dead node kept receiving calls: {dead_calls} of {all_calls}");
+    assert!(
+        dead_calls * 20 < all_calls,
+        "the dead node kept receiving calls: {dead_calls} of {all_calls}"
+    );
 }

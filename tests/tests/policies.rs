@@ -40,7 +40,13 @@ async fn fail_fast_returns_the_first_failures_error() {
     let live = Provider::start(&url, &[]);
     let dead = dead_node(&etcd, &greeter_key(), free_port()).await;
     let client = consumer(&url, "failfast").await;
-    wait_listed(&client, &greeter_key(), &[live.address(), dead.clone()], Duration::from_secs(10)).await;
+    wait_listed(
+        &client,
+        &greeter_key(),
+        &[live.address(), dead.clone()],
+        Duration::from_secs(10),
+    )
+    .await;
     let greeter = GreeterClient::new(client);
     // Round-robin alternates, so one of the first two calls goes to the dead node.
     let mut first_error = None;
@@ -96,7 +102,13 @@ async fn fail_back_eventually_delivers_the_call() {
     let port = free_port();
     let addr = dead_node(&etcd, &key, port).await;
     let client = consumer(&url, "failback").await;
-    wait_listed(&client, &key, std::slice::from_ref(&addr), Duration::from_secs(10)).await;
+    wait_listed(
+        &client,
+        &key,
+        std::slice::from_ref(&addr),
+        Duration::from_secs(10),
+    )
+    .await;
     let counter = CounterClient::new(client);
     // The provider is down: the caller learns at once, and the call is queued.
     assert!(counter.bump(5).await.is_err());
@@ -109,9 +121,11 @@ async fn fail_back_eventually_delivers_the_call() {
         .start()
         .await
         .unwrap();
-    wait_until(Duration::from_secs(15), "the queued call to be delivered", || async {
-        count.0.load(Ordering::SeqCst) == 5
-    })
+    wait_until(
+        Duration::from_secs(15),
+        "the queued call to be delivered",
+        || async { count.0.load(Ordering::SeqCst) == 5 },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     server.shutdown().await.unwrap();

@@ -158,7 +158,9 @@ impl Client {
                     Codec::Bincode => Err(RpcError::Codec(crate::protocol::CodecError {
                         codec: "bincode",
                         op: "encode",
-                        message: "a fail-safe fallback is returned by raw calls only with the JSON codec".into(),
+                        message:
+                            "a fail-safe fallback is returned by raw calls only with the JSON codec"
+                                .into(),
                     })),
                 }
             }

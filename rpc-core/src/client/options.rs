@@ -8,6 +8,20 @@ use crate::protocol::Codec;
 
 /// Options for the calls made through one client stub. Build them with the `with_*` methods;
 /// unset fields fall back to the [`Client`](super::Client)'s defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use rpc_core::{CallOptions, Codec};
+///
+/// let options = CallOptions::new()
+///     .with_deadline(Duration::from_millis(200))
+///     .with_codec(Codec::Json)
+///     .with_hash_key("user-42")
+///     .with_fallback(&"nobody".to_string());
+/// assert_eq!(options.deadline, Some(Duration::from_millis(200)));
+/// assert!(options.hash_key.is_some());
+/// // A stub takes them with `greeter.with_options(options)`.
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct CallOptions {
     /// The whole call's budget, retries included.

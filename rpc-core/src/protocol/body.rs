@@ -4,6 +4,18 @@ use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// The serialization of a frame's body (the `codec` byte).
+///
+/// ```
+/// use rpc_core::Codec;
+///
+/// let args = ("bob".to_string(), 42u32);
+/// for codec in [Codec::Bincode, Codec::Json] {
+///     let bytes = codec.encode(&args).unwrap();
+///     let back: (String, u32) = codec.decode(&bytes).unwrap();
+///     assert_eq!(back, args);
+/// }
+/// assert_eq!(Codec::Json.encode(&("bob",)).unwrap().as_ref(), br#"["bob"]"#);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[repr(u8)]
 pub enum Codec {

@@ -48,6 +48,22 @@ impl Kind {
 }
 
 /// One decoded message. Names are UTF-8-checked when a frame is parsed.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use rpc_core::protocol::{Codec, Frame, Kind};
+///
+/// let request = Frame::request(1, Codec::Json, 5000, "example.Greeter:1.0.0", "hello",
+///     Bytes::from_static(br#"["bob"]"#));
+/// let mut wire = BytesMut::new();
+/// request.encode(&mut wire).unwrap();
+/// assert_eq!(&wire[4..6], b"RP");
+///
+/// // Parse what follows the 4-byte length prefix.
+/// let parsed = Frame::parse(wire.freeze().slice(4..)).unwrap();
+/// assert_eq!(parsed.kind, Kind::Request);
+/// assert_eq!(&*parsed.method, "hello");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// What the frame is for.

@@ -1,0 +1,79 @@
+//! The subcommands, one module each, and what they share: opening the registry a URL names
+//! and parsing service keys.
+//!
+//! - [`list`]: services, versions and instance counts;
+//! - [`show`]: the instances of one service key ([`etcd_lease`] adds lease TTLs on etcd);
+//! - [`watch`]: a live stream of joins, leaves and updates;
+//! - [`ping`]: protocol ping round trips to one provider;
+//! - [`call`]: one call through discovery with the JSON codec.
+
+pub mod call;
+pub mod etcd_lease;
+pub mod list;
+pub mod ping;
+pub mod show;
+pub mod watch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rpc_core::{Registry, ServiceKey};
+use rpc_registry::{RegistryUrl, Scheme};
+
+use crate::error::{CliError, CliResult};
+use crate::spinner;
+
+/// How long closing the registry client may take at exit.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// An open registry client and the URL it came from.
+pub struct Target {
+    /// The parsed URL (endpoints, root, options).
+    pub url: RegistryUrl,
+    /// The client.
+    pub registry: Arc<dyn Registry>,
+}
+
+impl Target {
+    /// Opens the registry `url` names; `None` (no `--registry`, no `RPC_REGISTRY`) is an
+    /// error that says how to give one.
+    pub async fn open(url: Option<&str>) -> CliResult<Target> {
+        let url = url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+            CliError::new(
+                "no registry given: pass --registry URL or set RPC_REGISTRY \
+                 (e.g. etcd://127.0.0.1:2379 or zookeeper://127.0.0.1:2181)",
+            )
+        })?;
+        let parsed = RegistryUrl::parse(url)?;
+        if parsed.scheme == Scheme::Memory {
+            return Err(CliError::new(format!(
+                "bad registry url {url:?}: a memory:// registry lives inside one process, so \
+                 rpcctl cannot see it; use etcd://host:port or zookeeper://host:port"
+            )));
+        }
+        let registry = spinner::waiting(
+            format!("connecting to {url}"),
+            rpc_registry::connect_with(parsed.clone()),
+        )
+        .await?;
+        Ok(Target {
+            url: parsed,
+            registry,
+        })
+    }
+
+    /// The URL as given, for messages.
+    pub fn label(&self) -> &str {
+        &self.url.original
+    }
+
+    /// Closes the client (a ZooKeeper session ends at once rather than timing out).
+    pub async fn close(self) {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.registry.shutdown()).await;
+    }
+}
+
+/// Parses `<service-name>:<version>`, with an error that shows the expected form.
+pub fn parse_key(text: &str) -> CliResult<ServiceKey> {
+    Ok(text.parse::<ServiceKey>()?)
+}

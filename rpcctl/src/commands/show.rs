@@ -1,0 +1,103 @@
+//! `rpcctl show <service-key>`: the instances of one service version, with address, weight,
+//! metadata and age, plus the lease TTL left on etcd.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rpc_core::registry::now_ms;
+use rpc_core::ServiceInstance;
+use rpc_registry::Scheme;
+use serde_json::json;
+
+use crate::commands::etcd_lease::{self, Lease};
+use crate::commands::{parse_key, Target};
+use crate::error::CliResult;
+use crate::output::{self, Output, Table};
+use crate::spinner;
+
+/// Shows every instance of `service` (`<name>:<version>`).
+pub async fn run(target: &Target, out: Output, service: &str) -> CliResult {
+    let key = parse_key(service)?;
+    let etcd = target.url.scheme == Scheme::Etcd;
+    let (instances, leases) = spinner::waiting(format!("reading {key}"), async {
+        let instances = target.registry.discover(&key).await?;
+        // Leases are read after the instances, so every instance listed has had its node.
+        let leases = match etcd {
+            true => Some(etcd_lease::leases(&target.url, &key).await),
+            false => None,
+        };
+        CliResult::Ok((instances, leases))
+    })
+    .await?;
+    let leases: Option<BTreeMap<String, Lease>> = match leases {
+        Some(Ok(map)) => Some(map),
+        Some(Err(e)) => {
+            eprintln!("rpcctl: warning: cannot read lease TTLs: {e}");
+            Some(BTreeMap::new())
+        }
+        None => None,
+    };
+    let now = now_ms();
+    let lease_of = |instance: &ServiceInstance| -> Option<Option<Lease>> {
+        leases
+            .as_ref()
+            .map(|map| map.get(&instance.address()).copied())
+    };
+    if out.is_json() {
+        let list: Vec<_> = instances
+            .iter()
+            .map(|instance| {
+                let mut entry = json!({
+                    "address": instance.address(),
+                    "host": instance.host,
+                    "port": instance.port,
+                    "weight": instance.weight,
+                    "metadata": instance.metadata,
+                    "registered_at_ms": instance.registered_at_ms,
+                    "age_ms": output::age_ms(instance.registered_at_ms, now),
+                });
+                if let Some(lease) = lease_of(instance) {
+                    entry["lease"] = lease.map_or(serde_json::Value::Null, |l| l.to_json());
+                }
+                entry
+            })
+            .collect();
+        return out.json_line(&json!({
+            "key": key.to_string(),
+            "service": key.name(),
+            "version": key.version(),
+            "registry": target.registry.backend(),
+            "instances": list,
+        }));
+    }
+    if instances.is_empty() {
+        return out.line(&format!(
+            "{key}: no instances in {} (`rpcctl list` shows what is registered)",
+            target.label()
+        ));
+    }
+    let plural = if instances.len() == 1 { "" } else { "s" };
+    out.line(&format!(
+        "{key}: {} instance{plural} in {}",
+        instances.len(),
+        target.label()
+    ))?;
+    let mut headers = vec!["ADDRESS", "WEIGHT", "AGE"];
+    if etcd {
+        headers.push("LEASE TTL");
+    }
+    headers.push("METADATA");
+    let mut table = Table::new(&headers);
+    for instance in &instances {
+        let age = output::age_ms(instance.registered_at_ms, now)
+            .map(|ms| output::age(Duration::from_millis(ms)))
+            .unwrap_or_else(|| "?".to_string());
+        let mut row = vec![instance.address(), instance.weight.to_string(), age];
+        if let Some(lease) = lease_of(instance) {
+            row.push(lease.map_or_else(|| "?".to_string(), |l| l.describe()));
+        }
+        row.push(output::metadata(&instance.metadata));
+        table.row(row);
+    }
+    out.line(&table.render())
+}
