@@ -63,6 +63,11 @@ pub use rpc_macros::service;
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use service::{DispatchError, MethodDescriptor, ResponseFuture, Service, ServiceDescriptor};
 
+/// README's Rust examples, compiled and run as doctests so they cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// Items the `#[service]` macro's expansion refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {

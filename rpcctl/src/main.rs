@@ -1,1 +1,230 @@
-fn main() {}
+//! `rpcctl`: look into a registry and talk to providers from the command line.
+//!
+//! ```text
+//! rpcctl --registry etcd://127.0.0.1:2379 list
+//! rpcctl --registry etcd://127.0.0.1:2379 show example.Greeter:1.0.0
+//! rpcctl --registry etcd://127.0.0.1:2379 watch [example.Greeter:1.0.0]
+//! rpcctl ping 127.0.0.1:9101
+//! rpcctl --registry etcd://127.0.0.1:2379 call example.Greeter:1.0.0 hello '["bob"]'
+//! ```
+//!
+//! `--registry` falls back to `RPC_REGISTRY`; `--json` gives machine output for every
+//! command. Errors print `rpcctl: <message>` on stderr and exit 1.
+
+mod commands;
+mod error;
+mod output;
+mod spinner;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
+use crate::commands::{call, list, ping, show, watch, Target};
+use crate::error::{CliError, CliResult};
+use crate::output::Output;
+
+/// Command-line flags.
+#[derive(Parser, Debug)]
+#[command(
+    name = "rpcctl",
+    version,
+    about = "Look into an rpc registry and talk to providers",
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Registry URL: etcd://host:port[,host:port...][/root][?options] or
+    /// zookeeper://host:port[,...] (alias zk://).
+    #[arg(long, env = "RPC_REGISTRY", global = true, value_name = "URL")]
+    registry: Option<String>,
+    /// Print JSON for scripts instead of tables and lines for people.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// List registered services with their versions and instance counts.
+    List,
+    /// Show the instances of one service version: address, weight, age, metadata, and on
+    /// etcd the lease TTL left.
+    Show {
+        /// The service key, <service-name>:<version>, e.g. example.Greeter:1.0.0.
+        service: String,
+    },
+    /// Print instances joining, leaving and changing as it happens, until Ctrl-C.
+    ///
+    /// The instances there at the start are printed first as `present`; they do not count
+    /// towards --count.
+    Watch {
+        /// The service key to follow; every service when left out.
+        service: Option<String>,
+        /// Stop after this many join, leave and update events.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        /// Stop after this many seconds; with --count, not reaching it by then is an error.
+        #[arg(long, value_name = "SECS", value_parser = seconds)]
+        timeout: Option<Duration>,
+    },
+    /// Send protocol pings to one provider and print the round-trip times.
+    Ping {
+        /// The provider's HOST:PORT.
+        address: String,
+        /// Pings to send.
+        #[arg(long, short = 'c', default_value_t = 4,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        count: u32,
+        /// Seconds between pings.
+        #[arg(long, short = 'i', value_name = "SECS", default_value = "1", value_parser = seconds)]
+        interval: Duration,
+        /// Seconds to wait for each pong, connecting included.
+        #[arg(long, value_name = "SECS", default_value = "3", value_parser = seconds)]
+        timeout: Duration,
+    },
+    /// Make one call through the registry with the JSON codec and print the JSON result.
+    Call {
+        /// The service key, <service-name>:<version>, e.g. example.Greeter:1.0.0.
+        service: String,
+        /// The method name, e.g. hello.
+        method: String,
+        /// The arguments as a JSON array: '["bob"]' for one argument, '[2,3]' for two,
+        /// '[]' for none.
+        #[arg(default_value = "[]", allow_hyphen_values = true)]
+        args: String,
+        /// Seconds the whole call may take, discovery and retries included.
+        #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]
+        deadline: Duration,
+        /// Let a timed-out attempt be retried on another provider (only for methods that
+        /// are safe to run twice).
+        #[arg(long)]
+        idempotent: bool,
+    },
+}
+
+/// Parses a positive number of seconds, fractions allowed.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a positive number of seconds (e.g. 2 or 0.5)");
+    let secs: f64 = text.trim().parse().map_err(|_| bad())?;
+    if secs.is_nan() || secs <= 0.0 {
+        return Err(bad());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage(e),
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,zookeeper_client=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(()) | Err(CliError::StdoutClosed) => ExitCode::SUCCESS,
+        Err(CliError::Failed(message)) => {
+            eprintln!("rpcctl: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Help and version go to stdout with exit 0; a usage error prints `rpcctl: <message>` with
+/// clap's hints and exits 1.
+fn usage(error: clap::Error) -> ExitCode {
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = error.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            ExitCode::FAILURE
+        }
+        _ => {
+            let text = error.render().to_string();
+            eprint!("rpcctl: {}", text.strip_prefix("error: ").unwrap_or(&text));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen command.
+async fn run(cli: Cli) -> CliResult {
+    let out = Output::new(cli.json);
+    if let Command::Ping {
+        address,
+        count,
+        interval,
+        timeout,
+    } = &cli.command
+    {
+        let settings = ping::Settings {
+            count: *count,
+            interval: *interval,
+            timeout: *timeout,
+        };
+        return ping::run(out, address, settings).await;
+    }
+    let target = Target::open(cli.registry.as_deref()).await?;
+    let result = match &cli.command {
+        Command::List => list::run(&target, out).await,
+        Command::Show { service } => show::run(&target, out, service).await,
+        Command::Watch {
+            service,
+            count,
+            timeout,
+        } => {
+            let limits = watch::Limits {
+                count: *count,
+                timeout: *timeout,
+            };
+            watch::run(&target, out, service.as_deref(), limits).await
+        }
+        Command::Call {
+            service,
+            method,
+            args,
+            deadline,
+            idempotent,
+        } => {
+            let settings = call::Settings {
+                deadline: *deadline,
+                idempotent: *idempotent,
+            };
+            call::run(&target, out, service, method, args, settings).await
+        }
+        Command::Ping { .. } => Ok(()),
+    };
+    target.close().await;
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds_parse() {
+        assert_eq!(seconds("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(seconds("0.5").unwrap(), Duration::from_millis(500));
+        for bad in ["0", "-1", "abc", "NaN", "inf", ""] {
+            assert!(seconds(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -46,8 +46,8 @@ impl Lease {
     }
 
     /// The JSON form: `null` for no lease, else the id (hex, as etcdctl prints it) and TTLs.
-    pub fn to_json(&self) -> serde_json::Value {
-        match *self {
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
             Lease::None => serde_json::Value::Null,
             Lease::Expired { id } => serde_json::json!({
                 "id": format!("{id:x}"),

@@ -50,11 +50,9 @@ pub async fn run(out: Output, address: &str, settings: Settings) -> CliResult {
             _ = &mut ctrl_c => break,
             answer = spinner::waiting(format!("waiting for a pong from {addr}"), ping) => answer,
         };
-        let answer = answer.unwrap_or_else(|_| {
-            Err(rpc_core::RpcError::DeadlineExceeded {
-                deadline: settings.timeout,
-            })
-        });
+        let answer = answer.unwrap_or(Err(rpc_core::RpcError::DeadlineExceeded {
+            deadline: settings.timeout,
+        }));
         match answer {
             Ok(rtt) => {
                 rtts.push(rtt);
@@ -88,7 +86,7 @@ pub async fn run(out: Output, address: &str, settings: Settings) -> CliResult {
         }))?;
     } else {
         out.line(&format!("--- {address} ping statistics ---"))?;
-        let loss = if sent == 0 { 0 } else { lost * 100 / sent };
+        let loss = (lost * 100).checked_div(sent).unwrap_or(0);
         let mut summary = format!("{sent} sent, {received} received, {loss}% lost");
         if let Some(s) = stats {
             summary.push_str(&format!(

@@ -22,9 +22,10 @@ pub async fn run(target: &Target, out: Output, service: &str) -> CliResult {
     let (instances, leases) = spinner::waiting(format!("reading {key}"), async {
         let instances = target.registry.discover(&key).await?;
         // Leases are read after the instances, so every instance listed has had its node.
-        let leases = match etcd {
-            true => Some(etcd_lease::leases(&target.url, &key).await),
-            false => None,
+        let leases = if etcd {
+            Some(etcd_lease::leases(&target.url, &key).await)
+        } else {
+            None
         };
         CliResult::Ok((instances, leases))
     })
@@ -57,7 +58,7 @@ pub async fn run(target: &Target, out: Output, service: &str) -> CliResult {
                     "age_ms": output::age_ms(instance.registered_at_ms, now),
                 });
                 if let Some(lease) = lease_of(instance) {
-                    entry["lease"] = lease.map_or(serde_json::Value::Null, |l| l.to_json());
+                    entry["lease"] = lease.map_or(serde_json::Value::Null, Lease::to_json);
                 }
                 entry
             })
