@@ -13,7 +13,7 @@ mod validate;
 
 /// Turns a trait of `async fn` methods into an rpc service.
 ///
-/// ```ignore
+/// ```text
 /// #[rpc_core::service(name = "example.Greeter", version = "1.0.0")]
 /// pub trait Greeter {
 ///     async fn hello(&self, name: String) -> String;

@@ -19,10 +19,12 @@ mod spinner;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use bytes::Bytes;
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+use rpc_core::ServiceKey;
 
-use crate::commands::{call, list, ping, show, watch, Target};
+use crate::commands::{call, list, parse_key, ping, show, watch, Target};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
@@ -158,52 +160,98 @@ fn usage(error: clap::Error) -> ExitCode {
     }
 }
 
+/// A command with its input checked: keys parsed, arguments encoded.
+enum Job {
+    /// `ping`, which needs no registry.
+    Ping(String, ping::Settings),
+    /// A command that reads the registry.
+    Registry(RegistryJob),
+}
+
+/// The commands that open the registry.
+enum RegistryJob {
+    List,
+    Show(ServiceKey),
+    Watch(Option<ServiceKey>, watch::Limits),
+    Call {
+        key: ServiceKey,
+        method: String,
+        body: Bytes,
+        settings: call::Settings,
+    },
+}
+
+impl Job {
+    /// Checks what the user typed, before anything touches the network, so that a typo is
+    /// reported as such even when the registry is down.
+    fn from_command(command: Command) -> CliResult<Job> {
+        Ok(match command {
+            Command::List => Job::Registry(RegistryJob::List),
+            Command::Show { service } => Job::Registry(RegistryJob::Show(parse_key(&service)?)),
+            Command::Watch {
+                service,
+                count,
+                timeout,
+            } => Job::Registry(RegistryJob::Watch(
+                service.as_deref().map(parse_key).transpose()?,
+                watch::Limits { count, timeout },
+            )),
+            Command::Ping {
+                address,
+                count,
+                interval,
+                timeout,
+            } => Job::Ping(
+                address,
+                ping::Settings {
+                    count,
+                    interval,
+                    timeout,
+                },
+            ),
+            Command::Call {
+                service,
+                method,
+                args,
+                deadline,
+                idempotent,
+            } => {
+                let key = parse_key(&service)?;
+                if method.is_empty() {
+                    return Err(CliError::new("empty method name"));
+                }
+                Job::Registry(RegistryJob::Call {
+                    key,
+                    method,
+                    body: call::encode_args(&args)?,
+                    settings: call::Settings {
+                        deadline,
+                        idempotent,
+                    },
+                })
+            }
+        })
+    }
+}
+
 /// Runs the chosen command.
 async fn run(cli: Cli) -> CliResult {
     let out = Output::new(cli.json);
-    if let Command::Ping {
-        address,
-        count,
-        interval,
-        timeout,
-    } = &cli.command
-    {
-        let settings = ping::Settings {
-            count: *count,
-            interval: *interval,
-            timeout: *timeout,
-        };
-        return ping::run(out, address, settings).await;
-    }
+    let job = match Job::from_command(cli.command)? {
+        Job::Ping(address, settings) => return ping::run(out, &address, settings).await,
+        Job::Registry(job) => job,
+    };
     let target = Target::open(cli.registry.as_deref()).await?;
-    let result = match &cli.command {
-        Command::List => list::run(&target, out).await,
-        Command::Show { service } => show::run(&target, out, service).await,
-        Command::Watch {
-            service,
-            count,
-            timeout,
-        } => {
-            let limits = watch::Limits {
-                count: *count,
-                timeout: *timeout,
-            };
-            watch::run(&target, out, service.as_deref(), limits).await
-        }
-        Command::Call {
-            service,
+    let result = match job {
+        RegistryJob::List => list::run(&target, out).await,
+        RegistryJob::Show(key) => show::run(&target, out, &key).await,
+        RegistryJob::Watch(key, limits) => watch::run(&target, out, key.as_ref(), limits).await,
+        RegistryJob::Call {
+            key,
             method,
-            args,
-            deadline,
-            idempotent,
-        } => {
-            let settings = call::Settings {
-                deadline: *deadline,
-                idempotent: *idempotent,
-            };
-            call::run(&target, out, service, method, args, settings).await
-        }
-        Command::Ping { .. } => Ok(()),
+            body,
+            settings,
+        } => call::run(&target, out, &key, &method, body, settings).await,
     };
     target.close().await;
     result

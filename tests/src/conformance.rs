@@ -4,7 +4,7 @@
 //! A backend plugs in by implementing [`Backend`]; [`conformance_tests!`](crate::conformance_tests)
 //! then makes one `#[tokio::test]` per case:
 //!
-//! ```ignore
+//! ```text
 //! tests::conformance_tests!(tests::memory::MemoryBackend::new());
 //! tests::conformance_tests!(tests::etcd::EtcdBackend::start("").await);
 //! ```

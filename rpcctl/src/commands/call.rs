@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rpc_core::{CallOptions, Client, Codec};
+use rpc_core::{CallOptions, Client, Codec, ServiceKey};
 
-use crate::commands::{parse_key, Target};
+use crate::commands::Target;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 use crate::spinner;
@@ -26,16 +26,11 @@ pub struct Settings {
 pub async fn run(
     target: &Target,
     out: Output,
-    service: &str,
+    key: &ServiceKey,
     method: &str,
-    args: &str,
+    body: Bytes,
     settings: Settings,
 ) -> CliResult {
-    let key = parse_key(service)?;
-    if method.is_empty() {
-        return Err(CliError::new("empty method name"));
-    }
-    let body = encode_args(args)?;
     let client = Client::builder()
         .codec(Codec::Json)
         .deadline(Some(settings.deadline))
@@ -43,7 +38,7 @@ pub async fn run(
     let reply = spinner::waiting(
         format!("calling {key} {method}"),
         client.call_raw(
-            &key,
+            key,
             method,
             Codec::Json,
             body,
@@ -61,11 +56,15 @@ pub async fn run(
     }
 }
 
-/// The request body for `args`: the array as given, compacted; `[]` becomes `null`.
-fn encode_args(args: &str) -> CliResult<Bytes> {
+/// The request body for `args`: the array as given, compacted; `[]` becomes `null`. Anything
+/// but a JSON array is an error that says what was expected.
+pub fn encode_args(args: &str) -> CliResult<Bytes> {
     let expected = "expected a JSON array of the method's arguments, e.g. '[\"bob\"]' or '[2,3]', or '[]' for none";
-    let value: serde_json::Value = serde_json::from_str(args)
-        .map_err(|e| CliError::new(format!("bad arguments {args:?}: not JSON ({e}); {expected}")))?;
+    let value: serde_json::Value = serde_json::from_str(args).map_err(|e| {
+        CliError::new(format!(
+            "bad arguments {args:?}: not JSON ({e}); {expected}"
+        ))
+    })?;
     let serde_json::Value::Array(items) = &value else {
         return Err(CliError::new(format!(
             "bad arguments {args:?}: a JSON {} is not an array; {expected}",

@@ -69,7 +69,10 @@ impl Lease {
 }
 
 /// The lease of every node of `key`, by node name (`host:port`).
-pub async fn leases(url: &RegistryUrl, key: &ServiceKey) -> Result<BTreeMap<String, Lease>, String> {
+pub async fn leases(
+    url: &RegistryUrl,
+    key: &ServiceKey,
+) -> Result<BTreeMap<String, Lease>, String> {
     let budget = url.options.connect_timeout + url.options.request_timeout * 2;
     tokio::time::timeout(budget, read(url, key))
         .await
@@ -102,7 +105,11 @@ async fn read(url: &RegistryUrl, key: &ServiceKey) -> Result<BTreeMap<String, Le
             Some((address.to_string(), kv.lease()))
         })
         .collect();
-    let ids: BTreeSet<i64> = nodes.iter().map(|&(_, id)| id).filter(|&id| id != 0).collect();
+    let ids: BTreeSet<i64> = nodes
+        .iter()
+        .map(|&(_, id)| id)
+        .filter(|&id| id != 0)
+        .collect();
     let mut found = BTreeMap::new();
     for id in ids {
         let answer = client

@@ -72,7 +72,8 @@ pub async fn run(out: Output, address: &str, settings: Settings) -> CliResult {
     let lost = sent - received;
     let stats = Stats::of(&rtts);
     if out.is_json() {
-        let ms = |d: Duration| d.as_secs_f64() * 1_000.0;
+        // Microsecond precision: a clock read is not finer than that anyway.
+        let ms = |d: Duration| (d.as_secs_f64() * 1_000_000.0).round() / 1_000.0;
         out.json_line(&json!({
             "address": address,
             "resolved": addr.to_string(),
@@ -106,7 +107,11 @@ pub async fn run(out: Output, address: &str, settings: Settings) -> CliResult {
 
 /// Resolves `HOST:PORT` to its first address.
 async fn resolve(address: &str) -> CliResult<SocketAddr> {
-    let bad = |why: String| CliError::new(format!("bad address {address:?}: {why}; expected HOST:PORT, e.g. 127.0.0.1:9101"));
+    let bad = |why: String| {
+        CliError::new(format!(
+            "bad address {address:?}: {why}; expected HOST:PORT, e.g. 127.0.0.1:9101"
+        ))
+    };
     if !address.contains(':') {
         return Err(bad("no port".to_string()));
     }

@@ -5,25 +5,24 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rpc_core::registry::now_ms;
-use rpc_core::ServiceInstance;
+use rpc_core::{ServiceInstance, ServiceKey};
 use rpc_registry::Scheme;
 use serde_json::json;
 
 use crate::commands::etcd_lease::{self, Lease};
-use crate::commands::{parse_key, Target};
+use crate::commands::Target;
 use crate::error::CliResult;
 use crate::output::{self, Output, Table};
 use crate::spinner;
 
-/// Shows every instance of `service` (`<name>:<version>`).
-pub async fn run(target: &Target, out: Output, service: &str) -> CliResult {
-    let key = parse_key(service)?;
+/// Shows every instance of `key`.
+pub async fn run(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
     let etcd = target.url.scheme == Scheme::Etcd;
     let (instances, leases) = spinner::waiting(format!("reading {key}"), async {
-        let instances = target.registry.discover(&key).await?;
+        let instances = target.registry.discover(key).await?;
         // Leases are read after the instances, so every instance listed has had its node.
         let leases = if etcd {
-            Some(etcd_lease::leases(&target.url, &key).await)
+            Some(etcd_lease::leases(&target.url, key).await)
         } else {
             None
         };

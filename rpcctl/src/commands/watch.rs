@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::commands::{parse_key, Target};
+use crate::commands::Target;
 use crate::error::{CliError, CliResult};
 use crate::output::{self, Output};
 use crate::spinner;
@@ -100,13 +100,14 @@ impl Event {
         }
     }
 
-    /// `<time>  <kind>  <key>  <address>  <details>`.
-    fn human(&self) -> String {
+    /// `<time>  <kind>  <key>  <address>  <details>`, the key padded to `key_width` so
+    /// that the addresses of the keys known at the start line up.
+    fn human(&self, key_width: usize) -> String {
         let mut line = format!(
-            "{}  {:<12}  {}",
+            "{}  {:<12}  {:<key_width$}",
             output::timestamp(self.at),
             self.kind.name(),
-            self.key
+            self.key.to_string()
         );
         if let Some(instance) = &self.instance {
             line.push_str("  ");
@@ -128,7 +129,7 @@ impl Event {
             line.push_str("  ");
             line.push_str(&details);
         }
-        line
+        line.trim_end().to_string()
     }
 
     fn json(&self) -> serde_json::Value {
@@ -303,16 +304,18 @@ async fn start_watch(
 }
 
 /// Watches `service`, or every service when `None`, until Ctrl-C or a limit.
-pub async fn run(target: &Target, out: Output, service: Option<&str>, limits: Limits) -> CliResult {
-    let key = service.map(parse_key).transpose()?;
+pub async fn run(
+    target: &Target,
+    out: Output,
+    key: Option<&ServiceKey>,
+    limits: Limits,
+) -> CliResult {
     let deadline = limits.timeout.map(|t| Instant::now() + t);
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut trackers: BTreeMap<ServiceKey, Tracker> = BTreeMap::new();
-    let what = key
-        .as_ref()
-        .map_or_else(|| "every service".to_string(), ToString::to_string);
+    let what = key.map_or_else(|| "every service".to_string(), ToString::to_string);
     spinner::waiting(format!("starting to watch {what}"), async {
-        let keys = match &key {
+        let keys = match key {
             Some(key) => vec![key.clone()],
             None => target.registry.services().await?,
         };
@@ -323,6 +326,11 @@ pub async fn run(target: &Target, out: Output, service: Option<&str>, limits: Li
         CliResult::Ok(())
     })
     .await?;
+    let key_width = trackers
+        .keys()
+        .map(|k| k.to_string().chars().count())
+        .max()
+        .unwrap_or(0);
     if !out.is_json() && std::io::stderr().is_terminal() {
         eprintln!("watching {what} in {}; Ctrl-C to stop", target.label());
     }
@@ -372,7 +380,7 @@ pub async fn run(target: &Target, out: Output, service: Option<&str>, limits: Li
                     if out.is_json() {
                         out.json_line(&event.json())?;
                     } else {
-                        out.line(&event.human())?;
+                        out.line(&event.human(key_width))?;
                     }
                     if event.kind.is_change() {
                         changes += 1;
@@ -452,7 +460,7 @@ mod tests {
             at,
         );
         assert_eq!(kinds(&lost), vec![("disconnected", String::new())]);
-        assert!(lost[0].human().ends_with("down"));
+        assert!(lost[0].human(0).ends_with("down"));
         let again = tracker.apply(
             WatchEvent::Disconnected {
                 reason: "down".into(),
@@ -476,8 +484,8 @@ mod tests {
         let mut event = Event::new(UNIX_EPOCH + Duration::from_millis(1_500), Kind::Join, &key);
         event.instance = Some(instance(7, 100));
         assert_eq!(
-            event.human(),
-            "1970-01-01T00:00:01.500Z  join          s:1  127.0.0.1:7  weight=100"
+            event.human(5),
+            "1970-01-01T00:00:01.500Z  join          s:1    127.0.0.1:7  weight=100"
         );
         let json = event.json();
         assert_eq!(json["event"], "join");
