@@ -84,6 +84,8 @@ async fn run(args: Args) -> Result<(), String> {
             Some(registry)
         }
     };
+    // Catch SIGTERM from here on, so a stop during start-up still deregisters cleanly.
+    let signal = rpc_core::server::shutdown_signal();
     let server = builder.start().await.map_err(|e| e.to_string())?;
     let bound = server.local_addr();
     let host = args
@@ -92,7 +94,7 @@ async fn run(args: Args) -> Result<(), String> {
         .unwrap_or_else(|| bound.ip().to_string());
     provider.set_address(format!("{host}:{}", bound.port()));
     println!("example-provider listening on {}", server.local_addr());
-    let result = server.run_until_signal().await.map_err(|e| e.to_string());
+    let result = server.run_until(signal).await.map_err(|e| e.to_string());
     if let Some(registry) = registry {
         if let Err(e) = registry.shutdown().await {
             tracing::warn!(error = %e, "registry shutdown failed");

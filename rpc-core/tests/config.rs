@@ -262,7 +262,13 @@ fn readme_documents_every_key_and_variable() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
         .expect("README.md at the workspace root");
     for (name, env, _) in RpcConfig::keys() {
-        assert!(readme.contains(&format!("`{name}`")), "README does not document {name}");
-        assert!(readme.contains(&format!("`{env}`")), "README does not document {env}");
+        assert!(
+            readme.contains(&format!("`{name}`")),
+            "README does not document {name}"
+        );
+        assert!(
+            readme.contains(&format!("`{env}`")),
+            "README does not document {env}"
+        );
     }
 }

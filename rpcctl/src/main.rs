@@ -37,9 +37,15 @@ use crate::output::Output;
     arg_required_else_help = true
 )]
 struct Cli {
-    /// Registry URL: etcd://host:port[,host:port...][/root][?options] or
-    /// zookeeper://host:port[,...] (alias zk://).
-    #[arg(long, env = "RPC_REGISTRY", global = true, value_name = "URL")]
+    /// The registry URL, `etcd://...` or `zookeeper://...`.
+    #[arg(
+        long,
+        env = "RPC_REGISTRY",
+        global = true,
+        value_name = "URL",
+        help = "Registry URL: etcd://host:port[,host:port...][/root][?options] or \
+                zookeeper://host:port[,...] (alias zk://)"
+    )]
     registry: Option<String>,
     /// Print JSON for scripts instead of tables and lines for people.
     #[arg(long, global = true)]
@@ -56,7 +62,7 @@ enum Command {
     /// Show the instances of one service version: address, weight, age, metadata, and on
     /// etcd the lease TTL left.
     Show {
-        /// The service key, <service-name>:<version>, e.g. example.Greeter:1.0.0.
+        /// The service key, NAME:VERSION, e.g. example.Greeter:1.0.0.
         service: String,
     },
     /// Print instances joining, leaving and changing as it happens, until Ctrl-C.
@@ -90,13 +96,17 @@ enum Command {
     },
     /// Make one call through the registry with the JSON codec and print the JSON result.
     Call {
-        /// The service key, <service-name>:<version>, e.g. example.Greeter:1.0.0.
+        /// The service key, NAME:VERSION, e.g. example.Greeter:1.0.0.
         service: String,
         /// The method name, e.g. hello.
         method: String,
-        /// The arguments as a JSON array: '["bob"]' for one argument, '[2,3]' for two,
-        /// '[]' for none.
-        #[arg(default_value = "[]", allow_hyphen_values = true)]
+        /// The arguments as a JSON array.
+        #[arg(
+            default_value = "[]",
+            allow_hyphen_values = true,
+            help = "The arguments as a JSON array: '[\"bob\"]' for one argument, \
+                    '[2,3]' for two, '[]' for none"
+        )]
         args: String,
         /// Seconds the whole call may take, discovery and retries included.
         #[arg(long, value_name = "SECS", default_value = "10", value_parser = seconds)]

@@ -68,33 +68,54 @@ impl ServerHandle {
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    ///
+    /// The handlers are installed when this is called; to catch a signal that arrives while
+    /// the server is still starting, call [`shutdown_signal`] before starting it and pass
+    /// its future to [`run_until`](ServerHandle::run_until).
     pub async fn run_until_signal(self) -> Result<(), ServerError> {
-        wait_for_signal().await;
-        tracing::info!("signal received, shutting down");
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Runs until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServerError> {
+        signal.await;
+        tracing::info!("shutdown requested");
         self.shutdown().await
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or, on Unix, SIGTERM.
-pub async fn wait_for_signal() {
+/// Installs SIGINT (Ctrl-C) and, on Unix, SIGTERM handlers now, and returns a future that
+/// resolves when either arrives. From this call on, those signals no longer kill the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+                (term, int) => {
+                    if let Err(e) = term.and(int) {
+                        tracing::warn!(error = %e, "cannot install signal handlers; falling back to Ctrl-C only");
+                    }
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

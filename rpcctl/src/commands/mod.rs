@@ -35,10 +35,11 @@ pub struct Target {
 }
 
 impl Target {
-    /// Opens the registry `url` names; `None` (no `--registry`, no `RPC_REGISTRY`) is an
-    /// error that says how to give one.
+    /// Opens the registry `url` names; `None` (no `--registry`, no `RPC_REGISTRY`) or
+    /// `none` (the config's word for no registry) is an error that says how to give one.
     pub async fn open(url: Option<&str>) -> CliResult<Target> {
-        let url = url.filter(|u| !u.trim().is_empty()).ok_or_else(|| {
+        let given = |u: &&str| !u.trim().is_empty() && u.trim() != "none";
+        let url = url.filter(given).ok_or_else(|| {
             CliError::new(
                 "no registry given: pass --registry URL or set RPC_REGISTRY \
                  (e.g. etcd://127.0.0.1:2379 or zookeeper://127.0.0.1:2181)",
