@@ -95,7 +95,11 @@ fn panel(
         Metric::P99 => r.p99_us,
     };
     let max_c = rows.iter().map(|r| r.concurrency).max().unwrap_or(1).max(2) as f64;
-    let max_v = rows.iter().map(|r| value(r)).fold(0.0f64, f64::max).max(1.0);
+    let max_v = rows
+        .iter()
+        .map(|r| value(r))
+        .fold(0.0f64, f64::max)
+        .max(1.0);
     let min_v = rows
         .iter()
         .map(|r| value(r))
@@ -129,6 +133,8 @@ fn panel(
         .configure_mesh()
         .x_desc("concurrency (closed loop)")
         .y_desc(y_desc)
+        .y_labels(8)
+        .max_light_lines(2)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .y_label_formatter(&y_format)
         .label_style(("sans-serif", 15))

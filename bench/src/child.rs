@@ -26,7 +26,13 @@ impl ServerProcess {
         let exe = std::env::current_exe()?;
         let mut command = Command::new(exe);
         command
-            .args(["serve", "--system", system.name(), "--listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--system",
+                system.name(),
+                "--listen",
+                "127.0.0.1:0",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -46,7 +52,12 @@ impl ServerProcess {
         let line = process.read_line()?;
         process.addr = line
             .strip_prefix("LISTENING ")
-            .ok_or_else(|| format!("{} server said {line:?} instead of LISTENING", system.name()))?
+            .ok_or_else(|| {
+                format!(
+                    "{} server said {line:?} instead of LISTENING",
+                    system.name()
+                )
+            })?
             .trim()
             .parse()?;
         Ok(process)

@@ -183,14 +183,26 @@ pub fn main(args: &RegistryArgs) -> Result<(), BenchError> {
     Ok(())
 }
 
-async fn measure_backend(backend: Backend, args: &RegistryArgs) -> Result<BackendFigures, BenchError> {
+async fn measure_backend(
+    backend: Backend,
+    args: &RegistryArgs,
+) -> Result<BackendFigures, BenchError> {
     eprintln!("{}: starting server", backend.name());
     let server = RegistryServer::start(backend).await?;
 
-    eprintln!("{}: propagation, {} registrations and deregistrations", backend.name(), args.changes);
+    eprintln!(
+        "{}: propagation, {} registrations and deregistrations",
+        backend.name(),
+        args.changes
+    );
     let (register, deregister) = propagation(&server, args.changes).await?;
 
-    eprintln!("{}: crash, {} providers killed with TTL {} s", backend.name(), args.kills, args.ttl);
+    eprintln!(
+        "{}: crash, {} providers killed with TTL {} s",
+        backend.name(),
+        args.kills,
+        args.ttl
+    );
     let kills = crash(&server, args.kills, args.ttl).await?;
 
     eprintln!(
@@ -277,7 +289,11 @@ async fn propagation(
     Ok((register, deregister))
 }
 
-async fn crash(server: &RegistryServer, kills: usize, ttl: f64) -> Result<Vec<Duration>, BenchError> {
+async fn crash(
+    server: &RegistryServer,
+    kills: usize,
+    ttl: f64,
+) -> Result<Vec<Duration>, BenchError> {
     let url = server.url("");
     let sentinel = connect(&url).await?;
     let consumer = Directory::new(connect(&url).await?);
@@ -419,7 +435,9 @@ pub fn discover_main(args: &DiscoverArgs) -> Result<(), BenchError> {
             .filter(|k| k.name().starts_with("bench.Scale"))
             .collect();
         if keys.len() != args.services {
-            return Err(format!("found {} services, expected {}", keys.len(), args.services).into());
+            return Err(
+                format!("found {} services, expected {}", keys.len(), args.services).into(),
+            );
         }
         let entries: Vec<Arc<ServiceEntry>> = futures::stream::iter(keys.iter())
             .map(|key| directory.service(key))
@@ -436,7 +454,13 @@ pub fn discover_main(args: &DiscoverArgs) -> Result<(), BenchError> {
             };
             tokio::time::timeout(SHOW_TIMEOUT, wait)
                 .await
-                .map_err(|_| format!("{} never listed {} instances", entry.key(), args.per_service))?;
+                .map_err(|_| {
+                    format!(
+                        "{} never listed {} instances",
+                        entry.key(),
+                        args.per_service
+                    )
+                })?;
             instances += entry.instances().len();
         }
         let discover = started.elapsed();
@@ -475,7 +499,11 @@ pub fn table(all: &[BackendFigures]) -> String {
             "deregister -> gone from a watching Directory:  p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  (n={})",
             f.deregister_to_gone.p50_ms, f.deregister_to_gone.p99_ms, f.deregister_to_gone.max_ms, f.deregister_to_gone.n
         );
-        let kills: Vec<String> = f.kill_to_gone_ms.iter().map(|k| format!("{k:.0} ms")).collect();
+        let kills: Vec<String> = f
+            .kill_to_gone_ms
+            .iter()
+            .map(|k| format!("{k:.0} ms"))
+            .collect();
         let _ = writeln!(
             out,
             "SIGKILL -> gone (TTL {} s):                     {}",

@@ -94,7 +94,14 @@ impl RegistryServer {
                 return false;
             }
             let ready = match self.backend {
-                Backend::Etcd => probe(self.port, b"GET /health HTTP/1.0\r\n\r\n", "\"health\":\"true\"").await,
+                Backend::Etcd => {
+                    probe(
+                        self.port,
+                        b"GET /health HTTP/1.0\r\n\r\n",
+                        "\"health\":\"true\"",
+                    )
+                    .await
+                }
                 Backend::Zookeeper => probe(self.port, b"srvr", "Mode:").await,
             };
             if ready {

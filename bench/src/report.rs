@@ -135,7 +135,12 @@ pub fn table(rows: &[Row]) -> String {
     let _ = writeln!(
         out,
         "{:>7} {:>5}  {:<7}  {:>21}  {:>21}  {:>21}",
-        "payload", "conc", "rpc", "qps raw/tarpc/tonic", "p99 raw/tarpc/tonic", "cpu raw/tarpc/tonic"
+        "payload",
+        "conc",
+        "rpc",
+        "qps raw/tarpc/tonic",
+        "p99 raw/tarpc/tonic",
+        "cpu raw/tarpc/tonic"
     );
     for row in rpc_rows {
         let peers: Vec<Option<&Row>> = ["raw", "tarpc", "tonic"]
@@ -179,7 +184,7 @@ fn rows_in_order(rows: &[Row]) -> Vec<&Row> {
 
 /// `128 B`, `1 KiB`, `16 KiB`.
 pub fn size(bytes: usize) -> String {
-    if bytes >= 1024 && bytes % 1024 == 0 {
+    if bytes >= 1024 && bytes.is_multiple_of(1024) {
         format!("{} KiB", bytes / 1024)
     } else {
         format!("{bytes} B")
@@ -207,7 +212,12 @@ mod tests {
     #[test]
     fn json_rows_have_exactly_the_documented_fields() {
         let value = serde_json::to_value(row("rpc", 1, 1.0)).unwrap();
-        let mut keys: Vec<&str> = value.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         keys.sort_unstable();
         assert_eq!(
             keys,

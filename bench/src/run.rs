@@ -43,7 +43,10 @@ impl Plan {
         for &system in systems {
             if system == System::Rpc {
                 for &connections in rpc_connections {
-                    targets.push(Target { system, connections });
+                    targets.push(Target {
+                        system,
+                        connections,
+                    });
                 }
             } else {
                 targets.push(Target {
@@ -223,8 +226,12 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
     let runtime = client_runtime()?;
     let result = runtime.block_on(async {
         match target.system {
-            System::Raw => smoke_calls(systems::raw::connect(addr, target.connections).await?).await,
-            System::Rpc => smoke_calls(systems::rpc::connect(addr, target.connections).await?).await,
+            System::Raw => {
+                smoke_calls(systems::raw::connect(addr, target.connections).await?).await
+            }
+            System::Rpc => {
+                smoke_calls(systems::rpc::connect(addr, target.connections).await?).await
+            }
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,
         }
