@@ -63,7 +63,7 @@ impl Codec {
 
     /// Encodes `value` into a new buffer.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, CodecError> {
-        let mut out = BytesMut::new();
+        let mut out = BytesMut::with_capacity(128);
         self.encode_into(value, &mut out)?;
         Ok(out.freeze())
     }
@@ -74,17 +74,15 @@ impl Codec {
         value: &T,
         dst: &mut BytesMut,
     ) -> Result<(), CodecError> {
-        let mut writer = dst.writer();
         match self {
-            Codec::Bincode => bincode::serde::encode_into_std_write(
+            Codec::Bincode => bincode::serde::encode_into_writer(
                 value,
-                &mut writer,
+                BytesWriter(dst),
                 bincode::config::standard(),
             )
-            .map(|_| ())
             .map_err(|e| self.error("encode", e)),
             Codec::Json => {
-                serde_json::to_writer(&mut writer, value).map_err(|e| self.error("encode", e))
+                serde_json::to_writer(dst.writer(), value).map_err(|e| self.error("encode", e))
             }
         }
     }
@@ -114,5 +112,16 @@ impl Codec {
             op,
             message: e.to_string(),
         }
+    }
+}
+
+/// Lets bincode append straight to a `BytesMut`: one `extend_from_slice` per write, where a
+/// `std::io::Write` adapter costs a call chain per byte.
+struct BytesWriter<'a>(&'a mut BytesMut);
+
+impl bincode::enc::write::Writer for BytesWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
     }
 }

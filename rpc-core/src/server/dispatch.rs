@@ -42,18 +42,9 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         );
         return;
     };
-    if !ctx.in_flight.try_reserve(ctx.context.max_in_flight) {
-        tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, "in-flight limit reached");
-        reject(
-            Status::Overloaded,
-            "too many calls in flight on this connection",
-        );
-        return;
-    }
     let work = match service.call(&frame.method, codec, frame.body) {
         Ok(work) => work,
         Err(e) => {
-            ctx.in_flight.finish(id);
             let status = match e {
                 DispatchError::UnknownMethod { .. } => Status::UnknownMethod,
                 DispatchError::BadRequest { .. } => Status::BadRequest,
@@ -63,46 +54,66 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             return;
         }
     };
-    let deadline =
-        (frame.deadline_ms > 0).then(|| Duration::from_millis(u64::from(frame.deadline_ms)));
+    let method = frame.method;
+    // Most handlers finish without waiting: answer those right here, with no task, timer or
+    // bookkeeping. Only a handler that is still pending gets its own task.
+    let mut work = AssertUnwindSafe(work).catch_unwind();
+    if let Some(outcome) = (&mut work).now_or_never() {
+        let _ = ctx.writer.send(&reply(id, codec, &method, Some(outcome), 0));
+        return;
+    }
+    if !ctx.in_flight.try_reserve(ctx.context.max_in_flight) {
+        tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, "in-flight limit reached");
+        reject(Status::Overloaded, "too many calls in flight on this connection");
+        return;
+    }
+    let deadline_ms = frame.deadline_ms;
     let writer = ctx.writer.clone();
     let in_flight = Arc::clone(ctx.in_flight);
-    let method = frame.method;
     ctx.in_flight.spawn(id, ctx.handlers, async move {
-        let guarded = AssertUnwindSafe(work).catch_unwind();
-        let outcome = match deadline {
-            Some(budget) => tokio::time::timeout(budget, guarded).await.ok(),
-            None => Some(guarded.await),
-        };
-        let reply = match outcome {
-            Some(Ok(Ok(body))) => Frame::response(id, codec, Status::Ok, body),
-            Some(Ok(Err(e))) => {
-                tracing::warn!(method = %method, error = %e, "reply does not encode");
-                Frame::error(id, codec, Status::Internal, &e.to_string())
-            }
-            Some(Err(panic)) => {
-                let message = panic_message(panic.as_ref());
-                tracing::warn!(method = %method, panic = %message, "handler panicked");
-                Frame::error(
-                    id,
-                    codec,
-                    Status::ApplicationError,
-                    &format!("handler panicked: {message}"),
-                )
-            }
-            None => Frame::error(
-                id,
-                codec,
-                Status::DeadlineExceeded,
-                &format!(
-                    "deadline of {} ms exceeded",
-                    deadline.map_or(0, |d| d.as_millis())
-                ),
-            ),
+        let outcome = match deadline_ms {
+            0 => Some(work.await),
+            ms => tokio::time::timeout(Duration::from_millis(u64::from(ms)), work)
+                .await
+                .ok(),
         };
         in_flight.finish(id);
-        let _ = writer.send(&reply);
+        let _ = writer.send(&reply(id, codec, &method, outcome, deadline_ms));
     });
+}
+
+/// The response to a handler's outcome: its value, a panic, an encoding failure, or (for
+/// `None`) a passed deadline.
+fn reply(
+    id: u64,
+    codec: crate::Codec,
+    method: &str,
+    outcome: Option<std::thread::Result<Result<bytes::Bytes, crate::protocol::CodecError>>>,
+    deadline_ms: u32,
+) -> Frame {
+    match outcome {
+        Some(Ok(Ok(body))) => Frame::response(id, codec, Status::Ok, body),
+        Some(Ok(Err(e))) => {
+            tracing::warn!(method, error = %e, "reply does not encode");
+            Frame::error(id, codec, Status::Internal, &e.to_string())
+        }
+        Some(Err(panic)) => {
+            let message = panic_message(panic.as_ref());
+            tracing::warn!(method, panic = %message, "handler panicked");
+            Frame::error(
+                id,
+                codec,
+                Status::ApplicationError,
+                &format!("handler panicked: {message}"),
+            )
+        }
+        None => Frame::error(
+            id,
+            codec,
+            Status::DeadlineExceeded,
+            &format!("deadline of {deadline_ms} ms exceeded"),
+        ),
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {

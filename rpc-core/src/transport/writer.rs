@@ -2,6 +2,7 @@
 //! writes whatever has piled up with a single `write_all`. Under concurrency many frames go out
 //! per syscall; when idle, a frame goes out as soon as the task wakes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
@@ -20,6 +21,8 @@ pub(crate) struct FrameWriter {
 struct Shared {
     state: Mutex<State>,
     wake: Notify,
+    /// A wake-up is already on its way; senders need not notify again.
+    scheduled: AtomicBool,
     /// Cancelled when the socket fails or the writer is closed and flushed.
     done: CancellationToken,
 }
@@ -45,6 +48,7 @@ impl FrameWriter {
                 closing: false,
             }),
             wake: Notify::new(),
+            scheduled: AtomicBool::new(false),
             done,
         });
         tokio::spawn(run(io, Arc::clone(&shared)));
@@ -65,7 +69,9 @@ impl FrameWriter {
                 return Err(WriterClosed);
             }
         }
-        self.shared.wake.notify_one();
+        if !self.shared.scheduled.swap(true, Ordering::AcqRel) {
+            self.shared.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -94,6 +100,11 @@ impl Shared {
 async fn run<W: AsyncWrite + Unpin>(mut io: W, shared: Arc<Shared>) {
     let mut spare = BytesMut::with_capacity(8 * 1024);
     loop {
+        // Whoever woke us is still running; let every task that is ready to send queue its
+        // frame first, so one write carries them all.
+        tokio::task::yield_now().await;
+        // From here on a new frame needs a new wake-up.
+        shared.scheduled.store(false, Ordering::Release);
         let closing = {
             let mut state = shared.lock();
             if !state.buf.is_empty() {
