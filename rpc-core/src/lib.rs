@@ -72,5 +72,6 @@ pub struct ReadmeDoctests;
 #[doc(hidden)]
 pub mod __private {
     pub use bytes::Bytes;
+    pub use serde_bytes;
     pub use std::sync::Arc;
 }

@@ -6,7 +6,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
-use syn::{Attribute, Ident, LitStr};
+use syn::{Attribute, Ident, LitStr, Type};
 
 use crate::validate::{Method, Service};
 
@@ -213,21 +213,37 @@ fn client_method(index: usize, method: &Method) -> TokenStream {
         &format!("Calls `{}` on a provider.", method.wire_name),
     );
     let params = params(method);
-    let arg_names = args.iter().map(|arg| &arg.ident);
+    let arg_values = args.iter().map(|arg| {
+        let name = &arg.ident;
+        if is_byte_vec(&arg.ty) {
+            quote!(::rpc_core::__private::serde_bytes::Bytes::new(&#name))
+        } else {
+            quote!(#name)
+        }
+    });
+    let (reply_type, from_reply) = if is_byte_vec(output) {
+        (
+            quote!(::rpc_core::__private::serde_bytes::ByteBuf),
+            quote!(.map(::rpc_core::__private::serde_bytes::ByteBuf::into_vec)),
+        )
+    } else {
+        (quote!(#output), quote!())
+    };
     quote! {
         #(#docs)*
         pub async fn #ident(&self, #params)
             -> ::core::result::Result<#output, ::rpc_core::RpcError>
         {
             self.client
-                .call(
+                .call::<_, #reply_type>(
                     Self::DESCRIPTOR,
                     // A place behind the `&'static` descriptor, so the borrow is `'static` too.
                     &Self::DESCRIPTOR.methods[#index],
-                    &(#(#arg_names,)*),
+                    &(#(#arg_values,)*),
                     &self.options,
                 )
                 .await
+                #from_reply
         }
     }
 }
@@ -350,7 +366,25 @@ fn server_arm(trait_ident: &Ident, method: &Method, key: &LitStr) -> TokenStream
     let vars: Vec<Ident> = (0..method.args.len())
         .map(|i| local(&format!("arg{i}")))
         .collect();
-    let types = method.args.iter().map(|arg| &arg.ty);
+    let types = method.args.iter().map(|arg| {
+        if is_byte_vec(&arg.ty) {
+            quote!(::rpc_core::__private::serde_bytes::ByteBuf)
+        } else {
+            let ty = &arg.ty;
+            quote!(#ty)
+        }
+    });
+    let unwrap_bytes = method
+        .args
+        .iter()
+        .zip(&vars)
+        .filter(|(arg, _)| is_byte_vec(&arg.ty))
+        .map(|(_, var)| quote!(let #var = #var.into_vec();));
+    let encode = if is_byte_vec(&method.output) {
+        quote!(#codec.encode(&::rpc_core::__private::serde_bytes::Bytes::new(&#out)))
+    } else {
+        quote!(#codec.encode(&#out))
+    };
     quote! {
         #wire_name => {
             let (#(#vars,)*) = #codec
@@ -360,13 +394,40 @@ fn server_arm(trait_ident: &Ident, method: &Method, key: &LitStr) -> TokenStream
                     method: #wire_name,
                     source: #source,
                 })?;
+            #(#unwrap_bytes)*
             let #inner = ::rpc_core::__private::Arc::clone(&self.inner);
             let #future: ::rpc_core::ResponseFuture = ::std::boxed::Box::pin(async move {
                 // Fully qualified, so no other trait's method of the same name can be picked.
                 let #out = <T as #trait_ident>::#ident(&*#inner, #(#vars),*).await;
-                #codec.encode(&#out)
+                #encode
             });
             ::core::result::Result::Ok(#future)
         }
     }
+}
+
+/// Whether `ty` is spelled `Vec<u8>` (or `std::vec::Vec<u8>`, `alloc::vec::Vec<u8>`). Such
+/// values travel through `serde_bytes`: the same bytes on the wire in bincode and JSON, but
+/// one copy instead of a call per byte.
+fn is_byte_vec(ty: &Type) -> bool {
+    let Type::Path(path) = ty else {
+        return false;
+    };
+    if path.qself.is_some() {
+        return false;
+    }
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    if last.ident != "Vec" {
+        return false;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    matches!(
+        args.args.first(),
+        Some(syn::GenericArgument::Type(Type::Path(inner)))
+            if args.args.len() == 1 && inner.qself.is_none() && inner.path.is_ident("u8")
+    )
 }

@@ -59,12 +59,17 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
     // bookkeeping. Only a handler that is still pending gets its own task.
     let mut work = AssertUnwindSafe(work).catch_unwind();
     if let Some(outcome) = (&mut work).now_or_never() {
-        let _ = ctx.writer.send(&reply(id, codec, &method, Some(outcome), 0));
+        let _ = ctx
+            .writer
+            .send(&reply(id, codec, &method, Some(outcome), 0));
         return;
     }
     if !ctx.in_flight.try_reserve(ctx.context.max_in_flight) {
         tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, "in-flight limit reached");
-        reject(Status::Overloaded, "too many calls in flight on this connection");
+        reject(
+            Status::Overloaded,
+            "too many calls in flight on this connection",
+        );
         return;
     }
     let deadline_ms = frame.deadline_ms;
