@@ -188,14 +188,8 @@ pub async fn register_discover_deregister(backend: &dyn Backend) {
         same(&found, std::slice::from_ref(&a)),
         "[{name}] register after deregister: {found:?}"
     );
-    provider
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    close(name, &*provider).await;
+    close(name, &*consumer).await;
 }
 
 /// Two versions of one service are separate keys, even at the same address.
@@ -253,14 +247,8 @@ pub async fn versions_are_kept_apart(backend: &dyn Backend) {
         same(&found, std::slice::from_ref(&v2_b)),
         "[{name}] {v2}: {found:?}"
     );
-    provider
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    close(name, &*provider).await;
+    close(name, &*consumer).await;
 }
 
 /// A watch delivers the current (empty) list, then the added instance, then its new weight,
@@ -318,14 +306,8 @@ pub async fn watch_sees_add_update_remove_in_order(backend: &dyn Backend) {
             }
         }
     }
-    provider
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    close(name, &*provider).await;
+    close(name, &*consumer).await;
 }
 
 /// The stored value is the layout JSON of DESIGN.md, with every field, at the layout's path.
@@ -373,10 +355,7 @@ pub async fn stored_values_carry_every_layout_field(backend: &dyn Backend) {
             .is_some_and(|ms| ms > 1_600_000_000_000),
         "[{name}] registered_at_ms is not a recent epoch time in ms: {value}"
     );
-    provider
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    close(name, &*provider).await;
 }
 
 /// Nodes that are not layout JSON, or sit at a path of the wrong shape, are skipped by
@@ -459,14 +438,8 @@ pub async fn bad_values_are_skipped(backend: &dyn Backend) {
     )
     .await
     .unwrap_or_else(|e| panic!("[{name}] {e}"));
-    provider
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    close(name, &*provider).await;
+    close(name, &*consumer).await;
 }
 
 /// Shutdown removes every instance the client registered (and only those), watchers see it,
@@ -498,10 +471,7 @@ pub async fn shutdown_removes_everything(backend: &dyn Backend) {
     .await
     .unwrap_or_else(|e| panic!("[{name}] {e}"));
 
-    provider
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
+    close(name, &*provider).await;
     let found = discover(backend, &*consumer, &key_a).await;
     assert!(
         same(&found, std::slice::from_ref(&theirs)),
@@ -525,11 +495,13 @@ pub async fn shutdown_removes_everything(backend: &dyn Backend) {
         provider.register(&a1).await.is_err(),
         "[{name}] register after shutdown must fail"
     );
-    neighbour
-        .shutdown()
-        .await
-        .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
-    consumer
+    close(name, &*neighbour).await;
+    close(name, &*consumer).await;
+}
+
+/// Shuts a client down, failing the case (named `name`) if that errs.
+async fn close(name: &str, registry: &dyn Registry) {
+    registry
         .shutdown()
         .await
         .unwrap_or_else(|e| panic!("[{name}] shutdown: {e}"));
