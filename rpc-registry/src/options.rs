@@ -55,6 +55,14 @@ impl Default for RegistryOptions {
 /// assert_eq!(url.options.root, "/apps");
 /// assert_eq!(url.options.ttl, Duration::from_secs(2));
 /// assert!(RegistryUrl::parse("etcd://10.0.0.1:2379?tll=2").unwrap_err().to_string().contains("tll"));
+///
+/// // The same options from code, checked the same way; then `rpc_registry::connect_with(url)`.
+/// let url = RegistryUrl::parse("zookeeper://10.0.0.1:2181").unwrap()
+///     .ttl(Duration::from_secs(10)).unwrap()
+///     .heartbeat(Duration::from_secs(2)).unwrap()
+///     .root("/apps").unwrap();
+/// assert_eq!(url.options.heartbeat, Duration::from_secs(2));
+/// assert!(url.clone().heartbeat(Duration::from_secs(60)).is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegistryUrl {
@@ -157,6 +165,68 @@ impl RegistryUrl {
             options,
             original: url.to_string(),
         })
+    }
+}
+
+impl RegistryUrl {
+    /// Sets the lease TTL / session timeout; the heartbeat follows at ttl/3 unless set after.
+    pub fn ttl(mut self, ttl: Duration) -> Result<RegistryUrl, RegistryError> {
+        if ttl.is_zero() {
+            return Err(bad_duration("ttl", ttl));
+        }
+        self.options.ttl = ttl;
+        self.options.heartbeat = ttl / 3;
+        Ok(self)
+    }
+
+    /// Sets the keep-alive interval; it must be shorter than the TTL.
+    pub fn heartbeat(mut self, heartbeat: Duration) -> Result<RegistryUrl, RegistryError> {
+        if heartbeat.is_zero() || heartbeat >= self.options.ttl {
+            return Err(RegistryError::BadOption {
+                option: "heartbeat".into(),
+                value: format!("{}", heartbeat.as_secs_f64()),
+                expected: "seconds shorter than ttl",
+            });
+        }
+        self.options.heartbeat = heartbeat;
+        Ok(self)
+    }
+
+    /// Sets the root prefix of the layout, e.g. `/apps`.
+    pub fn root(mut self, root: &str) -> Result<RegistryUrl, RegistryError> {
+        let root = self::root(root)?;
+        self.options.root = if root.starts_with('/') {
+            root
+        } else {
+            format!("/{root}")
+        };
+        Ok(self)
+    }
+
+    /// Sets the time allowed to open a connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Result<RegistryUrl, RegistryError> {
+        if timeout.is_zero() {
+            return Err(bad_duration("connect_timeout", timeout));
+        }
+        self.options.connect_timeout = timeout;
+        Ok(self)
+    }
+
+    /// Sets the time allowed for one registry request.
+    pub fn request_timeout(mut self, timeout: Duration) -> Result<RegistryUrl, RegistryError> {
+        if timeout.is_zero() {
+            return Err(bad_duration("request_timeout", timeout));
+        }
+        self.options.request_timeout = timeout;
+        Ok(self)
+    }
+}
+
+fn bad_duration(option: &str, value: Duration) -> RegistryError {
+    RegistryError::BadOption {
+        option: option.to_string(),
+        value: format!("{}", value.as_secs_f64()),
+        expected: "a positive number of seconds",
     }
 }
 
