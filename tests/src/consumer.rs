@@ -66,6 +66,19 @@ pub struct LoadReport {
     pub providers: BTreeMap<String, u64>,
 }
 
+impl LoadReport {
+    /// Prints what the run saw, and fails the test if any call failed (showing the first few).
+    pub fn assert_no_failures(&self) {
+        println!("{} calls, answered by {:?}", self.calls, self.providers);
+        assert!(
+            self.failures.is_empty(),
+            "{} failed calls, the first: {:?}",
+            self.failures.len(),
+            &self.failures[..self.failures.len().min(5)]
+        );
+    }
+}
+
 /// Keeps `concurrency` workers calling `Greeter.hello`, `Calculator.add` and
 /// `Greeter.whoami` until stopped.
 pub struct Load {

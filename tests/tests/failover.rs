@@ -34,13 +34,7 @@ async fn a_provider_killed_under_load_costs_no_failed_call() {
     providers[1].kill();
     tokio::time::sleep(Duration::from_millis(3500)).await;
     let report = load.finish().await;
-    println!("{} calls, answered by {:?}", report.calls, report.providers);
-    assert!(
-        report.failures.is_empty(),
-        "{} failed calls: {:?}",
-        report.failures.len(),
-        &report.failures[..report.failures.len().min(5)]
-    );
+    report.assert_no_failures();
     assert!(report.calls > 500, "only {} calls", report.calls);
 }
 
@@ -68,13 +62,7 @@ async fn a_rolling_restart_of_every_provider_costs_no_failed_call() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let report = load.finish().await;
-    println!("{} calls, answered by {:?}", report.calls, report.providers);
-    assert!(
-        report.failures.is_empty(),
-        "{} failed calls: {:?}",
-        report.failures.len(),
-        &report.failures[..report.failures.len().min(5)]
-    );
+    report.assert_no_failures();
 }
 
 #[tokio::test]
@@ -114,11 +102,7 @@ async fn a_hand_written_node_at_a_closed_port_costs_no_failed_call_and_is_ejecte
     tokio::time::sleep(Duration::from_secs(1)).await;
     let report = load.finish().await;
     ejected.unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        report.failures.is_empty(),
-        "failed calls: {:?}",
-        &report.failures[..report.failures.len().min(5)]
-    );
+    report.assert_no_failures();
     assert!(!report.providers.contains_key(&dead));
     // Once ejected, the dead node is no longer picked: most calls never touched it.
     let entry = client
