@@ -211,7 +211,7 @@ impl Client {
     async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
         match &self.inner.route {
             Route::Direct(addr) => send(&self.inner.pool, *addr, call).await,
-            Route::Cluster(cluster) => cluster.invoke(&self.inner.pool, call).await,
+            Route::Cluster(cluster) => cluster.invoke(call).await,
         }
     }
 }

@@ -97,20 +97,13 @@ impl Cluster {
     }
 
     /// Runs `call` under the configured balancer and policy.
-    pub(crate) async fn invoke(&self, pool: &Pool, call: &Call) -> Result<Bytes, RpcError> {
+    pub(crate) async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
         let entry = self
             .inner
             .directory
             .lookup(&call.service_key, || call.key())
             .await?;
-        fault::failover::run(
-            &self.inner,
-            pool,
-            call,
-            &entry,
-            self.inner.config.attempts(),
-        )
-        .await
+        fault::failover::run(&self.inner, call, &entry, self.inner.config.attempts()).await
     }
 
     /// Turns the call's final error into its result under the policy: fail-safe may answer
@@ -141,6 +134,6 @@ impl ClusterInner {
             .directory
             .lookup(&call.service_key, || call.key())
             .await?;
-        fault::failover::run(self, &self.pool, call, &entry, self.config.max_attempts).await
+        fault::failover::run(self, call, &entry, self.config.max_attempts).await
     }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::client::{Call, Pool};
+use crate::client::Call;
 use crate::cluster::attempt::attempt;
 use crate::cluster::balance::{LoadBalancer, Pick};
 use crate::cluster::directory::ServiceEntry;
@@ -18,7 +18,6 @@ use crate::RpcError;
 /// Runs up to `attempts` attempts of `call` over `entry`'s providers.
 pub(crate) async fn run(
     cluster: &ClusterInner,
-    pool: &Pool,
     call: &Call,
     entry: &ServiceEntry,
     attempts: usize,
@@ -43,7 +42,7 @@ pub(crate) async fn run(
             break;
         };
         let result = attempt(
-            pool,
+            &cluster.pool,
             &endpoint,
             call,
             cluster.config.attempt_timeout,
