@@ -30,7 +30,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cluster::{Backoff, ClusterConfig, EjectionConfig, FaultPolicy};
+use crate::backoff::Backoff;
+use crate::cluster::{ClusterConfig, EjectionConfig, FaultPolicy};
 use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
 use crate::{ClientBuilder, ServerBuilder};
 

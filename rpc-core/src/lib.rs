@@ -44,6 +44,7 @@
 
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod client;
 pub mod cluster;
 pub mod config;
@@ -58,8 +59,18 @@ pub use client::{CallOptions, Client, ClientBuilder};
 pub use config::{ConfigError, RpcConfig};
 pub use error::RpcError;
 pub use protocol::{Codec, Status};
-pub use registry::{Registry, RegistryError, ServiceInstance, ServiceKey};
+pub use registry::{
+    Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent, WatchStream,
+};
 pub use rpc_macros::service;
+
+/// The serde version this crate's public API uses, so `#[derive(rpc_core::serde::Serialize)]`
+/// argument types need no separate `serde` dependency pinned to the same version.
+pub use serde;
+
+/// The attribute that a [`Registry`] implementation outside this crate puts on its `impl`
+/// block (`#[rpc_core::async_trait]`), so it needs no `async-trait` dependency of its own.
+pub use async_trait::async_trait;
 pub use server::{Server, ServerBuilder, ServerHandle};
 pub use service::{DispatchError, MethodDescriptor, ResponseFuture, Service, ServiceDescriptor};
 

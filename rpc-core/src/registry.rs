@@ -175,6 +175,9 @@ pub enum WatchEvent {
     },
 }
 
+/// What [`Registry::watch`] returns: a boxed stream of [`WatchEvent`]s.
+pub type WatchStream = BoxStream<'static, WatchEvent>;
+
 /// Why a registry operation failed: which registry, which key, and what went wrong.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
@@ -254,10 +257,7 @@ pub trait Registry: Send + Sync + 'static {
     /// A stream of full snapshots of one service key, the current one first. The stream
     /// survives registry outages: it reports [`WatchEvent::Disconnected`] and, once the
     /// registry is back, a fresh snapshot.
-    async fn watch(
-        &self,
-        key: &ServiceKey,
-    ) -> Result<BoxStream<'static, WatchEvent>, RegistryError>;
+    async fn watch(&self, key: &ServiceKey) -> Result<WatchStream, RegistryError>;
 
     /// Every service key that has at least one node.
     async fn services(&self) -> Result<Vec<ServiceKey>, RegistryError>;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use super::balance::{BalancerKind, LoadBalancer, RoundRobin, UnknownBalancer};
 use super::directory::DirectoryConfig;
 use super::eject::EjectionConfig;

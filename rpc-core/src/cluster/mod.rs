@@ -11,7 +11,6 @@
 //! Everything is configured through [`ClusterConfig`].
 
 mod attempt;
-mod backoff;
 pub mod balance;
 mod config;
 mod directory;
@@ -28,7 +27,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-pub use backoff::Backoff;
 pub use balance::{
     BalancerKind, ConsistentHash, LeastLoaded, LoadBalancer, Pick, Random, RoundRobin,
     UnknownBalancer, WeightedRandom, WeightedRoundRobin,

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use entry::ServiceEntry;
 
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use super::endpoint::{EndpointTable, Members, RemovalHook};
 use super::snapshot_file::SnapshotFile;
 use crate::registry::{Registry, RegistryError, ServiceInstance, ServiceKey};

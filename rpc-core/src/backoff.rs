@@ -1,4 +1,6 @@
-//! Exponential backoff with jitter, shared by fail-over retries, re-watches and ejection.
+//! Exponential backoff with jitter: the one policy behind fail-over retries, re-watches,
+//! ejection, and the registry backends' reconnects ([`Backoff`] is the policy, [`Retries`]
+//! walks it for a loop that retries until it succeeds).
 
 use std::time::Duration;
 
@@ -55,6 +57,41 @@ impl Backoff {
         let cut = rand::thread_rng().gen_range(0.0..jitter);
         ceiling.mul_f64(1.0 - cut)
     }
+
+    /// A fresh walk over these delays, for a loop that retries until it succeeds.
+    pub fn retries(self) -> Retries {
+        Retries {
+            policy: self,
+            attempt: 0,
+        }
+    }
+}
+
+/// Successive delays of one [`Backoff`]: each call to [`Retries::next_delay`] moves one step
+/// up, [`Retries::reset`] starts over after a success.
+#[derive(Debug, Clone)]
+pub struct Retries {
+    policy: Backoff,
+    attempt: u32,
+}
+
+impl Retries {
+    /// The delay before the next retry.
+    pub fn next_delay(&mut self) -> Duration {
+        let delay = self.policy.delay(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        delay
+    }
+
+    /// Sleeps for the next delay.
+    pub async fn wait(&mut self) {
+        tokio::time::sleep(self.next_delay()).await;
+    }
+
+    /// Starts over from the first delay, after a success.
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
 }
 
 #[cfg(test)]
@@ -87,5 +124,16 @@ mod tests {
         }
         let exact = b.with_jitter(0.0);
         assert_eq!(exact.delay(2), Duration::from_millis(400));
+    }
+
+    #[test]
+    fn retries_climb_and_reset() {
+        let mut retries = Backoff::new(Duration::from_millis(10), Duration::from_millis(40))
+            .with_jitter(0.0)
+            .retries();
+        let delays: Vec<u64> = (0..4).map(|_| retries.next_delay().as_millis() as u64).collect();
+        assert_eq!(delays, [10, 20, 40, 40]);
+        retries.reset();
+        assert_eq!(retries.next_delay(), Duration::from_millis(10));
     }
 }
