@@ -131,7 +131,9 @@ mod tests {
         let mut retries = Backoff::new(Duration::from_millis(10), Duration::from_millis(40))
             .with_jitter(0.0)
             .retries();
-        let delays: Vec<u64> = (0..4).map(|_| retries.next_delay().as_millis() as u64).collect();
+        let delays: Vec<u64> = (0..4)
+            .map(|_| retries.next_delay().as_millis() as u64)
+            .collect();
         assert_eq!(delays, [10, 20, 40, 40]);
         retries.reset();
         assert_eq!(retries.next_delay(), Duration::from_millis(10));

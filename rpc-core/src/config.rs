@@ -31,9 +31,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::backoff::Backoff;
+use crate::client::ClientBuilder;
 use crate::cluster::{ClusterConfig, EjectionConfig, FaultPolicy};
+use crate::defaults;
 use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
-use crate::{ClientBuilder, ServerBuilder};
+use crate::server::ServerBuilder;
 
 /// Why a configuration could not be loaded. Each variant names the key and the form expected.
 #[derive(Debug, thiserror::Error)]
@@ -154,17 +156,17 @@ impl Default for RpcConfig {
             registry: Some("etcd://127.0.0.1:2379".to_string()),
             registry_ttl: None,
             registry_heartbeat: None,
-            listen: "127.0.0.1:0".to_string(),
+            listen: defaults::LISTEN.to_string(),
             max_frame: DEFAULT_MAX_FRAME,
-            max_connections: 10_000,
-            max_in_flight: 10_000,
-            drain_grace: Duration::from_secs(10),
-            propagation_grace: Duration::from_secs(1),
-            deadline: Some(Duration::from_secs(10)),
-            connect_timeout: Duration::from_secs(3),
-            codec: Codec::Bincode,
-            connections_per_address: 1,
-            balancer: "round-robin".to_string(),
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            drain_grace: defaults::DRAIN_GRACE,
+            propagation_grace: defaults::PROPAGATION_GRACE,
+            deadline: defaults::DEADLINE,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            codec: defaults::CODEC,
+            connections_per_address: defaults::CONNECTIONS_PER_ADDRESS,
+            balancer: cluster.balancer.name().to_string(),
             policy: cluster.policy,
             max_attempts: cluster.max_attempts,
             backoff_base: cluster.retry_backoff.base,

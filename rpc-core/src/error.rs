@@ -1,13 +1,17 @@
 //! The error a call returns.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::protocol::{CodecError, Status};
 use crate::registry::RegistryError;
 
 /// Why a call failed. Every variant names what went wrong and where.
+///
+/// New variants may be added in minor releases; match with a wildcard arm.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum RpcError {
     /// The server answered with a status other than ok.
     #[error("{service}.{method} on {addr}: {status}: {message}")]
@@ -24,14 +28,13 @@ pub enum RpcError {
         addr: SocketAddr,
     },
     /// No TCP connection could be opened.
-    #[error("cannot connect to {addr}: {message}")]
+    #[error("cannot connect to {addr}: {source}")]
     Connect {
         /// The provider's address.
         addr: SocketAddr,
-        /// The kind of the underlying I/O error.
-        kind: std::io::ErrorKind,
-        /// The I/O error's text.
-        message: String,
+        /// The I/O error (shared, so that the error stays cloneable).
+        #[source]
+        source: Arc<std::io::Error>,
     },
     /// The connection died while the call was in flight.
     #[error("connection to {addr} lost: {reason}")]
@@ -84,6 +87,14 @@ pub enum RpcError {
 }
 
 impl RpcError {
+    /// A connect failure to `addr`.
+    pub fn connect(addr: SocketAddr, source: std::io::Error) -> RpcError {
+        RpcError::Connect {
+            addr,
+            source: Arc::new(source),
+        }
+    }
+
     /// The wire status this error corresponds to, if the server sent one or a deadline passed.
     pub fn status(&self) -> Option<Status> {
         match self {

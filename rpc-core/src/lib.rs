@@ -2,9 +2,15 @@
 //!
 //! - [`protocol`]: the length-prefixed wire protocol and its body codecs;
 //! - [`server`]: serves any number of services on one port;
-//! - [`client`]: multiplexed connections, one per provider address;
 //! - [`registry`]: the [`Registry`] trait that backends implement;
-//! - [`cluster`]: the consumer side of discovery: directory, balancing, fault tolerance.
+//! - [`call`]: one call as the layers below the stub see it: options, [`Deadline`];
+//! - the transport (internal): multiplexed connections, one per provider address;
+//! - [`cluster`]: the consumer side of discovery: directory, balancing, fault tolerance;
+//! - [`client`]: the handle users call through, above all of them.
+//!
+//! Layers only import downwards: protocol, registry and call at the bottom, then the
+//! transport, the cluster, the client and the server, and [`config`] on top
+//! (`tests/layers.rs` checks that no import cycle creeps in).
 //!
 //! Define a service with [`service`] on a trait, implement it, serve it with
 //! [`Server::builder`], and call it through the generated `<Trait>Client`:
@@ -45,9 +51,11 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod call;
 pub mod client;
 pub mod cluster;
 pub mod config;
+mod defaults;
 mod error;
 pub mod protocol;
 pub mod registry;
@@ -55,13 +63,12 @@ pub mod server;
 mod service;
 mod transport;
 
+pub use call::Deadline;
 pub use client::{CallOptions, Client, ClientBuilder};
 pub use config::{ConfigError, RpcConfig};
 pub use error::RpcError;
 pub use protocol::{Codec, Status};
-pub use registry::{
-    Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent, WatchStream,
-};
+pub use registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent, WatchStream};
 pub use rpc_macros::service;
 
 /// The serde version this crate's public API uses, so `#[derive(rpc_core::serde::Serialize)]`

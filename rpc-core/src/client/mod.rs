@@ -1,27 +1,29 @@
-//! The calling side: [`Client`] turns a method call into a request on a multiplexed
-//! connection, either to one fixed address or to providers found through a registry.
+//! The calling side, as users see it: [`Client`] turns a method call into a [`Call`] and hands
+//! it to its route, either one fixed address (through the transport) or the providers a
+//! registry lists (through the cluster's invoker).
+//!
+//! This is the top of the consumer path: it imports the cluster, the transport and the call,
+//! and none of them imports it.
 
-mod connection;
-mod options;
-mod pool;
+mod builder;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde::{de::DeserializeOwned, Serialize};
 
-pub use options::CallOptions;
+pub use crate::call::CallOptions;
+pub use builder::ClientBuilder;
 
-use crate::cluster::{Cluster, ClusterConfig, Directory};
-use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
+use crate::call::{Call, Deadline};
+use crate::cluster::{Directory, Invoker};
+use crate::protocol::Codec;
 use crate::registry::{Registry, ServiceKey};
+use crate::transport::Pool;
 use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
-pub(crate) use connection::Connection;
-use connection::RequestParts;
-pub(crate) use pool::Pool;
 
 /// A handle for calling services; cheap to clone, and clones share connections.
 ///
@@ -43,7 +45,7 @@ enum Route {
     /// Every call goes to this address.
     Direct(SocketAddr),
     /// Providers come from a registry; balancing and fault tolerance pick among them.
-    Cluster(Cluster),
+    Cluster(Invoker),
 }
 
 impl std::fmt::Debug for Client {
@@ -51,30 +53,6 @@ impl std::fmt::Debug for Client {
         match &self.inner.route {
             Route::Direct(addr) => write!(f, "Client(direct {addr})"),
             Route::Cluster(cluster) => write!(f, "Client(registry {})", cluster.backend()),
-        }
-    }
-}
-
-/// One encoded call, as the routing and retry layers see it. Clones share the body.
-#[derive(Clone)]
-pub(crate) struct Call {
-    /// `<name>:<version>`; always parses as a [`ServiceKey`] (checked when the call is made).
-    pub service_key: ByteString,
-    pub method_name: ByteString,
-    /// The method is marked `#[idempotent]`: a timed-out attempt may be retried.
-    pub idempotent: bool,
-    pub codec: Codec,
-    pub body: Bytes,
-    pub deadline: Option<Instant>,
-    pub hash_key: Option<u64>,
-}
-
-impl Call {
-    /// The service key as a value (for the directory, on a cold lookup).
-    pub(crate) fn key(&self) -> ServiceKey {
-        match self.service_key.rsplit_once(':') {
-            Some((name, version)) => ServiceKey::new(name, version),
-            None => ServiceKey::new(&*self.service_key, ""),
         }
     }
 }
@@ -116,7 +94,7 @@ impl Client {
             idempotent: method.idempotent,
             codec,
             body: codec.encode(args)?,
-            deadline: None,
+            deadline: Deadline::NONE,
             hash_key: options.hash_key,
         };
         match self.run(&mut call, options).await {
@@ -145,7 +123,7 @@ impl Client {
             idempotent,
             codec,
             body: args,
-            deadline: None,
+            deadline: Deadline::NONE,
             hash_key: options.hash_key,
         };
         match self.run(&mut call, options).await {
@@ -170,15 +148,14 @@ impl Client {
     /// Runs one call under its deadline, through the route.
     async fn run(&self, call: &mut Call, options: &CallOptions) -> Result<Bytes, RpcError> {
         let budget = options.deadline.or(self.inner.deadline);
-        call.deadline = budget.map(|d| Instant::now() + d);
+        call.deadline = Deadline::after(budget);
         let call = &*call;
-        let reply = match budget {
-            Some(budget) => tokio::time::timeout(budget, self.invoke(call))
-                .await
-                .unwrap_or(Err(RpcError::DeadlineExceeded { deadline: budget })),
-            None => self.invoke(call).await,
-        };
-        reply
+        match call.deadline.run(self.invoke(call)).await {
+            Some(reply) => reply,
+            None => Err(RpcError::DeadlineExceeded {
+                deadline: budget.unwrap_or(Duration::MAX),
+            }),
+        }
     }
 
     /// What a failed call returns: the error, or what the fault policy makes of it.
@@ -210,150 +187,8 @@ impl Client {
 
     async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
         match &self.inner.route {
-            Route::Direct(addr) => send(&self.inner.pool, *addr, call).await,
+            Route::Direct(addr) => self.inner.pool.get(*addr).await?.send(call).await,
             Route::Cluster(cluster) => cluster.invoke(call).await,
         }
-    }
-}
-
-/// One attempt of `call` on the provider at `addr`.
-pub(crate) async fn send(pool: &Pool, addr: SocketAddr, call: &Call) -> Result<Bytes, RpcError> {
-    let connection: Connection = pool.get(addr).await?;
-    send_on(&connection, call).await
-}
-
-/// One attempt of `call` on an open connection.
-pub(crate) async fn send_on(connection: &Connection, call: &Call) -> Result<Bytes, RpcError> {
-    let reply = connection
-        .call(RequestParts {
-            service: &call.service_key,
-            method: &call.method_name,
-            codec: call.codec,
-            body: &call.body,
-            deadline: call.deadline,
-        })
-        .await?;
-    if reply.status == crate::Status::Ok {
-        Ok(reply.body)
-    } else {
-        Err(RpcError::Status {
-            status: reply.status,
-            message: String::from_utf8_lossy(&reply.body).into_owned(),
-            service: call.service_key.to_string(),
-            method: call.method_name.to_string(),
-            addr: connection.addr(),
-        })
-    }
-}
-
-/// Settings for a [`Client`].
-#[derive(Debug, Clone)]
-pub struct ClientBuilder {
-    codec: Codec,
-    deadline: Option<Duration>,
-    connect_timeout: Duration,
-    connections_per_address: usize,
-    max_frame: usize,
-    cluster: ClusterConfig,
-}
-
-impl Default for ClientBuilder {
-    fn default() -> Self {
-        ClientBuilder {
-            codec: Codec::Bincode,
-            deadline: Some(Duration::from_secs(10)),
-            connect_timeout: Duration::from_secs(3),
-            connections_per_address: 1,
-            max_frame: DEFAULT_MAX_FRAME,
-            cluster: ClusterConfig::default(),
-        }
-    }
-}
-
-impl ClientBuilder {
-    /// The body codec of requests (default bincode).
-    pub fn codec(mut self, codec: Codec) -> Self {
-        self.codec = codec;
-        self
-    }
-
-    /// The default deadline of a call, retries included (default 10 s); `None` waits forever.
-    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
-    /// How long opening a connection may take (default 3 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Multiplexed connections per provider address (default 1).
-    pub fn connections_per_address(mut self, n: usize) -> Self {
-        self.connections_per_address = n.max(1);
-        self
-    }
-
-    /// The largest frame accepted from a provider (default 16 MiB).
-    pub fn max_frame(mut self, bytes: usize) -> Self {
-        self.max_frame = bytes;
-        self
-    }
-
-    /// Balancing, fault tolerance, ejection and directory settings for registry clients.
-    pub fn cluster(mut self, config: ClusterConfig) -> Self {
-        self.cluster = config;
-        self
-    }
-
-    fn build(self, route: Route, pool: Arc<Pool>) -> Client {
-        Client {
-            inner: Arc::new(Inner {
-                pool,
-                route,
-                codec: self.codec,
-                deadline: self.deadline,
-            }),
-        }
-    }
-
-    fn pool(&self) -> Arc<Pool> {
-        Arc::new(Pool::new(
-            self.connections_per_address,
-            self.connect_timeout,
-            self.max_frame,
-        ))
-    }
-
-    /// A client for one provider address; connects now, so a wrong address fails here.
-    pub async fn connect(self, addr: &str) -> Result<Client, RpcError> {
-        let resolved = tokio::net::lookup_host(addr)
-            .await
-            .map_err(|e| RpcError::BadAddress {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            })?
-            .next()
-            .ok_or_else(|| RpcError::BadAddress {
-                addr: addr.to_string(),
-                reason: "it resolves to no address".to_string(),
-            })?;
-        let pool = self.pool();
-        pool.get(resolved).await?;
-        Ok(self.build(Route::Direct(resolved), pool))
-    }
-
-    /// A client for one provider address that connects on first use.
-    pub fn direct(self, addr: SocketAddr) -> Client {
-        let pool = self.pool();
-        self.build(Route::Direct(addr), pool)
-    }
-
-    /// A client that finds providers through `registry`.
-    pub fn discover(self, registry: Arc<dyn Registry>) -> Client {
-        let pool = self.pool();
-        let cluster = Cluster::new(registry, self.cluster.clone(), Arc::clone(&pool));
-        self.build(Route::Cluster(cluster), pool)
     }
 }

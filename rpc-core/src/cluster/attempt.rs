@@ -11,7 +11,8 @@ use super::balance::LoadBalancer;
 use super::eject::Ejector;
 use super::endpoint::Endpoint;
 use super::outcome::Outcome;
-use crate::client::{send_on, Call, Pool};
+use crate::call::{Call, Deadline};
+use crate::transport::Pool;
 use crate::RpcError;
 
 /// Sends `call` to `endpoint`, bounded by `limit` if given (and always by the call's
@@ -29,17 +30,13 @@ pub(crate) async fn attempt(
     let result = match limit {
         None => exchange(pool, endpoint.addr(), call, &mut tracker).await,
         Some(limit) => {
-            let now = Instant::now();
-            let budget = match call.deadline {
-                Some(at) => at.saturating_duration_since(now).min(limit),
-                None => limit,
-            };
             let mut bounded = call.clone();
-            bounded.deadline = Some(now + budget);
+            bounded.deadline = call.deadline.limited_to(limit);
+            let budget = bounded.deadline.remaining().unwrap_or(limit);
             let exchanged = exchange(pool, endpoint.addr(), &bounded, &mut tracker);
-            match tokio::time::timeout(budget, exchanged).await {
-                Ok(result) => result,
-                Err(_) => Err(RpcError::DeadlineExceeded { deadline: budget }),
+            match bounded.deadline.run(exchanged).await {
+                Some(result) => result,
+                None => Err(RpcError::DeadlineExceeded { deadline: budget }),
             }
         }
     };
@@ -55,7 +52,7 @@ async fn exchange(
 ) -> Result<Bytes, RpcError> {
     let connection = pool.get(addr).await?;
     tracker.started = Instant::now();
-    send_on(&connection, call).await
+    connection.send(call).await
 }
 
 /// Counts the attempt in flight; on finish (or drop) updates latency, ejection and the
@@ -63,7 +60,7 @@ async fn exchange(
 struct Tracker<'a> {
     endpoint: &'a Endpoint,
     started: Instant,
-    deadline: Option<Instant>,
+    deadline: Deadline,
     ejector: &'a Ejector,
     balancer: &'a dyn LoadBalancer,
     done: bool,
@@ -72,7 +69,7 @@ struct Tracker<'a> {
 impl<'a> Tracker<'a> {
     fn start(
         endpoint: &'a Endpoint,
-        deadline: Option<Instant>,
+        deadline: Deadline,
         ejector: &'a Ejector,
         balancer: &'a dyn LoadBalancer,
     ) -> Tracker<'a> {
@@ -113,7 +110,7 @@ impl Drop for Tracker<'_> {
         }
         // Dropped mid-flight: a timeout if the call's deadline has passed, otherwise the
         // caller cancelled, which says nothing about the provider.
-        let timed_out = self.deadline.is_some_and(|at| Instant::now() >= at);
+        let timed_out = self.deadline.is_expired();
         if timed_out {
             self.record(Outcome::Timeout);
         } else {

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backoff::Backoff;
 use super::balance::{BalancerKind, LoadBalancer, RoundRobin, UnknownBalancer};
 use super::directory::DirectoryConfig;
 use super::eject::EjectionConfig;
 use super::fault::failback::FailbackConfig;
 use super::fault::{FaultPolicy, UnknownPolicy};
+use crate::backoff::Backoff;
 
 /// Settings for registry clients: how calls are spread over providers and what happens
 /// when one fails. Give it to [`ClientBuilder::cluster`](crate::ClientBuilder::cluster).

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::endpoint::{Endpoint, EndpointState};
 use super::outcome::Outcome;
-use crate::client::Pool;
+use crate::transport::Pool;
 
 /// Outlier ejection settings.
 #[derive(Debug, Clone, PartialEq)]

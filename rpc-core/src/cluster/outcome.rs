@@ -62,11 +62,7 @@ mod tests {
     #[test]
     fn classifies_errors() {
         let addr = SocketAddr::from(([127, 0, 0, 1], 1));
-        let connect = RpcError::Connect {
-            addr,
-            kind: std::io::ErrorKind::ConnectionRefused,
-            message: "refused".into(),
-        };
+        let connect = RpcError::connect(addr, std::io::ErrorKind::ConnectionRefused.into());
         assert_eq!(Outcome::of_error(&connect), Outcome::Unreachable);
         assert_eq!(
             Outcome::of_error(&RpcError::GoAway { addr }),

@@ -10,9 +10,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::connection::{serve_connection, ConnectionContext};
+use super::connection::serve_connection;
+use super::context::ConnectionContext;
 use super::registration::Registration;
 use super::{ServerError, ServerHandle};
+use crate::defaults;
 use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::registry::Registry;
 use crate::Service;
@@ -48,13 +50,13 @@ pub struct ServerBuilder {
 impl Default for ServerBuilder {
     fn default() -> Self {
         ServerBuilder {
-            bind: "127.0.0.1:0".to_string(),
+            bind: defaults::LISTEN.to_string(),
             max_frame: DEFAULT_MAX_FRAME,
-            max_connections: 10_000,
-            max_in_flight: 10_000,
-            idle_timeout: Some(Duration::from_secs(300)),
-            drain_grace: Duration::from_secs(10),
-            propagation_grace: Duration::from_secs(1),
+            max_connections: defaults::MAX_CONNECTIONS,
+            max_in_flight: defaults::MAX_IN_FLIGHT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
+            drain_grace: defaults::DRAIN_GRACE,
+            propagation_grace: defaults::PROPAGATION_GRACE,
             services: Vec::new(),
             registry: None,
             advertise_host: None,

@@ -1,81 +1,20 @@
 //! Serving one TCP connection: read frames, dispatch requests concurrently, answer pings,
 //! honour cancels, and drain on shutdown.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::net::TcpStream;
-use tokio::task::AbortHandle;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::context::ConnectionContext;
 use super::dispatch::{dispatch, Dispatch};
+use super::in_flight::InFlight;
 use crate::protocol::{Codec, Frame, FrameCodec, FrameError, Kind, Status};
 use crate::transport::FrameWriter;
-use crate::Service;
-
-/// What every connection of one server shares.
-pub(crate) struct ConnectionContext {
-    pub services: HashMap<String, Arc<dyn Service>>,
-    pub max_frame: usize,
-    pub max_in_flight: usize,
-    pub idle_timeout: Option<Duration>,
-    pub stop: CancellationToken,
-    pub force: CancellationToken,
-}
-
-/// The calls running on one connection, by request id, so a cancel can abort one.
-#[derive(Default)]
-pub(crate) struct InFlight {
-    tasks: Mutex<HashMap<u64, AbortHandle>>,
-    count: AtomicUsize,
-}
-
-impl InFlight {
-    pub(crate) fn try_reserve(&self, max: usize) -> bool {
-        self.count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Spawns a handler and records it under `id`. The map stays locked until the handle is
-    /// in, so a handler that finishes at once cannot leave a stale entry behind.
-    pub(crate) fn spawn<F>(&self, id: u64, handlers: &TaskTracker, work: F)
-    where
-        F: std::future::Future<Output = ()> + Send + 'static,
-    {
-        let mut tasks = self.lock();
-        let handle = handlers.spawn(work);
-        tasks.insert(id, handle.abort_handle());
-    }
-
-    pub(crate) fn finish(&self, id: u64) {
-        self.lock().remove(&id);
-        self.count.fetch_sub(1, Ordering::AcqRel);
-    }
-
-    fn cancel(&self, id: u64) {
-        if let Some(handle) = self.lock().remove(&id) {
-            handle.abort();
-            self.count.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        self.count.load(Ordering::Acquire) == 0
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, AbortHandle>> {
-        self.tasks.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
 
 pub(crate) async fn serve_connection(
     stream: TcpStream,

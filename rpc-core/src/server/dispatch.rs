@@ -4,12 +4,13 @@
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::FutureExt;
 use tokio_util::task::TaskTracker;
 
-use super::connection::{ConnectionContext, InFlight};
+use super::context::ConnectionContext;
+use super::in_flight::InFlight;
+use crate::call::Deadline;
 use crate::protocol::{Frame, Status};
 use crate::transport::FrameWriter;
 use crate::DispatchError;
@@ -73,15 +74,11 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         return;
     }
     let deadline_ms = frame.deadline_ms;
+    let deadline = Deadline::from_wire_ms(deadline_ms);
     let writer = ctx.writer.clone();
     let in_flight = Arc::clone(ctx.in_flight);
     ctx.in_flight.spawn(id, ctx.handlers, async move {
-        let outcome = match deadline_ms {
-            0 => Some(work.await),
-            ms => tokio::time::timeout(Duration::from_millis(u64::from(ms)), work)
-                .await
-                .ok(),
-        };
+        let outcome = deadline.run(work).await;
         in_flight.finish(id);
         let _ = writer.send(&reply(id, codec, &method, outcome, deadline_ms));
     });

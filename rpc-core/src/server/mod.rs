@@ -3,8 +3,10 @@
 
 mod builder;
 mod connection;
+mod context;
 mod dispatch;
 mod error;
+mod in_flight;
 mod registration;
 
 pub use builder::ServerBuilder;

@@ -3,8 +3,8 @@
 use std::hash::Hasher;
 
 use super::{LoadBalancer, Pick, Random};
+use crate::call::{mix64, StableHasher};
 use crate::cluster::endpoint::Members;
-use crate::cluster::hash::{mix64, StableHasher};
 
 /// Sends each hash key to the same endpoint while membership is unchanged; when an instance
 /// joins or leaves, only about 1/N of the keys move.

@@ -10,6 +10,7 @@
 
 mod entry;
 mod resolve;
+mod snapshot_file;
 mod watch;
 
 use std::collections::{HashMap, HashSet};
@@ -23,10 +24,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use entry::ServiceEntry;
 
-use crate::backoff::Backoff;
 use super::endpoint::{EndpointTable, Members, RemovalHook};
-use super::snapshot_file::SnapshotFile;
+use crate::backoff::Backoff;
 use crate::registry::{Registry, RegistryError, ServiceInstance, ServiceKey};
+use snapshot_file::SnapshotFile;
 
 /// Directory settings.
 #[derive(Debug, Clone, PartialEq)]

@@ -5,11 +5,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
-use crate::client::Call;
-use crate::cluster::ClusterInner;
+use crate::call::{Call, Deadline};
 use crate::RpcError;
+
+/// What sends a queued call again: the cluster's invoker, with fail-over. A trait, so the
+/// policy does not depend on the invoker that owns it.
+pub(crate) trait Redeliver: Send + Sync + 'static {
+    /// Runs `call` once more, with fail-over.
+    fn redeliver<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Bytes, RpcError>>;
+}
 
 /// Fail-back queue settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +94,7 @@ impl FailbackQueue {
 
     /// Queues `call`, which failed with `error`, if retrying it is safe. Must run inside a
     /// Tokio runtime (the worker is spawned on first use).
-    pub(crate) fn push(&self, cluster: Weak<ClusterInner>, call: &Call, error: &RpcError) {
+    pub(crate) fn push(&self, cluster: Weak<dyn Redeliver>, call: &Call, error: &RpcError) {
         if !may_resend(error, call) {
             tracing::warn!(
                 service = &*call.service_key,
@@ -132,7 +140,7 @@ fn may_resend(error: &RpcError, call: &Call) -> bool {
 }
 
 /// Retries every queued call each interval until the cluster is dropped.
-async fn worker(shared: Arc<Shared>, cluster: Weak<ClusterInner>) {
+async fn worker(shared: Arc<Shared>, cluster: Weak<dyn Redeliver>) {
     loop {
         if shared.lock().is_empty() {
             shared.wake.notified().await;
@@ -147,7 +155,7 @@ async fn worker(shared: Arc<Shared>, cluster: Weak<ClusterInner>) {
         let batch: Vec<Queued> = shared.lock().drain(..).collect();
         let retries = batch
             .into_iter()
-            .map(|item| retry(&cluster, &shared.config, item));
+            .map(|item| retry(&*cluster, &shared.config, item));
         for item in futures::future::join_all(retries)
             .await
             .into_iter()
@@ -164,16 +172,16 @@ async fn worker(shared: Arc<Shared>, cluster: Weak<ClusterInner>) {
 
 /// One background retry; gives the call back if it should be tried again.
 async fn retry(
-    cluster: &ClusterInner,
+    cluster: &dyn Redeliver,
     config: &FailbackConfig,
     mut item: Queued,
 ) -> Option<Queued> {
     item.retries += 1;
     let mut call = item.call.clone();
-    call.deadline = Some(Instant::now() + config.attempt_timeout);
-    let result = tokio::time::timeout(config.attempt_timeout, cluster.send(&call)).await;
+    call.deadline = Deadline::after(Some(config.attempt_timeout));
+    let result = call.deadline.run(cluster.redeliver(&call)).await;
     let error = match result {
-        Ok(Ok(_)) => {
+        Some(Ok(_)) => {
             tracing::info!(
                 service = &*call.service_key,
                 method = &*call.method_name,
@@ -182,8 +190,8 @@ async fn retry(
             );
             return None;
         }
-        Ok(Err(error)) => error,
-        Err(_) => RpcError::DeadlineExceeded {
+        Some(Err(error)) => error,
+        None => RpcError::DeadlineExceeded {
             deadline: config.attempt_timeout,
         },
     };

@@ -2,7 +2,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::client::{Call, CallOptions};
+use crate::call::{Call, CallOptions};
 use crate::RpcError;
 
 /// The caller's fallback decoded as `R`, or the error if there is none or it does not fit.

@@ -1,4 +1,6 @@
-//! Fault tolerance: what a call does when an attempt fails, chosen by [`FaultPolicy`].
+//! Fault tolerance: what a call does when an attempt fails, chosen by [`FaultPolicy`]. The
+//! attempt loop that every policy runs (fail-over with one attempt or several) is the
+//! cluster's `attempts` module; this one holds what a policy adds after it.
 //!
 //! Only errors that are safe to retry are retried ([`RpcError::is_retryable`]): connection
 //! refused or reset, goaway, shutting down, overloaded; a timeout only when the method is
@@ -7,7 +9,6 @@
 //! [`RpcError::is_retryable`]: crate::RpcError::is_retryable
 
 pub(crate) mod failback;
-pub(crate) mod failover;
 pub(crate) mod failsafe;
 
 use std::fmt;

@@ -56,7 +56,7 @@ impl CallOptions {
     /// hash, so every consumer process routes the same key alike.
     pub fn with_hash_key(mut self, key: impl std::hash::Hash) -> CallOptions {
         use std::hash::{BuildHasher, BuildHasherDefault};
-        let stable = BuildHasherDefault::<crate::cluster::StableHasher>::default();
+        let stable = BuildHasherDefault::<super::StableHasher>::default();
         self.hash_key = Some(stable.hash_one(key));
         self
     }

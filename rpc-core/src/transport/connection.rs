@@ -6,16 +6,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use bytestring::ByteString;
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{Codec, Frame, FrameCodec, FrameError, Kind};
-use crate::transport::FrameWriter;
-use crate::RpcError;
+use super::FrameWriter;
+use crate::call::Call;
+use crate::protocol::{Frame, FrameCodec, FrameError, Kind};
+use crate::{RpcError, Status};
 
 type Reply = Result<Frame, RpcError>;
 
@@ -42,15 +43,6 @@ struct Pending {
     closed: Option<String>,
 }
 
-/// The parts of a request the caller supplies.
-pub(crate) struct RequestParts<'a> {
-    pub service: &'a ByteString,
-    pub method: &'a ByteString,
-    pub codec: Codec,
-    pub body: &'a bytes::Bytes,
-    pub deadline: Option<Instant>,
-}
-
 impl Connection {
     /// Opens a connection and starts its reader and writer tasks.
     pub(crate) async fn connect(
@@ -60,19 +52,15 @@ impl Connection {
     ) -> Result<Connection, RpcError> {
         let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                return Err(RpcError::Connect {
-                    addr,
-                    kind: e.kind(),
-                    message: e.to_string(),
-                })
-            }
+            Ok(Err(e)) => return Err(RpcError::connect(addr, e)),
             Err(_) => {
-                return Err(RpcError::Connect {
+                return Err(RpcError::connect(
                     addr,
-                    kind: std::io::ErrorKind::TimedOut,
-                    message: format!("no answer within {connect_timeout:?}"),
-                })
+                    std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {connect_timeout:?}"),
+                    ),
+                ))
             }
         };
         let _ = stream.set_nodelay(true);
@@ -107,29 +95,33 @@ impl Connection {
         !self.shared.going_away.load(Ordering::Acquire) && !self.shared.closed.is_cancelled()
     }
 
-    /// Sends a request and waits for its response. Dropping the future cancels the call:
-    /// the pending entry goes and a cancel frame tells the server.
-    pub(crate) async fn call(&self, parts: RequestParts<'_>) -> Reply {
-        let deadline_ms = match parts.deadline {
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now()).as_millis();
-                // 0 means "no deadline" on the wire, so a spent budget is sent as 1 ms.
-                u32::try_from(left).unwrap_or(u32::MAX).max(1)
-            }
-            None => 0,
-        };
+    /// Sends `call` and waits for its reply body; a status other than ok becomes
+    /// [`RpcError::Status`]. Dropping the future cancels the call: the pending entry goes and a
+    /// cancel frame tells the server.
+    pub(crate) async fn send(&self, call: &Call) -> Result<Bytes, RpcError> {
         let frame = Frame {
             kind: Kind::Request,
-            codec: parts.codec,
-            status: crate::Status::Ok,
+            codec: call.codec,
+            status: Status::Ok,
             flags: 0,
             id: 0,
-            deadline_ms,
-            service: parts.service.clone(),
-            method: parts.method.clone(),
-            body: parts.body.clone(),
+            deadline_ms: call.deadline.to_wire_ms(),
+            service: call.service_key.clone(),
+            method: call.method_name.clone(),
+            body: call.body.clone(),
         };
-        self.exchange(frame).await
+        let reply = self.exchange(frame).await?;
+        if reply.status == Status::Ok {
+            Ok(reply.body)
+        } else {
+            Err(RpcError::Status {
+                status: reply.status,
+                message: String::from_utf8_lossy(&reply.body).into_owned(),
+                service: call.service_key.to_string(),
+                method: call.method_name.to_string(),
+                addr: self.addr(),
+            })
+        }
     }
 
     /// Sends a ping and waits for the pong.

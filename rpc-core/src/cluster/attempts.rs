@@ -3,21 +3,20 @@
 //! plain path of fail-fast, fail-safe and fail-back.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::client::Call;
-use crate::cluster::attempt::attempt;
-use crate::cluster::balance::{LoadBalancer, Pick};
-use crate::cluster::directory::ServiceEntry;
-use crate::cluster::endpoint::Endpoint;
-use crate::cluster::ClusterInner;
+use super::attempt::attempt;
+use super::balance::{LoadBalancer, Pick};
+use super::directory::ServiceEntry;
+use super::endpoint::Endpoint;
+use super::invoker::InvokerState;
+use crate::call::Call;
 use crate::RpcError;
 
 /// Runs up to `attempts` attempts of `call` over `entry`'s providers.
 pub(crate) async fn run(
-    cluster: &ClusterInner,
+    cluster: &InvokerState,
     call: &Call,
     entry: &ServiceEntry,
     attempts: usize,
@@ -30,10 +29,7 @@ pub(crate) async fn run(
     for n in 0..attempts {
         if n > 0 {
             let delay = cluster.config.retry_backoff.delay(n as u32 - 1);
-            if call
-                .deadline
-                .is_some_and(|deadline| Instant::now() + delay >= deadline)
-            {
+            if call.deadline.is_within(delay) {
                 break;
             }
             tokio::time::sleep(delay).await;

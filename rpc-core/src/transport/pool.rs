@@ -14,7 +14,7 @@ use crate::RpcError;
 
 type Slot = Arc<OnceCell<Connection>>;
 
-/// Shares connections between all calls of one [`Client`](super::Client).
+/// Shares connections between all calls of one client.
 pub(crate) struct Pool {
     slots: Mutex<HashMap<SocketAddr, Vec<Slot>>>,
     next: AtomicUsize,

@@ -1,0 +1,44 @@
+//! One call as every layer below the user's stub sees it: what to send ([`Call`]), the
+//! caller's per-call settings ([`CallOptions`]), its time budget ([`Deadline`]) and the stable
+//! hash that routes a key ([`StableHasher`]).
+//!
+//! This layer sits under the transport, the cluster and the client; it imports none of them.
+
+mod deadline;
+mod hash;
+mod options;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+pub use deadline::Deadline;
+pub(crate) use hash::mix64;
+pub use hash::StableHasher;
+pub use options::CallOptions;
+
+use crate::protocol::Codec;
+use crate::registry::ServiceKey;
+
+/// One encoded call, as the routing and retry layers see it. Clones share the body.
+#[derive(Clone)]
+pub(crate) struct Call {
+    /// `<name>:<version>`; always parses as a [`ServiceKey`] (checked when the call is made).
+    pub service_key: ByteString,
+    pub method_name: ByteString,
+    /// The method is marked `#[idempotent]`: a timed-out attempt may be retried.
+    pub idempotent: bool,
+    pub codec: Codec,
+    pub body: Bytes,
+    pub deadline: Deadline,
+    pub hash_key: Option<u64>,
+}
+
+impl Call {
+    /// The service key as a value (for the directory, on a cold lookup).
+    pub(crate) fn key(&self) -> ServiceKey {
+        match self.service_key.rsplit_once(':') {
+            Some((name, version)) => ServiceKey::new(name, version),
+            None => ServiceKey::new(&*self.service_key, ""),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! [`ClientBuilder`]: a client's settings, finished by choosing its route.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Client, Inner, Route};
+use crate::cluster::{ClusterConfig, Invoker};
+use crate::defaults;
+use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
+use crate::registry::Registry;
+use crate::transport::Pool;
+use crate::RpcError;
+
+/// Settings for a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    codec: Codec,
+    deadline: Option<Duration>,
+    connect_timeout: Duration,
+    connections_per_address: usize,
+    max_frame: usize,
+    cluster: ClusterConfig,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            codec: defaults::CODEC,
+            deadline: defaults::DEADLINE,
+            connect_timeout: defaults::CONNECT_TIMEOUT,
+            connections_per_address: defaults::CONNECTIONS_PER_ADDRESS,
+            max_frame: DEFAULT_MAX_FRAME,
+            cluster: ClusterConfig::default(),
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The body codec of requests (default bincode).
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The default deadline of a call, retries included (default 10 s); `None` waits forever.
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// How long opening a connection may take (default 3 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Multiplexed connections per provider address (default 1).
+    pub fn connections_per_address(mut self, n: usize) -> Self {
+        self.connections_per_address = n.max(1);
+        self
+    }
+
+    /// The largest frame accepted from a provider (default 16 MiB).
+    pub fn max_frame(mut self, bytes: usize) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// Balancing, fault tolerance, ejection and directory settings for registry clients.
+    pub fn cluster(mut self, config: ClusterConfig) -> Self {
+        self.cluster = config;
+        self
+    }
+
+    fn build(self, route: Route, pool: Arc<Pool>) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                pool,
+                route,
+                codec: self.codec,
+                deadline: self.deadline,
+            }),
+        }
+    }
+
+    fn pool(&self) -> Arc<Pool> {
+        Arc::new(Pool::new(
+            self.connections_per_address,
+            self.connect_timeout,
+            self.max_frame,
+        ))
+    }
+
+    /// A client for one provider address; connects now, so a wrong address fails here.
+    pub async fn connect(self, addr: &str) -> Result<Client, RpcError> {
+        let resolved = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| RpcError::BadAddress {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?
+            .next()
+            .ok_or_else(|| RpcError::BadAddress {
+                addr: addr.to_string(),
+                reason: "it resolves to no address".to_string(),
+            })?;
+        let pool = self.pool();
+        pool.get(resolved).await?;
+        Ok(self.build(Route::Direct(resolved), pool))
+    }
+
+    /// A client for one provider address that connects on first use.
+    pub fn direct(self, addr: SocketAddr) -> Client {
+        let pool = self.pool();
+        self.build(Route::Direct(addr), pool)
+    }
+
+    /// A client that finds providers through `registry`.
+    pub fn discover(self, registry: Arc<dyn Registry>) -> Client {
+        let pool = self.pool();
+        let invoker = Invoker::new(registry, self.cluster.clone(), Arc::clone(&pool));
+        self.build(Route::Cluster(invoker), pool)
+    }
+}

@@ -1,0 +1,116 @@
+//! The [`Invoker`]: what runs a call over the providers a registry lists. It owns the
+//! directory, the ejector, the fail-back queue and the pool, and runs the attempt loop under
+//! the configured policy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use serde::de::DeserializeOwned;
+
+use super::attempts;
+use super::config::ClusterConfig;
+use super::directory::Directory;
+use super::eject::Ejector;
+use super::fault::failback::{FailbackQueue, Redeliver};
+use super::fault::{failsafe, FaultPolicy};
+use crate::call::{Call, CallOptions};
+use crate::registry::Registry;
+use crate::transport::Pool;
+use crate::RpcError;
+
+/// Routes calls over the providers a registry lists. Clones share everything.
+#[derive(Clone)]
+pub(crate) struct Invoker {
+    state: Arc<InvokerState>,
+}
+
+/// What the call path and the background tasks (fail-back, probes) share.
+pub(crate) struct InvokerState {
+    pub(crate) directory: Directory,
+    pub(crate) config: ClusterConfig,
+    pub(crate) ejector: Ejector,
+    pub(crate) pool: Arc<Pool>,
+    failback: FailbackQueue,
+}
+
+impl Invoker {
+    /// An invoker over `registry`, sending through `pool`.
+    pub(crate) fn new(
+        registry: Arc<dyn Registry>,
+        config: ClusterConfig,
+        pool: Arc<Pool>,
+    ) -> Invoker {
+        let forget = Arc::downgrade(&pool);
+        let on_removed = Arc::new(move |addr: SocketAddr| {
+            if let Some(pool) = forget.upgrade() {
+                pool.remove(addr);
+            }
+        });
+        Invoker {
+            state: Arc::new(InvokerState {
+                directory: Directory::build(registry, config.directory.clone(), Some(on_removed)),
+                ejector: Ejector::new(config.ejection.clone(), Arc::clone(&pool)),
+                failback: FailbackQueue::new(config.failback.clone()),
+                config,
+                pool,
+            }),
+        }
+    }
+
+    /// The registry backend's name.
+    pub(crate) fn backend(&self) -> &'static str {
+        self.state.directory.backend()
+    }
+
+    /// The directory of provider lists.
+    pub(crate) fn directory(&self) -> &Directory {
+        &self.state.directory
+    }
+
+    /// Runs `call` under the configured balancer and policy.
+    pub(crate) async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
+        self.state.run(call, self.state.config.attempts()).await
+    }
+
+    /// Turns the call's final error into its result under the policy: fail-safe may answer
+    /// with the caller's fallback; fail-back queues the call and returns the error.
+    pub(crate) fn on_final_error<R: DeserializeOwned>(
+        &self,
+        call: &Call,
+        error: RpcError,
+        options: &CallOptions,
+    ) -> Result<R, RpcError> {
+        match self.state.config.policy {
+            FaultPolicy::Failfast | FaultPolicy::Failover => Err(error),
+            FaultPolicy::Failsafe => failsafe::fallback(call, error, options),
+            FaultPolicy::Failback => {
+                let state: Arc<dyn Redeliver> = self.state.clone();
+                self.state
+                    .failback
+                    .push(Arc::downgrade(&state), call, &error);
+                Err(error)
+            }
+        }
+    }
+}
+
+impl InvokerState {
+    /// Looks the service up and runs up to `attempts` attempts of `call`.
+    async fn run(&self, call: &Call, attempts: usize) -> Result<Bytes, RpcError> {
+        let entry = self
+            .directory
+            .lookup(&call.service_key, || call.key())
+            .await?;
+        attempts::run(self, call, &entry, attempts).await
+    }
+}
+
+impl Redeliver for InvokerState {
+    /// Fail-back's background retries run with fail-over, whatever the policy.
+    fn redeliver<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Bytes, RpcError>> {
+        self.run(call, self.config.max_attempts).boxed()
+    }
+}

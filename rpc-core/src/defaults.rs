@@ -1,0 +1,31 @@
+//! Every default setting of the server and the client, written once: the builders and the
+//! layered configuration ([`crate::config`]) both start from these.
+//!
+//! The cluster's settings (balancer, retries, ejection, directory) keep their defaults in
+//! their own `Default` impls, which the configuration reads.
+
+use std::time::Duration;
+
+use crate::protocol::Codec;
+
+/// Where a server listens unless told: loopback, a free port.
+pub(crate) const LISTEN: &str = "127.0.0.1:0";
+/// Connections a server serves at once.
+pub(crate) const MAX_CONNECTIONS: usize = 10_000;
+/// Calls in flight per server connection.
+pub(crate) const MAX_IN_FLIGHT: usize = 10_000;
+/// A server connection with no traffic and no call in flight for this long is closed.
+pub(crate) const IDLE_TIMEOUT: Option<Duration> = Some(Duration::from_secs(300));
+/// How long shutdown waits for in-flight calls.
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(10);
+/// How long shutdown waits between deregistering and refusing calls.
+pub(crate) const PROPAGATION_GRACE: Duration = Duration::from_secs(1);
+
+/// A call's budget, retries included.
+pub(crate) const DEADLINE: Option<Duration> = Some(Duration::from_secs(10));
+/// How long opening a connection may take.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Multiplexed connections per provider address.
+pub(crate) const CONNECTIONS_PER_ADDRESS: usize = 1;
+/// The body codec of requests.
+pub(crate) const CODEC: Codec = Codec::Bincode;
