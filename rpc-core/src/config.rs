@@ -39,6 +39,7 @@ use crate::server::ServerBuilder;
 
 /// Why a configuration could not be loaded. Each variant names the key and the form expected.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read config file {path}: {message}")]
@@ -98,6 +99,7 @@ pub enum ConfigError {
 /// # let _ = client;
 /// ```
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RpcConfig {
     /// Registry URL, or `None` for no registry (`none`). Default `etcd://127.0.0.1:2379`.
     pub registry: Option<String>,

@@ -45,6 +45,7 @@ pub type ResponseFuture = BoxFuture<'static, Result<Bytes, CodecError>>;
 
 /// Why a request could not be dispatched to a handler.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DispatchError {
     /// The service has no such method.
     #[error("unknown method {method:?} of {service}")]

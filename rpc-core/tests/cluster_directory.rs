@@ -130,16 +130,12 @@ async fn a_broken_watch_is_re_established() {
     let registry = FixtureRegistry::new();
     let list = some_instances(2);
     registry.set(&echo_key(), list.clone());
-    let directory = Directory::with_config(
-        registry.clone(),
-        DirectoryConfig {
-            rewatch_backoff: rpc_core::backoff::Backoff::new(
-                Duration::from_millis(10),
-                Duration::from_millis(50),
-            ),
-            ..DirectoryConfig::default()
-        },
-    );
+    let directory = Directory::with_config(registry.clone(), {
+        let mut c = DirectoryConfig::default();
+        c.rewatch_backoff =
+            rpc_core::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(50));
+        c
+    });
     let entry = directory.service(&echo_key()).await.expect("lookup");
     registry.set_up(false);
     registry.end_watches();
@@ -167,13 +163,12 @@ async fn the_snapshot_file_lets_a_new_directory_start_with_the_registry_down() {
         rpc_core::registry::now_ms()
     ));
     let path = dir.join("providers.json");
-    let config = DirectoryConfig {
-        snapshot_file: Some(path.clone()),
-        rewatch_backoff: rpc_core::backoff::Backoff::new(
-            Duration::from_millis(10),
-            Duration::from_millis(50),
-        ),
-        ..DirectoryConfig::default()
+    let config = {
+        let mut c = DirectoryConfig::default();
+        c.snapshot_file = Some(path.clone());
+        c.rewatch_backoff =
+            rpc_core::backoff::Backoff::new(Duration::from_millis(10), Duration::from_millis(50));
+        c
     };
     let registry = FixtureRegistry::new();
     let list = some_instances(2);
@@ -247,13 +242,11 @@ async fn empty_protection_keeps_the_last_list_when_on() {
 async fn empty_protection_off_empties_the_list() {
     let registry = FixtureRegistry::new();
     registry.set(&echo_key(), some_instances(2));
-    let directory = Directory::with_config(
-        registry.clone(),
-        DirectoryConfig {
-            empty_protection: false,
-            ..DirectoryConfig::default()
-        },
-    );
+    let directory = Directory::with_config(registry.clone(), {
+        let mut c = DirectoryConfig::default();
+        c.empty_protection = false;
+        c
+    });
     let entry = directory.service(&echo_key()).await.expect("lookup");
     registry.set(&echo_key(), Vec::new());
     eventually(WAIT, "the list to empty", || entry.instances().is_empty()).await;

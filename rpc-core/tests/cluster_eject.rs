@@ -45,11 +45,9 @@ async fn a_listed_but_dead_instance_is_ejected_then_readmitted_when_alive() {
         &echo_key(),
         vec![a.instance(), b.instance(), instance(dead)],
     );
-    let ejection = EjectionConfig {
-        consecutive_failures: 3,
-        base_cooldown: Duration::from_millis(200),
-        ..EjectionConfig::default()
-    };
+    let mut ejection = EjectionConfig::default();
+    ejection.consecutive_failures = 3;
+    ejection.base_cooldown = Duration::from_millis(200);
     let echo = client(&registry, ejection);
 
     for _ in 0..30 {
@@ -87,14 +85,10 @@ async fn with_every_instance_ejected_one_is_still_tried() {
     let dead = dead_addr();
     let registry = FixtureRegistry::new();
     registry.set(&echo_key(), vec![instance(dead)]);
-    let echo = client(
-        &registry,
-        EjectionConfig {
-            consecutive_failures: 1,
-            base_cooldown: Duration::from_secs(30),
-            ..EjectionConfig::default()
-        },
-    );
+    let mut ejection = EjectionConfig::default();
+    ejection.consecutive_failures = 1;
+    ejection.base_cooldown = Duration::from_secs(30);
+    let echo = client(&registry, ejection);
     let first = echo.whoami().await.expect_err("dead");
     assert!(matches!(first, RpcError::Connect { .. }), "{first:?}");
     let d = endpoint(&echo, dead);

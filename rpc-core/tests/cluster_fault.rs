@@ -106,9 +106,10 @@ async fn failback_returns_the_error_at_once_and_eventually_delivers() {
         &registry,
         ClusterConfig::default()
             .policy(FaultPolicy::Failback)
-            .failback(FailbackConfig {
-                retry_interval: Duration::from_millis(50),
-                ..FailbackConfig::default()
+            .failback({
+                let mut c = FailbackConfig::default();
+                c.retry_interval = Duration::from_millis(50);
+                c
             }),
     );
     let started = Instant::now();
@@ -142,9 +143,10 @@ async fn failback_queues_a_call_that_found_no_provider() {
         ClusterConfig::default()
             .policy(FaultPolicy::Failback)
             .empty_protection(false)
-            .failback(FailbackConfig {
-                retry_interval: Duration::from_millis(50),
-                ..FailbackConfig::default()
+            .failback({
+                let mut c = FailbackConfig::default();
+                c.retry_interval = Duration::from_millis(50);
+                c
             }),
     );
     let error = echo.whoami().await.expect_err("no provider yet");
@@ -163,10 +165,11 @@ async fn failback_drops_calls_when_the_queue_is_full() {
         ClusterConfig::default()
             .policy(FaultPolicy::Failback)
             .ejection(EjectionConfig::disabled())
-            .failback(FailbackConfig {
-                capacity: 2,
-                retry_interval: Duration::from_millis(300),
-                ..FailbackConfig::default()
+            .failback({
+                let mut c = FailbackConfig::default();
+                c.capacity = 2;
+                c.retry_interval = Duration::from_millis(300);
+                c
             }),
     );
     for _ in 0..5 {

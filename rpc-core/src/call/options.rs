@@ -23,6 +23,7 @@ use crate::protocol::Codec;
 /// // A stub takes them with `greeter.with_options(options)`.
 /// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct CallOptions {
     /// The whole call's budget, retries included.
     pub deadline: Option<Duration>,

@@ -29,6 +29,7 @@ use crate::backoff::Backoff;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct ClusterConfig {
     /// Picks the provider of each call. Default: round-robin.
     pub balancer: Arc<dyn LoadBalancer>,

@@ -15,6 +15,7 @@ use crate::transport::Pool;
 
 /// Outlier ejection settings.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct EjectionConfig {
     /// Whether ejection is on. Default: `true`.
     pub enabled: bool,

@@ -11,6 +11,7 @@ pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// Why bytes could not be read or written as a frame. Any of these ends the connection.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The length prefix is over the configured limit.
     #[error("frame of {len} bytes is over the limit of {max} bytes")]

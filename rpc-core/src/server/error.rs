@@ -4,6 +4,7 @@ use crate::registry::RegistryError;
 
 /// Why a server could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]

@@ -31,6 +31,7 @@ use snapshot_file::SnapshotFile;
 
 /// Directory settings.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct DirectoryConfig {
     /// Where to keep the last known lists on disk. Default: `None` (no file).
     pub snapshot_file: Option<PathBuf>,

@@ -21,6 +21,7 @@ pub(crate) trait Redeliver: Send + Sync + 'static {
 
 /// Fail-back queue settings.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct FailbackConfig {
     /// Calls the queue holds; more are dropped with a warning. Default: 1024.
     pub capacity: usize,
