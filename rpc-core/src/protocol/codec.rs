@@ -50,6 +50,9 @@ pub enum FrameError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A metadata block (flags bit 0) whose lengths run past the end of the frame.
+    #[error("metadata block runs past the end of the frame")]
+    BadMetadata,
     /// A name too long to encode.
     #[error("{field} name of {len} bytes is over 65535 bytes")]
     NameTooLong {

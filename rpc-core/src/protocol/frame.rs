@@ -3,6 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
+use super::metadata::{block_len, FLAG_METADATA};
 use super::{Codec, FrameError, Status};
 
 /// The two magic bytes every frame starts with: "RP".
@@ -72,7 +73,8 @@ pub struct Frame {
     pub codec: Codec,
     /// The outcome (responses); [`Status::Ok`] elsewhere.
     pub status: Status,
-    /// Reserved, 0 for now.
+    /// Bit 0 ([`FLAG_METADATA`]) says a metadata block follows the names; [`Frame::encode`]
+    /// sets or clears it from [`Frame::metadata`]. Other bits are reserved, 0.
     pub flags: u16,
     /// Matches a response to its request.
     pub id: u64,
@@ -82,6 +84,10 @@ pub struct Frame {
     pub service: ByteString,
     /// The method name (requests; empty otherwise).
     pub method: ByteString,
+    /// The encoded metadata block ([`Metadata::encode`](super::Metadata::encode)), or empty
+    /// for none. Its limits and keys are checked by
+    /// [`Metadata::decode`](super::Metadata::decode), not by the parser.
+    pub metadata: Bytes,
     /// Arguments, return value, or an error message.
     pub body: Bytes,
 }
@@ -105,6 +111,7 @@ impl Frame {
             deadline_ms,
             service: service.into(),
             method: method.into(),
+            metadata: Bytes::new(),
             body,
         }
     }
@@ -140,13 +147,18 @@ impl Frame {
             deadline_ms: 0,
             service: ByteString::new(),
             method: ByteString::new(),
+            metadata: Bytes::new(),
             body: Bytes::new(),
         }
     }
 
     /// The number of bytes this frame takes after the 4-byte length prefix.
     pub fn encoded_len(&self) -> usize {
-        MIN_FRAME_LEN + self.service.len() + self.method.len() + self.body.len()
+        MIN_FRAME_LEN
+            + self.service.len()
+            + self.method.len()
+            + self.metadata.len()
+            + self.body.len()
     }
 
     /// Appends the frame, length prefix included, to `dst`.
@@ -167,13 +179,19 @@ impl Frame {
         dst.put_u8(self.kind as u8);
         dst.put_u8(self.codec.as_u8());
         dst.put_u8(self.status.as_u8());
-        dst.put_u16(self.flags);
+        let flags = if self.metadata.is_empty() {
+            self.flags & !FLAG_METADATA
+        } else {
+            self.flags | FLAG_METADATA
+        };
+        dst.put_u16(flags);
         dst.put_u64(self.id);
         dst.put_u32(self.deadline_ms);
         dst.put_u16(service_len);
         dst.put_slice(self.service.as_bytes());
         dst.put_u16(method_len);
         dst.put_slice(self.method.as_bytes());
+        dst.put_slice(&self.metadata);
         dst.put_slice(&self.body);
         Ok(())
     }
@@ -202,6 +220,12 @@ impl Frame {
         let deadline_ms = buf.get_u32();
         let service = take_name("service", &mut buf)?;
         let method = take_name("method", &mut buf)?;
+        let metadata = if flags & FLAG_METADATA != 0 {
+            let len = block_len(&buf).ok_or(FrameError::BadMetadata)?;
+            buf.split_to(len)
+        } else {
+            Bytes::new()
+        };
         Ok(Frame {
             kind,
             codec,
@@ -211,6 +235,7 @@ impl Frame {
             deadline_ms,
             service,
             method,
+            metadata,
             body: buf,
         })
     }
@@ -276,6 +301,95 @@ mod tests {
 #[cfg(test)]
 mod worked_example {
     use super::*;
+    use crate::protocol::Metadata;
+
+    fn hex(dump: &str) -> Vec<u8> {
+        dump.lines()
+            .flat_map(|line| line.split_whitespace().skip(1))
+            .map(|b| u8::from_str_radix(b, 16).unwrap())
+            .collect()
+    }
+
+    fn encoded(frame: &Frame) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        frame.encode(&mut buf).unwrap();
+        buf.to_vec()
+    }
+
+    /// The metadata examples of docs/protocol.md, byte for byte, and back.
+    #[test]
+    fn metadata_matches_docs_protocol_md() {
+        let mut request = Frame::request(
+            1,
+            Codec::Json,
+            5000,
+            "example.Greeter:1.0.0",
+            "hello",
+            Bytes::from_static(b"[\"bob\"]"),
+        );
+        let mut metadata = Metadata::new();
+        metadata.insert("rpc-tag", "gray").unwrap();
+        request.metadata = metadata.encode();
+        let expected = hex("0000  00 00 00 49 52 50 01 00 01 00 00 01 00 00 00 00
+0010  00 00 00 01 00 00 13 88 00 15 65 78 61 6d 70 6c
+0020  65 2e 47 72 65 65 74 65 72 3a 31 2e 30 2e 30 00
+0030  05 68 65 6c 6c 6f 00 01 07 72 70 63 2d 74 61 67
+0040  00 04 67 72 61 79 5b 22 62 6f 62 22 5d");
+        assert_eq!(encoded(&request), expected);
+        let parsed = Frame::parse(Bytes::from(expected).slice(4..)).unwrap();
+        assert_eq!(parsed.flags, FLAG_METADATA);
+        assert_eq!(&parsed.body[..], b"[\"bob\"]");
+        let back = Metadata::decode(&parsed.metadata, &Default::default()).unwrap();
+        assert_eq!(back, metadata);
+
+        let mut reply = Frame::response(
+            1,
+            Codec::Json,
+            Status::Ok,
+            Bytes::from_static(b"\"Hello, bob!\""),
+        );
+        let mut metadata = Metadata::new();
+        metadata.insert("rpc-cache", "hit").unwrap();
+        reply.metadata = metadata.encode();
+        assert_eq!(
+            encoded(&reply),
+            hex("0000  00 00 00 36 52 50 01 01 01 00 00 01 00 00 00 00
+0010  00 00 00 01 00 00 00 00 00 00 00 00 00 01 09 72
+0020  70 63 2d 63 61 63 68 65 00 03 68 69 74 22 48 65
+0030  6c 6c 6f 2c 20 62 6f 62 21 22")
+        );
+    }
+
+    /// A frame without metadata parses to the same call as before metadata existed, and a
+    /// truncated block is a bad frame.
+    #[test]
+    fn old_frames_are_unchanged_and_truncated_blocks_are_refused() {
+        let plain = Frame::request(
+            1,
+            Codec::Json,
+            5000,
+            "example.Greeter:1.0.0",
+            "hello",
+            Bytes::from_static(b"[\"bob\"]"),
+        );
+        let wire = encoded(&plain);
+        let parsed = Frame::parse(Bytes::from(wire).slice(4..)).unwrap();
+        assert_eq!(parsed, plain);
+        assert!(parsed.metadata.is_empty());
+
+        // Flag set, but the block claims a 4-byte value where 2 bytes remain.
+        let mut cut = plain.clone();
+        cut.body = Bytes::new();
+        let mut bytes = encoded(&cut);
+        bytes[10..12].copy_from_slice(&FLAG_METADATA.to_be_bytes());
+        bytes.extend_from_slice(&[0, 1, 1, b'k', 0, 4, b'x', b'y']);
+        let len = (bytes.len() - 4) as u32;
+        bytes[..4].copy_from_slice(&len.to_be_bytes());
+        assert!(matches!(
+            Frame::parse(Bytes::from(bytes).slice(4..)),
+            Err(FrameError::BadMetadata)
+        ));
+    }
 
     /// The request of docs/protocol.md, byte for byte.
     #[test]

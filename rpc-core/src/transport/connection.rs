@@ -108,6 +108,7 @@ impl Connection {
             deadline_ms: call.deadline.to_wire_ms(),
             service: call.service_key.clone(),
             method: call.method_name.clone(),
+            metadata: Bytes::new(),
             body: call.body.clone(),
         };
         let reply = self.exchange(frame).await?;
