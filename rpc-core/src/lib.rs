@@ -63,7 +63,7 @@ pub mod server;
 mod service;
 mod transport;
 
-pub use call::Deadline;
+pub use call::{context, Deadline};
 pub use client::{CallOptions, Client, ClientBuilder};
 pub use config::{ConfigError, RpcConfig};
 pub use error::RpcError;

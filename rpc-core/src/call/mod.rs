@@ -1,12 +1,15 @@
 //! One call as every layer below the user's stub sees it: what to send ([`Call`]), the
 //! caller's per-call settings ([`CallOptions`]), its time budget ([`Deadline`]) and the stable
-//! hash that routes a key ([`StableHasher`]).
+//! hash that routes a key ([`StableHasher`]), and on the serving side the [`context`] of the
+//! call a handler runs in, with the [`TraceParent`] that links calls into one trace.
 //!
 //! This layer sits under the transport, the cluster and the client; it imports none of them.
 
+pub mod context;
 mod deadline;
 mod hash;
 mod options;
+mod trace;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -15,6 +18,7 @@ pub use deadline::Deadline;
 pub(crate) use hash::mix64;
 pub use hash::StableHasher;
 pub use options::CallOptions;
+pub use trace::TraceParent;
 
 use crate::protocol::Codec;
 use crate::registry::ServiceKey;
