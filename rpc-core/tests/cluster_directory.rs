@@ -133,7 +133,7 @@ async fn a_broken_watch_is_re_established() {
     let directory = Directory::with_config(
         registry.clone(),
         DirectoryConfig {
-            rewatch_backoff: rpc_core::cluster::Backoff::new(
+            rewatch_backoff: rpc_core::backoff::Backoff::new(
                 Duration::from_millis(10),
                 Duration::from_millis(50),
             ),
@@ -169,7 +169,7 @@ async fn the_snapshot_file_lets_a_new_directory_start_with_the_registry_down() {
     let path = dir.join("providers.json");
     let config = DirectoryConfig {
         snapshot_file: Some(path.clone()),
-        rewatch_backoff: rpc_core::cluster::Backoff::new(
+        rewatch_backoff: rpc_core::backoff::Backoff::new(
             Duration::from_millis(10),
             Duration::from_millis(50),
         ),
