@@ -179,7 +179,10 @@ pub enum WatchEvent {
 pub type WatchStream = BoxStream<'static, WatchEvent>;
 
 /// Why a registry operation failed: which registry, which key, and what went wrong.
+///
+/// New variants may be added, so matches need a `_` arm.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum RegistryError {
     /// The registry could not be reached.
     #[error("{registry} at {endpoints}: unreachable: {message}")]
@@ -226,6 +229,16 @@ pub enum RegistryError {
     NotBuilt {
         /// The URL scheme.
         scheme: String,
+    },
+    /// A scheme whose backend is behind a Cargo feature that this build left out.
+    #[error("{scheme}:// needs the `{feature}` feature of {package} (features = [\"{feature}\"])")]
+    FeatureDisabled {
+        /// The URL scheme, e.g. `etcd`.
+        scheme: String,
+        /// The Cargo feature to enable, e.g. `etcd`.
+        feature: &'static str,
+        /// The crate that has the feature, e.g. `rpc-registry`.
+        package: &'static str,
     },
     /// The registry was shut down.
     #[error("{registry}: registry client is shut down")]

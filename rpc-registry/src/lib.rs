@@ -4,6 +4,10 @@
 //! - `etcd://host:port[,host:port...][/root]` — etcd v3, one lease per client;
 //! - `zookeeper://host:port[,host:port...][/root]` (alias `zk://`) — ephemeral nodes.
 //!
+//! `memory://` is always built; `etcd://` and `zookeeper://` need the Cargo features `etcd`
+//! and `zookeeper` (both on by default). With a backend left out, [`connect`] of its URL fails
+//! with [`RegistryError::FeatureDisabled`], which names the feature to turn on.
+//!
 //! Options are URL query parameters (`?ttl=2&heartbeat=1`) or [`RegistryOptions`] fields.
 //!
 //! A provider publishes itself and a consumer finds it (here in-process, with `memory://`;
@@ -45,18 +49,22 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "etcd")]
 mod etcd;
 mod layout;
 mod memory;
 mod options;
+#[cfg(feature = "zookeeper")]
 mod zookeeper;
 
 use std::sync::Arc;
 
+#[cfg(feature = "etcd")]
 pub use etcd::EtcdRegistry;
 pub use memory::MemoryRegistry;
 pub use options::{RegistryOptions, RegistryUrl, Scheme};
 pub use rpc_core::registry::{Registry, RegistryError};
+#[cfg(feature = "zookeeper")]
 pub use zookeeper::ZookeeperRegistry;
 
 /// Connects to the registry a URL names, with the options in its query.
@@ -66,10 +74,80 @@ pub async fn connect(url: &str) -> Result<Arc<dyn Registry>, RegistryError> {
 }
 
 /// Connects to a registry from an already parsed URL (options may have been adjusted).
+///
+/// A scheme whose backend this build left out fails with [`RegistryError::FeatureDisabled`].
 pub async fn connect_with(url: RegistryUrl) -> Result<Arc<dyn Registry>, RegistryError> {
     Ok(match url.scheme {
         Scheme::Memory => Arc::new(MemoryRegistry::named(&url.endpoints.join(","))),
+        #[cfg(feature = "etcd")]
         Scheme::Etcd => Arc::new(EtcdRegistry::connect(url).await?),
+        #[cfg(feature = "zookeeper")]
         Scheme::Zookeeper => Arc::new(ZookeeperRegistry::connect(url).await?),
+        #[cfg(not(feature = "etcd"))]
+        Scheme::Etcd => return Err(feature_disabled("etcd", &url)),
+        #[cfg(not(feature = "zookeeper"))]
+        Scheme::Zookeeper => return Err(feature_disabled("zookeeper", &url)),
     })
+}
+
+/// The error for a URL whose backend this build left out.
+#[cfg(not(all(feature = "etcd", feature = "zookeeper")))]
+fn feature_disabled(feature: &'static str, url: &RegistryUrl) -> RegistryError {
+    // The scheme as written (`zk` or `zookeeper`), for the message.
+    let scheme = url
+        .original
+        .split_once("://")
+        .map_or(feature, |(scheme, _)| scheme);
+    RegistryError::FeatureDisabled {
+        scheme: scheme.to_string(),
+        feature,
+        package: env!("CARGO_PKG_NAME"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(feature = "etcd"))]
+    #[tokio::test]
+    async fn etcd_without_its_feature_names_the_feature() {
+        let err = connect("etcd://127.0.0.1:2379")
+            .await
+            .err()
+            .expect("no etcd backend");
+        assert!(
+            matches!(
+                err,
+                RegistryError::FeatureDisabled {
+                    feature: "etcd",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "etcd:// needs the `etcd` feature of rpc-registry (features = [\"etcd\"])"
+        );
+    }
+
+    #[cfg(not(feature = "zookeeper"))]
+    #[tokio::test]
+    async fn zookeeper_without_its_feature_names_the_feature() {
+        for url in ["zookeeper://127.0.0.1:2181", "zk://127.0.0.1:2181"] {
+            let err = connect(url).await.err().expect("no zookeeper backend");
+            let scheme = url.split_once("://").unwrap().0;
+            assert_eq!(
+                err.to_string(),
+                format!("{scheme}:// needs the `zookeeper` feature of rpc-registry (features = [\"zookeeper\"])")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_is_always_there() {
+        let registry = connect("memory://always").await.unwrap();
+        assert_eq!(registry.backend(), "memory");
+    }
 }

@@ -25,13 +25,14 @@ use etcd_client::{
     TxnOp,
 };
 use futures::StreamExt;
+use rpc_core::backoff::Retries;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::backoff::Backoff;
 use super::endpoints::Endpoints;
 use super::error::Failure;
+use super::retries;
 use crate::options::RegistryOptions;
 
 /// The shortest bound on one attempt of the keeper's requests.
@@ -336,7 +337,7 @@ impl Shared {
         mut sender: KeepAliveSender,
         mut stream: LeaseKeepAliveStream,
         stop: &mut watch::Receiver<bool>,
-        backoff: &mut Backoff,
+        backoff: &mut Retries,
     ) -> End {
         let mut ticker = tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -520,7 +521,7 @@ async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         shared: &shared,
         state: Health::Starting,
     };
-    let mut backoff = Backoff::new(shared.heartbeat);
+    let mut backoff = retries(shared.heartbeat);
     let mut lease: Option<i64> = None;
     loop {
         if stopped(&stop) {

@@ -5,7 +5,6 @@
 //!   put back when someone removes them;
 //! - [`listing`] and [`watch`]: discovery, and snapshots that follow a prefix watch.
 
-mod backoff;
 mod endpoints;
 mod error;
 mod lease;
@@ -14,9 +13,11 @@ mod watch;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use etcd_client::GetOptions;
 use futures::stream::BoxStream;
+use rpc_core::backoff::{Backoff, Retries};
 use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent};
 
 use self::endpoints::Endpoints;
@@ -25,6 +26,20 @@ use self::lease::LeaseKeeper;
 use self::listing::Reader;
 use crate::layout::{self, WarnOnce};
 use crate::options::{RegistryOptions, RegistryUrl, Scheme};
+
+/// The first retry delay of the background tasks (lease keeper, watches).
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// Their longest retry delay, whatever the heartbeat.
+const MAX_RETRY: Duration = Duration::from_millis(2_500);
+
+/// Retry delays for the background tasks that retry forever: doubling from 100 ms, capped at
+/// 2.5 s or at `heartbeat` if that is shorter (but never under 100 ms), so that a recovery is
+/// noticed within about one heartbeat of etcd coming back. Each delay is drawn from the upper
+/// half of its step (jitter 0.5), so that many clients recovering together do not retry in step.
+pub(crate) fn retries(heartbeat: Duration) -> Retries {
+    let max = MAX_RETRY.min(heartbeat).max(FIRST_RETRY);
+    Backoff::new(FIRST_RETRY, max).with_jitter(0.5).retries()
+}
 
 /// A [`Registry`] on etcd v3.
 ///
@@ -195,5 +210,37 @@ impl Registry for EtcdRegistry {
                 .map_err(|f| f.into_error("shutdown", self.endpoints.label())),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_100ms_to_the_heartbeat_or_2_5s() {
+        let mut long = retries(Duration::from_secs(10));
+        let delays: Vec<Duration> = (0..10).map(|_| long.next_delay()).collect();
+        assert!(delays[0] >= FIRST_RETRY / 2 && delays[0] <= FIRST_RETRY);
+        assert!(delays[1] >= FIRST_RETRY && delays[1] <= FIRST_RETRY * 2);
+        assert!(delays.iter().all(|d| *d <= MAX_RETRY), "{delays:?}");
+        assert!(delays[9] >= MAX_RETRY / 2, "{delays:?}");
+        long.reset();
+        assert!(long.next_delay() <= FIRST_RETRY);
+
+        let mut short = retries(Duration::from_millis(600));
+        assert!((0..10)
+            .map(|_| short.next_delay())
+            .all(|d| d <= Duration::from_millis(600)));
+
+        // A heartbeat under 100 ms does not shrink the delays below the first one.
+        let mut tiny = retries(Duration::from_millis(10));
+        let delays: Vec<Duration> = (0..5).map(|_| tiny.next_delay()).collect();
+        assert!(
+            delays
+                .iter()
+                .all(|d| *d >= FIRST_RETRY / 2 && *d <= FIRST_RETRY),
+            "{delays:?}"
+        );
     }
 }

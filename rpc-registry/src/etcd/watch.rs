@@ -8,13 +8,14 @@
 //! again with backoff, forever, until the stream is dropped or the registry closes.
 
 use futures::stream::{self, BoxStream, StreamExt};
+use rpc_core::backoff::Retries;
 use rpc_core::registry::{ServiceKey, WatchEvent};
 use tokio::sync::{mpsc, watch};
 
-use super::backoff::Backoff;
 use super::error::Failure;
 use super::lease::{sleep_or_stop, stopped};
 use super::listing::{Listing, Reader};
+use super::retries;
 use crate::layout;
 
 /// Snapshots buffered for a slow reader before the task waits for it.
@@ -38,7 +39,7 @@ pub(crate) async fn start(
         prefix,
         events,
         stop,
-        backoff: Backoff::new(heartbeat),
+        backoff: retries(heartbeat),
     };
     tokio::spawn(follower.run(listing));
     Ok(stream::unfold(receiver, |mut receiver| async move {
@@ -60,7 +61,7 @@ struct Follower {
     prefix: String,
     events: mpsc::Sender<WatchEvent>,
     stop: watch::Receiver<bool>,
-    backoff: Backoff,
+    backoff: Retries,
 }
 
 impl Follower {

@@ -10,7 +10,6 @@
 //! - With several servers in the URL, zookeeper-client moves to another one when the one in
 //!   use dies.
 
-mod backoff;
 mod error;
 mod nodes;
 mod paths;
@@ -20,8 +19,10 @@ mod shared;
 mod watch;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::BoxStream;
+use rpc_core::backoff::Backoff;
 use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent};
 use tracing::info;
 use zookeeper_client as zk;
@@ -30,6 +31,10 @@ use self::error::{op_error, request_error, within, REGISTRY};
 use self::nodes::{delete_node, ensure_node};
 use self::shared::{open_session, Shared};
 use crate::options::RegistryUrl;
+
+/// Retry delays for watches that list or watch again after a failure: 100 ms doubling up to
+/// 3 s, each drawn from the upper half of its step (jitter 0.5).
+const RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(3));
 
 /// A [`Registry`] kept in ZooKeeper (3.6 or later, for persistent recursive watches).
 ///
@@ -191,5 +196,25 @@ impl Registry for ZookeeperRegistry {
         );
         drop(client);
         first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_100ms_to_3s_with_jitter() {
+        let mut retries = RETRY.retries();
+        let first = retries.next_delay();
+        assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+        let delays: Vec<Duration> = (0..10).map(|_| retries.next_delay()).collect();
+        assert!(
+            delays.iter().all(|d| *d <= Duration::from_secs(3)),
+            "{delays:?}"
+        );
+        assert!(delays[9] >= Duration::from_millis(1_500), "{delays:?}");
+        retries.reset();
+        assert!(retries.next_delay() <= Duration::from_millis(100));
     }
 }

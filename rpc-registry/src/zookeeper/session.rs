@@ -9,11 +9,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rpc_core::backoff::Backoff;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 use zookeeper_client as zk;
 
-use super::backoff::Backoff;
 use super::nodes::{ensure_node, Ensured};
 use super::shared::Shared;
 
@@ -87,7 +87,7 @@ async fn on_state(shared: &Shared, client: &zk::Client, state: zk::SessionState)
 async fn new_session(shared: &Shared) -> zk::Client {
     // Short enough to come back before the server expires the old session and its nodes.
     let cap = (shared.options.ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(3));
-    let mut backoff = Backoff::new(Duration::from_millis(50), cap);
+    let mut backoff = Backoff::new(Duration::from_millis(50), cap).retries();
     let mut failures = 0u64;
     loop {
         match shared.open_session().await {

@@ -14,10 +14,10 @@ use tokio::sync::mpsc;
 use tracing::debug;
 use zookeeper_client as zk;
 
-use super::backoff::Backoff;
 use super::error::{request_error, within};
 use super::read::list_instances;
 use super::shared::Shared;
+use super::RETRY;
 
 /// Starts watching `key`: the current snapshot first, then one snapshot per change.
 pub(crate) async fn watch(
@@ -112,7 +112,7 @@ impl Follower {
     async fn follow(&mut self, client: &zk::Client, watcher: &mut zk::PersistentWatcher) -> Stop {
         let mut sessions = self.shared.subscribe();
         let session_id = client.session_id();
-        let mut backoff = Backoff::standard();
+        let mut backoff = RETRY.retries();
         // Set when a listing failed and must be tried again.
         let mut relist_at: Option<tokio::time::Instant> = None;
         // Set when the watch must be added again before listing.
@@ -210,7 +210,7 @@ impl Follower {
         ended: zk::SessionId,
     ) -> Option<(zk::Client, zk::PersistentWatcher)> {
         let mut sessions = self.shared.subscribe();
-        let mut backoff = Backoff::standard();
+        let mut backoff = RETRY.retries();
         loop {
             let current = sessions.borrow_and_update().clone()?;
             let usable = current.session_id() != ended && !current.state().is_terminated();
