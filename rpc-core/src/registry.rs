@@ -178,6 +178,15 @@ pub enum WatchEvent {
 /// What [`Registry::watch`] returns: a boxed stream of [`WatchEvent`]s.
 pub type WatchStream = BoxStream<'static, WatchEvent>;
 
+/// A [`WatchStream`] fed by a channel: a backend's watch task sends events, the consumer
+/// reads them; the stream ends when every sender is dropped. With it, a `Registry` written
+/// outside this crate needs no stream library of its own.
+pub fn watch_channel(capacity: usize) -> (tokio::sync::mpsc::Sender<WatchEvent>, WatchStream) {
+    let (sender, receiver) = tokio::sync::mpsc::channel(capacity.max(1));
+    let stream = tokio_stream::wrappers::ReceiverStream::new(receiver);
+    (sender, Box::pin(stream))
+}
+
 /// Why a registry operation failed: which registry, which key, and what went wrong.
 ///
 /// New variants may be added, so matches need a `_` arm.

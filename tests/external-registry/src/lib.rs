@@ -6,14 +6,12 @@
 //!   it picked and how the attempts went.
 
 use std::collections::BTreeMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rpc_core::cluster::{Endpoint, LoadBalancer, Outcome, Pick};
 use rpc_core::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent, WatchStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// Every published instance: service key -> address -> instance.
 type Services = BTreeMap<ServiceKey, BTreeMap<String, ServiceInstance>>;
@@ -87,7 +85,7 @@ impl Registry for TinyRegistry {
 
     async fn watch(&self, key: &ServiceKey) -> Result<WatchStream, RegistryError> {
         let mut changes = self.services.subscribe();
-        let (events, receiver) = mpsc::channel(16);
+        let (events, stream) = rpc_core::registry::watch_channel(16);
         let key = key.clone();
         tokio::spawn(async move {
             let mut last: Option<Vec<ServiceInstance>> = None;
@@ -109,7 +107,7 @@ impl Registry for TinyRegistry {
                 }
             }
         });
-        Ok(Box::pin(Events(receiver)))
+        Ok(stream)
     }
 
     async fn services(&self) -> Result<Vec<ServiceKey>, RegistryError> {
@@ -119,20 +117,6 @@ impl Registry for TinyRegistry {
     async fn shutdown(&self) -> Result<(), RegistryError> {
         self.services.send_replace(Services::new());
         Ok(())
-    }
-}
-
-/// A watch's events as a stream.
-///
-/// This is the one place that needs more than rpc-core and tokio: a [`WatchStream`] is a
-/// boxed `futures_core::Stream`, and rpc-core offers no way to make one from a channel.
-struct Events(mpsc::Receiver<WatchEvent>);
-
-impl futures_core::Stream for Events {
-    type Item = WatchEvent;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<WatchEvent>> {
-        self.0.poll_recv(cx)
     }
 }
 

@@ -64,10 +64,7 @@ async fn serves_and_calls_through_an_outside_registry_and_balancer() {
 
     let balancer = Arc::new(TakeTurns::default());
     let client = Client::builder()
-        .cluster(ClusterConfig {
-            balancer: balancer.clone(),
-            ..ClusterConfig::default()
-        })
+        .cluster(ClusterConfig::default().balancer(balancer.clone()))
         .discover(registry.clone());
     let shop = ShopClient::new(client);
     let order = Order {
