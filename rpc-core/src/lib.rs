@@ -89,6 +89,7 @@ pub struct ReadmeDoctests;
 /// Items the `#[service]` macro's expansion refers to. Not part of the public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::service::WireType;
     pub use bytes::Bytes;
     pub use serde_bytes;
     pub use std::sync::Arc;

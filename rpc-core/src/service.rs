@@ -83,3 +83,14 @@ pub trait Service: Send + Sync + 'static {
         body: Bytes,
     ) -> Result<ResponseFuture, DispatchError>;
 }
+
+/// What every argument and return type of a `#[service]` method must be: encodable,
+/// decodable, and movable into the handler's task.
+///
+/// The macro states this bound once per type, at the type's own span (a `where` clause on the
+/// stub method and on the server's `Service` impl), so a type that cannot travel gets one error
+/// at its own line instead of several inside generated code.
+#[doc(hidden)]
+pub trait WireType: serde::Serialize + serde::de::DeserializeOwned + Send + 'static {}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + 'static> WireType for T {}

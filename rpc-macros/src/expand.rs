@@ -5,10 +5,11 @@
 //! `codec` or `inner` cannot shadow them.
 
 use proc_macro2::{Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Attribute, Ident, LitStr, Type};
 
-use crate::validate::{Method, Service};
+use crate::model::{Method, Service};
 
 /// The whole output of the attribute.
 pub fn expand(service: &Service) -> TokenStream {
@@ -213,6 +214,7 @@ fn client_method(index: usize, method: &Method) -> TokenStream {
         &format!("Calls `{}` on a provider.", method.wire_name),
     );
     let params = params(method);
+    let wire_bounds = wire_bounds(method);
     let arg_values = args.iter().map(|arg| {
         let name = &arg.ident;
         if is_byte_vec(&arg.ty) {
@@ -233,6 +235,8 @@ fn client_method(index: usize, method: &Method) -> TokenStream {
         #(#docs)*
         pub async fn #ident(&self, #params)
             -> ::core::result::Result<#output, ::rpc_core::RpcError>
+        where
+            #(#wire_bounds)*
         {
             self.client
                 .call::<_, #reply_type>(
@@ -246,6 +250,17 @@ fn client_method(index: usize, method: &Method) -> TokenStream {
                 #from_reply
         }
     }
+}
+
+/// `Type: WireType,` for each argument and the return type, spanned on the type: a type that
+/// cannot travel gets its one error there. Within the item, the bound then holds, so the
+/// generated body adds no errors of its own (and identical errors at one span are shown once).
+fn wire_bounds(method: &Method) -> Vec<TokenStream> {
+    let types = method.args.iter().map(|arg| &arg.ty);
+    types
+        .chain(std::iter::once(&method.output))
+        .map(|ty| quote_spanned!(ty.span()=> #ty: ::rpc_core::__private::WireType,))
+        .collect()
 }
 
 /// The method's doc attributes, or one with `fallback` when it has none.
@@ -276,6 +291,7 @@ fn server(service: &Service, names: &Names) -> TokenStream {
         service.name, service.version
     );
     let call = server_call(service, names);
+    let wire_bounds = service.methods.iter().flat_map(wire_bounds);
     quote! {
         #(#cfgs)*
         #[doc = #doc]
@@ -313,7 +329,10 @@ fn server(service: &Service, names: &Names) -> TokenStream {
         }
 
         #(#cfgs)*
-        impl<T: #ident> ::rpc_core::Service for #server<T> {
+        impl<T: #ident> ::rpc_core::Service for #server<T>
+        where
+            #(#wire_bounds)*
+        {
             fn descriptor(&self) -> &'static ::rpc_core::ServiceDescriptor {
                 #client::DESCRIPTOR
             }

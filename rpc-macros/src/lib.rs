@@ -1,13 +1,15 @@
 //! The `#[service]` attribute macro of rpc-core. Use it as `#[rpc_core::service]`.
 //!
-//! The work is split in three steps, each in its own module:
-//! `parse` reads the tokens, `validate` checks them and builds a strict model, and
-//! `expand` emits the code. Errors from any step become `compile_error!`s at the offending
-//! token.
+//! The work is split in steps, each in its own module: `parse` reads the tokens, `validate`
+//! checks them and builds the strict `model`, and `expand` emits the code. Errors from any
+//! step become `compile_error!`s at the offending token, and `fallback` still emits the trait
+//! as written, so that one mistake gives one error.
 
 use proc_macro::TokenStream;
 
 mod expand;
+mod fallback;
+mod model;
 mod parse;
 mod validate;
 
@@ -38,8 +40,9 @@ mod validate;
 /// default bodies; anything else is a compile error that says what to change.
 #[proc_macro_attribute]
 pub fn service(args: TokenStream, input: TokenStream) -> TokenStream {
-    service_impl(args.into(), input.into())
-        .unwrap_or_else(syn::Error::into_compile_error)
+    let input = proc_macro2::TokenStream::from(input);
+    service_impl(args.into(), input.clone())
+        .unwrap_or_else(|error| fallback::expand(input, error))
         .into()
 }
 

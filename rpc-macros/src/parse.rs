@@ -141,6 +141,11 @@ fn item_span(item: &Item) -> Span {
     }
 }
 
+/// Whether `attr` is the `#[idempotent]` helper attribute (with or without arguments).
+pub fn is_idempotent(attr: &Attribute) -> bool {
+    attr.path().is_ident(IDEMPOTENT)
+}
+
 /// Picks the helper attributes off a method; leaves other items alone.
 fn parse_item(item: TraitItem) -> syn::Result<InputItem> {
     let TraitItem::Fn(mut func) = item else {
@@ -149,7 +154,7 @@ fn parse_item(item: TraitItem) -> syn::Result<InputItem> {
     let mut idempotent = None;
     let mut attrs = Vec::new();
     for attr in std::mem::take(&mut func.attrs) {
-        if !attr.path().is_ident(IDEMPOTENT) {
+        if !is_idempotent(&attr) {
             attrs.push(attr);
             continue;
         }

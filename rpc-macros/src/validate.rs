@@ -1,17 +1,17 @@
 //! Semantics: checks that the parsed trait is something `#[service]` can serve, and turns it
-//! into the strict [`Service`] model that [`crate::expand`] emits code from.
+//! into the strict [`crate::model::Service`] model that [`crate::expand`] emits code from.
 //!
 //! Every problem found is reported, each at the token it is about, so that one build shows the
 //! user all of them.
 
 use proc_macro2::Span;
 use syn::ext::IdentExt;
-use syn::punctuated::Punctuated;
 use syn::{
     Attribute, FnArg, GenericArgument, Ident, LitStr, Pat, PathArguments, ReturnType, Signature,
-    Token, TraitItem, Type, TypeParamBound, Visibility,
+    TraitItem, Type,
 };
 
+use crate::model::{Arg, Method, Service};
 use crate::parse::{InputItem, InputMethod, ServiceArgs, ServiceInput};
 
 /// The version a service gets when the attribute names none.
@@ -27,55 +27,6 @@ const RESERVED: &[&str] = &[
     "with_options",
     "DESCRIPTOR",
 ];
-
-/// A service trait that passed every check.
-pub struct Service {
-    /// The service name on the wire and in the registry.
-    pub name: String,
-    /// The service version.
-    pub version: String,
-    /// The trait's attributes (docs included).
-    pub attrs: Vec<Attribute>,
-    /// The trait's visibility, shared by the generated client and server types.
-    pub vis: Visibility,
-    /// The trait's name.
-    pub ident: Ident,
-    /// Supertraits the user wrote; `Send + Sync + 'static` are added on expansion.
-    pub supertraits: Punctuated<TypeParamBound, Token![+]>,
-    /// The methods, in trait order.
-    pub methods: Vec<Method>,
-}
-
-/// An `async fn m(&self, a: A, ...) -> R` of the trait.
-pub struct Method {
-    /// Attributes other than `#[idempotent]` (docs included).
-    pub attrs: Vec<Attribute>,
-    /// The method's name in Rust.
-    pub ident: Ident,
-    /// The method's name on the wire (`ident` without any `r#`).
-    pub wire_name: String,
-    /// The arguments after `&self`.
-    pub args: Vec<Arg>,
-    /// The return type; `()` when the method declares none.
-    pub output: Type,
-    /// Marked `#[idempotent]`.
-    pub idempotent: bool,
-}
-
-/// One `name: Type` argument.
-pub struct Arg {
-    /// The argument's name.
-    pub ident: Ident,
-    /// Its (owned) type.
-    pub ty: Type,
-}
-
-impl Service {
-    /// The service key, `<name>:<version>`.
-    pub fn key(&self) -> String {
-        format!("{}:{}", self.name, self.version)
-    }
-}
 
 /// Collects errors so that all of them are reported, not just the first.
 #[derive(Default)]
