@@ -208,6 +208,7 @@ mod tests {
         b1.slot.last_active_ms.store(0, Ordering::Relaxed);
         a1.slot.last_active_ms.store(3, Ordering::Relaxed);
         let a2 = admission.admit(A).unwrap();
+        a2.slot.last_active_ms.store(10, Ordering::Relaxed);
         let _a3 = admission.admit(A).unwrap();
         assert!(a1.slot.reclaimed.is_cancelled());
         assert!(!b1.slot.reclaimed.is_cancelled() && !a2.slot.reclaimed.is_cancelled());
