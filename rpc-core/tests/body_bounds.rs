@@ -80,7 +80,10 @@ fn every_shape(input: &[u8]) -> Result<(), TestCaseError> {
             ("(u64,)", peak_decoding::<(u64,)>(codec, input)),
             ("String", peak_decoding::<String>(codec, input)),
             ("i64", peak_decoding::<i64>(codec, input)),
-            ("Result<i64, String>", peak_decoding::<Result<i64, String>>(codec, input)),
+            (
+                "Result<i64, String>",
+                peak_decoding::<Result<i64, String>>(codec, input),
+            ),
             ("Vec<u8>", peak_decoding::<ByteBuf>(codec, input)),
         ];
         for (shape, peak) in peaks {

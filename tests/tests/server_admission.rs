@@ -42,9 +42,11 @@ async fn idle_connections_hoarded_by_one_address_do_not_lock_out_a_newcomer_from
     // Past the limit, each newcomer took the place of the connection idle longest: the
     // hoarder's oldest, never the well-behaved client that keeps calling.
     let reclaimed = HOARDED + 1 - DEFAULT_MAX_CONNECTIONS;
-    wait_until(Duration::from_secs(60), "the oldest idle connections to be reclaimed", || async {
-        closed.load(Ordering::SeqCst) >= reclaimed
-    })
+    wait_until(
+        Duration::from_secs(60),
+        "the oldest idle connections to be reclaimed",
+        || async { closed.load(Ordering::SeqCst) >= reclaimed },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}: {} closed", closed.load(Ordering::SeqCst)));
     // A newcomer from the same address is served.

@@ -20,7 +20,9 @@ const DRAIN_GRACE: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn a_drained_connection_closes_within_1s_of_its_last_reply() {
-    let registry = rpc_registry::connect("memory://server-drain").await.unwrap();
+    let registry = rpc_registry::connect("memory://server-drain")
+        .await
+        .unwrap();
     let draining = example_server(
         Server::builder()
             .registry(registry.clone())
@@ -30,7 +32,10 @@ async fn a_drained_connection_closes_within_1s_of_its_last_reply() {
     .await;
     let staying = example_server(Server::builder().registry(registry.clone())).await;
     let client = Client::discover(registry);
-    let addrs = [draining.local_addr().to_string(), staying.local_addr().to_string()];
+    let addrs = [
+        draining.local_addr().to_string(),
+        staying.local_addr().to_string(),
+    ];
     wait_listed(&client, &greeter_key(), &addrs, Duration::from_secs(10)).await;
     wait_listed(&client, &calculator_key(), &addrs, Duration::from_secs(10)).await;
     let good = Load::start(&client, 4);

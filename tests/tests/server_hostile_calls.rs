@@ -126,7 +126,12 @@ async fn cancels_racing_completions_never_leak_in_flight_slots() {
         if reply.id < first {
             continue; // a late answer from the rounds
         }
-        assert_eq!(reply.status, Status::Ok, "call {} of the full batch", reply.id);
+        assert_eq!(
+            reply.status,
+            Status::Ok,
+            "call {} of the full batch",
+            reply.id
+        );
         answered += 1;
     }
     // And with nothing in flight the connection counts as idle: the idle timeout closes it.
@@ -172,16 +177,23 @@ async fn a_reply_over_the_frame_limit_is_status_11_for_that_call_only() {
         .write_all(&encode(&blob(1, 2 * LIMIT as u64)))
         .await
         .unwrap();
-    let reply = read_frame(&mut stream, WAIT).await.expect("connection closed");
+    let reply = read_frame(&mut stream, WAIT)
+        .await
+        .expect("connection closed");
     assert_eq!((reply.id, reply.status), (1, Status::ResponseTooLarge));
     let message = String::from_utf8_lossy(&reply.body).to_string();
-    assert!(message.contains("frame limit of 1048576 bytes"), "{message}");
+    assert!(
+        message.contains("frame limit of 1048576 bytes"),
+        "{message}"
+    );
     // The connection lives on: a reply just under the limit goes through.
     stream
         .write_all(&encode(&blob(2, LIMIT as u64 - 100)))
         .await
         .unwrap();
-    let reply = read_frame(&mut stream, WAIT).await.expect("connection closed");
+    let reply = read_frame(&mut stream, WAIT)
+        .await
+        .expect("connection closed");
     assert_eq!((reply.id, reply.status), (2, Status::Ok));
 
     // Through the client: an error naming status 11, and the handler ran once (not retried).
@@ -196,10 +208,20 @@ async fn a_reply_over_the_frame_limit_is_status_11_for_that_call_only() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, RpcError::Status { status: Status::ResponseTooLarge, .. }),
+        matches!(
+            err,
+            RpcError::Status {
+                status: Status::ResponseTooLarge,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    assert_eq!(big.calls.load(Ordering::SeqCst), before + 1, "the call was retried");
+    assert_eq!(
+        big.calls.load(Ordering::SeqCst),
+        before + 1,
+        "the call was retried"
+    );
     good.served_more(30, WAIT).await;
     good.finish().await;
 }

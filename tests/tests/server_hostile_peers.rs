@@ -48,19 +48,29 @@ async fn a_client_that_never_reads_is_no_longer_read_and_its_replies_stay_bounde
     .unwrap_or_else(|e| panic!("{e}"));
     // From here the server reads nothing more from this peer: its replies stay under the
     // bound (plus the one reply that crossed it) and the peer's writes stall.
-    holds_for(Duration::from_secs(1), "unsent replies within the bound", || async {
-        stats().unsent_reply_bytes <= BOUND + reply_size
-    })
+    holds_for(
+        Duration::from_secs(1),
+        "unsent replies within the bound",
+        || async { stats().unsent_reply_bytes <= BOUND + reply_size },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}: {:?}", stats()));
     let stalled_at = sent.load(Ordering::SeqCst);
-    holds_for(Duration::from_millis(500), "the peer's writes stalled", || async {
-        sent.load(Ordering::SeqCst) == stalled_at
-    })
+    holds_for(
+        Duration::from_millis(500),
+        "the peer's writes stalled",
+        || async { sent.load(Ordering::SeqCst) == stalled_at },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!writer.is_finished(), "the server read all {REQUESTS} requests");
-    assert!(stalled_at < REQUESTS / 4, "{stalled_at} requests were taken");
+    assert!(
+        !writer.is_finished(),
+        "the server read all {REQUESTS} requests"
+    );
+    assert!(
+        stalled_at < REQUESTS / 4,
+        "{stalled_at} requests were taken"
+    );
     good.served_more(30, WAIT).await;
     // The peer hangs up: its queued replies are dropped with its connection.
     writer.abort();
@@ -127,12 +137,16 @@ async fn half_sent_huge_frames_share_one_bounded_budget_and_time_out() {
     .unwrap_or_else(|e| panic!("{e}: {:?}", server.stats()));
     let (mut peak, mut peak_rss) = (0, 0);
     // Every peer is closed once its frame timeout passes; until then the budget holds.
-    let all_closed = wait_until(FRAME_TIMEOUT + WAIT, "every half-sent frame to time out", || {
-        peak = peak.max(partial());
-        peak_rss = peak_rss.max(rss());
-        let closed = Arc::clone(&closed);
-        async move { closed.load(Ordering::SeqCst) == PEERS }
-    })
+    let all_closed = wait_until(
+        FRAME_TIMEOUT + WAIT,
+        "every half-sent frame to time out",
+        || {
+            peak = peak.max(partial());
+            peak_rss = peak_rss.max(rss());
+            let closed = Arc::clone(&closed);
+            async move { closed.load(Ordering::SeqCst) == PEERS }
+        },
+    )
     .await;
     all_closed.unwrap_or_else(|e| panic!("{e}: {} closed", closed.load(Ordering::SeqCst)));
     assert!(peak <= BUDGET, "partly received frames held {peak} bytes");
@@ -199,7 +213,14 @@ async fn handlers_of_a_peer_that_hung_up_are_dropped_and_its_slot_is_free_within
     let mut peers = Vec::new();
     for id in 0..PEERS as u64 {
         let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
-        let call = Frame::request(id, rpc_core::Codec::Bincode, 0, "test.Hang:1.0.0", "forever", rpc_core::Codec::Bincode.encode(&()).unwrap());
+        let call = Frame::request(
+            id,
+            rpc_core::Codec::Bincode,
+            0,
+            "test.Hang:1.0.0",
+            "forever",
+            rpc_core::Codec::Bincode.encode(&()).unwrap(),
+        );
         stream.write_all(&encode(&call)).await.unwrap();
         peers.push(stream);
     }
@@ -211,21 +232,29 @@ async fn handlers_of_a_peer_that_hung_up_are_dropped_and_its_slot_is_free_within
     connections_become(&server, PEERS + 1, WAIT).await;
     let hung_up = tokio::time::Instant::now();
     drop(peers);
-    wait_until(Duration::from_secs(1), "every handler to be dropped", || async {
-        hang.dropped.load(Ordering::SeqCst) == PEERS
-    })
+    wait_until(
+        Duration::from_secs(1),
+        "every handler to be dropped",
+        || async { hang.dropped.load(Ordering::SeqCst) == PEERS },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}: {} dropped", hang.dropped.load(Ordering::SeqCst)));
-    connections_become(&server, 1, Duration::from_secs(1).saturating_sub(hung_up.elapsed())).await;
+    connections_become(
+        &server,
+        1,
+        Duration::from_secs(1).saturating_sub(hung_up.elapsed()),
+    )
+    .await;
     // The freed slots take new peers at once.
     let mut newcomer = TcpStream::connect(server.local_addr()).await.unwrap();
     newcomer
         .write_all(&encode(&Frame::control(Kind::Ping, 5)))
         .await
         .unwrap();
-    let pong = read_frame(&mut newcomer, WAIT).await.expect("newcomer refused");
+    let pong = read_frame(&mut newcomer, WAIT)
+        .await
+        .expect("newcomer refused");
     assert_eq!((pong.kind, pong.id), (Kind::Pong, 5));
     good.served_more(30, WAIT).await;
     good.finish().await;
 }
-

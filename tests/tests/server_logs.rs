@@ -92,7 +92,11 @@ async fn wire_names_cannot_forge_or_flood_log_lines_or_replies() {
                 .expect("connection closed");
             assert_eq!(reply.status, status);
             let text = String::from_utf8_lossy(&reply.body);
-            assert!(reply.body.len() < 512, "a {} byte error reply", reply.body.len());
+            assert!(
+                reply.body.len() < 512,
+                "a {} byte error reply",
+                reply.body.len()
+            );
             assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text:?}");
             assert!(text.contains("\\n") && text.contains("\\u{1b}"), "{text:?}");
         }
@@ -101,7 +105,10 @@ async fn wire_names_cannot_forge_or_flood_log_lines_or_replies() {
     let text = log.text();
     assert!(!text.contains('\u{1b}'), "a raw escape reached the log");
     for line in text.lines() {
-        assert!(!line.trim_start().starts_with(FORGED), "forged line: {line:?}");
+        assert!(
+            !line.trim_start().starts_with(FORGED),
+            "forged line: {line:?}"
+        );
         assert!(line.len() < 1024, "a {}-byte log line", line.len());
     }
     let service_lines = reports(&text, "request for unknown service").len();
@@ -124,7 +131,10 @@ async fn wire_names_cannot_forge_or_flood_log_lines_or_replies() {
             .await
             .expect("connection closed");
         let text = log.text();
-        if reports(&text, "request for unknown service").iter().any(|&n| n > 0) {
+        if reports(&text, "request for unknown service")
+            .iter()
+            .any(|&n| n > 0)
+        {
             break;
         }
         assert!(
@@ -133,8 +143,13 @@ async fn wire_names_cannot_forge_or_flood_log_lines_or_replies() {
         );
         tokio::time::sleep(POLL).await;
     }
-    let suppressed: u64 = reports(&log.text(), "request for unknown service").iter().sum();
-    assert!(suppressed >= (BURST - 10) as u64, "{suppressed} counted as suppressed");
+    let suppressed: u64 = reports(&log.text(), "request for unknown service")
+        .iter()
+        .sum();
+    assert!(
+        suppressed >= (BURST - 10) as u64,
+        "{suppressed} counted as suppressed"
+    );
     good.served_more(30, Duration::from_secs(10)).await;
     good.finish().await;
 }

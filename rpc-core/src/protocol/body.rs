@@ -107,10 +107,9 @@ impl Codec {
                     e => self.error("decode", e),
                 })?;
                 if left != 0 {
-                    return Err(self.error(
-                        "decode",
-                        format!("{left} trailing bytes after the value"),
-                    ));
+                    return Err(
+                        self.error("decode", format!("{left} trailing bytes after the value"))
+                    );
                 }
                 Ok(value)
             }
@@ -216,7 +215,12 @@ mod tests {
     #[test]
     fn dense_valid_bodies_still_decode() {
         let text = "x".repeat(300);
-        let value = (text, vec![7u8; 40], vec![0u128; 50], vec![String::new(); 50]);
+        let value = (
+            text,
+            vec![7u8; 40],
+            vec![0u128; 50],
+            vec![String::new(); 50],
+        );
         let body = Codec::Bincode.encode(&value).unwrap();
         let back: (String, Vec<u8>, Vec<u128>, Vec<String>) = Codec::Bincode.decode(&body).unwrap();
         assert_eq!(back, value);

@@ -117,7 +117,10 @@ impl Table {
     fn longest_idle(&self, address: Option<IpAddr>) -> Option<u64> {
         self.slots
             .iter()
-            .filter(|(_, slot)| address.map_or(true, |a| slot.address == a))
+            .filter(|(_, slot)| match address {
+                Some(address) => slot.address == address,
+                None => true,
+            })
             .filter(|(_, slot)| slot.in_flight.is_idle())
             .min_by_key(|(_, slot)| slot.last_active_ms.load(Ordering::Relaxed))
             .map(|(id, _)| *id)

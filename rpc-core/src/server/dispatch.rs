@@ -66,10 +66,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             let (status, message) = match &e {
                 DispatchError::UnknownMethod { .. } => (
                     Status::UnknownMethod,
-                    format!(
-                        "unknown method {:?} of {service_name}",
-                        WireText(&method)
-                    ),
+                    format!("unknown method {:?} of {service_name}", WireText(&method)),
                 ),
                 _ => (Status::BadRequest, WireText(&e.to_string()).to_string()),
             };
@@ -159,7 +156,12 @@ fn reply(
         }
         Some(Ok(Err(e))) => {
             tracing::warn!(method = %WireText(method), error = %e, "reply does not encode");
-            Frame::error(id, codec, Status::Internal, &WireText(&e.to_string()).to_string())
+            Frame::error(
+                id,
+                codec,
+                Status::Internal,
+                &WireText(&e.to_string()).to_string(),
+            )
         }
         Some(Err(panic)) => {
             let message = panic_message(panic.as_ref());

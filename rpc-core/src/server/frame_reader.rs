@@ -27,7 +27,9 @@ pub(crate) enum ReadError {
     #[error(transparent)]
     Frame(#[from] FrameError),
     /// A frame started but did not complete in time.
-    #[error("a frame of {expected} bytes was not complete after {timeout:?} ({buffered} bytes arrived)")]
+    #[error(
+        "a frame of {expected} bytes was not complete after {timeout:?} ({buffered} bytes arrived)"
+    )]
     TimedOut {
         /// Its length, prefix included, when known.
         expected: usize,
@@ -36,6 +38,16 @@ pub(crate) enum ReadError {
         /// The frame timeout.
         timeout: Duration,
     },
+}
+
+/// What a reader's buffer holds.
+enum Buffered {
+    /// A whole frame, now taken out of the buffer.
+    Frame(Frame),
+    /// A frame that cannot be read.
+    Bad(FrameError),
+    /// Part of a frame: its length, prefix included, once the prefix has arrived.
+    Partial(Option<usize>),
 }
 
 /// The server-wide budget of bytes of partially received frames.
@@ -73,12 +85,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub(crate) async fn next(&mut self) -> Option<Result<Frame, ReadError>> {
         loop {
             let expected = match self.next_len() {
-                Err(complete_or_bad) => {
+                Buffered::Frame(frame) => {
                     self.reserved = None;
                     self.due = None;
-                    return Some(complete_or_bad);
+                    return Some(Ok(frame));
                 }
-                Ok(expected) => expected,
+                Buffered::Bad(e) => return Some(Err(e.into())),
+                Buffered::Partial(expected) => expected,
             };
             if !self.buf.is_empty() && self.due.is_none() {
                 self.due = Some(Instant::now() + self.timeout);
@@ -93,10 +106,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             }
             let read = match self.due {
                 None => self.io.read_buf(&mut self.buf).await,
-                Some(due) => match tokio::time::timeout_at(due, self.io.read_buf(&mut self.buf)).await {
-                    Ok(read) => read,
-                    Err(_) => return Some(Err(self.timed_out(expected))),
-                },
+                Some(due) => {
+                    match tokio::time::timeout_at(due, self.io.read_buf(&mut self.buf)).await {
+                        Ok(read) => read,
+                        Err(_) => return Some(Err(self.timed_out(expected))),
+                    }
+                }
             };
             match read {
                 Ok(0) if self.buf.is_empty() => return None,
@@ -111,22 +126,21 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
-    /// `Err` with the frame when a whole one (or a bad length) is buffered; otherwise the
-    /// length of the frame in progress, prefix included, once its prefix has arrived.
-    fn next_len(&mut self) -> Result<Option<usize>, Result<Frame, ReadError>> {
+    /// What the buffer holds: a whole frame, a bad one, or part of one.
+    fn next_len(&mut self) -> Buffered {
         if self.buf.len() < 4 {
-            return Ok(None);
+            return Buffered::Partial(None);
         }
         let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
         let len = len as usize;
         if len <= self.codec.max_frame() && self.buf.len() < 4 + len {
-            return Ok(Some(4 + len));
+            return Buffered::Partial(Some(4 + len));
         }
         // A whole frame, or a length the codec refuses before buffering anything.
         match self.codec.decode(&mut self.buf) {
-            Ok(Some(frame)) => Err(Ok(frame)),
-            Ok(None) => Ok(Some(4 + len)),
-            Err(e) => Err(Err(e.into())),
+            Ok(Some(frame)) => Buffered::Frame(frame),
+            Ok(None) => Buffered::Partial(Some(4 + len)),
+            Err(e) => Buffered::Bad(e),
         }
     }
 

@@ -223,7 +223,11 @@ mod tests {
             }
             let _a = in_flight.admit(1, 2).unwrap();
             let _b = in_flight.admit(2, 2).unwrap();
-            assert_eq!(in_flight.admit(3, 2).err(), Some(Refused::Full), "{order:?}");
+            assert_eq!(
+                in_flight.admit(3, 2).err(),
+                Some(Refused::Full),
+                "{order:?}"
+            );
         }
     }
 

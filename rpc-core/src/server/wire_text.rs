@@ -14,13 +14,11 @@ pub(crate) struct WireText<'a>(pub &'a str);
 
 impl fmt::Display for WireText<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut shown = 0;
-        for (at, c) in self.0.char_indices() {
+        for (shown, (at, c)) in self.0.char_indices().enumerate() {
             if shown == SHOWN_CHARS {
                 return write!(f, "…(+{} bytes)", self.0.len() - at);
             }
             write!(f, "{}", c.escape_debug())?;
-            shown += 1;
         }
         Ok(())
     }
