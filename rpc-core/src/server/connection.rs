@@ -91,23 +91,32 @@ impl Connection<'_> {
         let idle = tokio::time::sleep(idle_timeout);
         tokio::pin!(idle);
         let mut going_away = false;
+        // Since when the peer has been behind on its replies, if it is.
+        let mut behind_since: Option<tokio::time::Instant> = None;
         loop {
-            if self.outbox.unsent.over_bound() {
-                // The peer is behind on its replies: read nothing more until it catches up.
-                tokio::select! {
-                    _ = self.outbox.unsent.drained() => continue,
-                    _ = tokio::time::sleep(context.frame_timeout) => {
-                        if let Some(suppressed) = STALLED.allow() {
-                            tracing::warn!(peer = %self.peer, timeout = ?context.frame_timeout, suppressed, "peer does not read its replies; closing the connection");
-                        }
-                        return End::PeerGone;
-                    }
-                    _ = context.force.cancelled() => return End::Done,
-                    _ = self.writer_done.cancelled() => return End::PeerGone,
+            // A peer behind on its replies is not read until it catches up.
+            let behind = self.outbox.unsent.over_bound();
+            behind_since = match (behind, behind_since) {
+                (false, _) => None,
+                (true, since) => Some(since.unwrap_or_else(tokio::time::Instant::now)),
+            };
+            let stalled_at = behind_since.map(|since| since + context.frame_timeout);
+            // An async block, so that no timer is made unless the peer is behind.
+            let stalled = async {
+                match stalled_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
                 }
-            }
+            };
             let next = tokio::select! {
-                next = reader.next() => next,
+                next = reader.next(), if !behind => next,
+                _ = self.outbox.unsent.drained(), if behind => continue,
+                _ = stalled, if behind => {
+                    if let Some(suppressed) = STALLED.allow() {
+                        tracing::warn!(peer = %self.peer, timeout = ?context.frame_timeout, suppressed, "peer does not read its replies; closing the connection");
+                    }
+                    return End::PeerGone;
+                }
                 _ = context.stop.cancelled(), if !going_away => {
                     going_away = true;
                     self.outbox.send(&Frame::control(Kind::GoAway, 0));
