@@ -71,7 +71,13 @@ pub(crate) async fn serve_connection(
     }
     outbox.writer.close();
     // A peer that does not read cannot hold the connection open past the frame timeout.
-    let _ = tokio::time::timeout(context.frame_timeout, outbox.writer.closed()).await;
+    if tokio::time::timeout(context.frame_timeout, outbox.writer.closed())
+        .await
+        .is_err()
+    {
+        // Stops the writer mid-write; dropping its half of the socket closes it.
+        writer_done.cancel();
+    }
 }
 
 struct Connection<'a> {
