@@ -143,7 +143,12 @@ impl Connection<'_> {
                         tracing::debug!(peer = %self.peer, "closing idle connection");
                         return End::Done;
                     }
-                    let wait = idle_timeout.saturating_sub(quiet).max(Duration::from_millis(1));
+                    // Calls in flight: look again a whole timeout later, not in a tight loop.
+                    let wait = if in_flight.is_idle() {
+                        idle_timeout.saturating_sub(quiet).max(Duration::from_millis(1))
+                    } else {
+                        idle_timeout
+                    };
                     idle.as_mut().reset(tokio::time::Instant::now() + wait);
                     continue;
                 }
