@@ -115,6 +115,17 @@ pub struct RpcConfig {
     pub max_connections: usize,
     /// Provider: calls in flight per connection. Default 10,000.
     pub max_in_flight: usize,
+    /// Provider: connections from one IP address (`None`: no cap). Default none.
+    pub max_connections_per_address: Option<usize>,
+    /// Provider: unsent reply bytes above which a connection stops reading. Default 4 MiB.
+    pub max_unsent_bytes: usize,
+    /// Provider: bytes of partially received frames, server-wide. Default 256 MiB.
+    pub max_partial_frame_bytes: usize,
+    /// Provider: time a started frame may take, or a peer may leave replies unread. Default 30 s.
+    pub frame_timeout: Duration,
+    /// Provider: a connection with no call and no frame for this long is closed (`None`:
+    /// never). Default 5 minutes.
+    pub idle_timeout: Option<Duration>,
     /// Provider: how long shutdown waits for in-flight calls. Default 10 s.
     pub drain_grace: Duration,
     /// Provider: wait between deregistering and closing. Default 1 s.
@@ -162,6 +173,11 @@ impl Default for RpcConfig {
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: defaults::MAX_CONNECTIONS,
             max_in_flight: defaults::MAX_IN_FLIGHT,
+            max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            max_unsent_bytes: defaults::MAX_UNSENT_BYTES,
+            max_partial_frame_bytes: defaults::MAX_PARTIAL_FRAME_BYTES,
+            frame_timeout: defaults::FRAME_TIMEOUT,
+            idle_timeout: defaults::IDLE_TIMEOUT,
             drain_grace: defaults::DRAIN_GRACE,
             propagation_grace: defaults::PROPAGATION_GRACE,
             deadline: defaults::DEADLINE,
@@ -271,6 +287,16 @@ const KEYS: &[Key] = &[
         apply: |c, r| { c.max_connections = positive(r)?; Some(()) } },
     Key { name: "server.max_in_flight", env: "RPC_MAX_IN_FLIGHT", expected: "a positive integer",
         apply: |c, r| { c.max_in_flight = positive(r)?; Some(()) } },
+    Key { name: "server.max_connections_per_address", env: "RPC_MAX_CONNECTIONS_PER_ADDRESS", expected: "an integer (0 = no cap)",
+        apply: |c, r| { let n = usize::try_from(r.integer()?).ok()?; c.max_connections_per_address = (n > 0).then_some(n); Some(()) } },
+    Key { name: "server.max_unsent_bytes", env: "RPC_MAX_UNSENT_BYTES", expected: "a positive number of bytes",
+        apply: |c, r| { c.max_unsent_bytes = positive(r)?; Some(()) } },
+    Key { name: "server.max_partial_frame_bytes", env: "RPC_MAX_PARTIAL_FRAME_BYTES", expected: "a number of bytes, at least server.max_frame_bytes + 4",
+        apply: |c, r| { c.max_partial_frame_bytes = positive(r)?; Some(()) } },
+    Key { name: "server.frame_timeout_ms", env: "RPC_FRAME_TIMEOUT_MS", expected: "milliseconds, a positive integer",
+        apply: |c, r| { c.frame_timeout = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
+    Key { name: "server.idle_timeout_ms", env: "RPC_IDLE_TIMEOUT_MS", expected: "milliseconds, an integer (0 = never)",
+        apply: |c, r| { let d = ms(r)?; c.idle_timeout = (!d.is_zero()).then_some(d); Some(()) } },
     Key { name: "server.drain_grace_ms", env: "RPC_DRAIN_GRACE_MS", expected: "milliseconds, an integer",
         apply: |c, r| { c.drain_grace = ms(r)?; Some(()) } },
     Key { name: "server.propagation_grace_ms", env: "RPC_PROPAGATION_GRACE_MS", expected: "milliseconds, an integer",
@@ -397,6 +423,17 @@ impl RpcConfig {
                 });
             }
         }
+        if self.max_partial_frame_bytes < self.max_frame.saturating_add(4) {
+            return Err(ConfigError::BadValue {
+                key: "server.max_partial_frame_bytes (RPC_MAX_PARTIAL_FRAME_BYTES)".into(),
+                origin: origin.to_string(),
+                value: self.max_partial_frame_bytes.to_string(),
+                expected: format!(
+                    "at least server.max_frame_bytes + 4 ({})",
+                    self.max_frame.saturating_add(4)
+                ),
+            });
+        }
         if self.backoff_base > self.backoff_max {
             return Err(ConfigError::BadValue {
                 key: "client.backoff_base_ms (RPC_BACKOFF_BASE_MS)".into(),
@@ -434,6 +471,11 @@ impl RpcConfig {
             .max_frame(self.max_frame)
             .max_connections(self.max_connections)
             .max_in_flight(self.max_in_flight)
+            .max_connections_per_address(self.max_connections_per_address)
+            .max_unsent_bytes(self.max_unsent_bytes)
+            .max_partial_frame_bytes(self.max_partial_frame_bytes)
+            .frame_timeout(self.frame_timeout)
+            .idle_timeout(self.idle_timeout)
             .drain_grace(self.drain_grace)
             .propagation_grace(self.propagation_grace)
     }

@@ -16,6 +16,15 @@ pub(crate) const MAX_CONNECTIONS: usize = 10_000;
 pub(crate) const MAX_IN_FLIGHT: usize = 10_000;
 /// A server connection with no traffic and no call in flight for this long is closed.
 pub(crate) const IDLE_TIMEOUT: Option<Duration> = Some(Duration::from_secs(300));
+/// Unsent reply bytes above which a server connection stops reading requests.
+pub(crate) const MAX_UNSENT_BYTES: usize = 4 * 1024 * 1024;
+/// Bytes of partially received frames a server buffers, over all its connections.
+pub(crate) const MAX_PARTIAL_FRAME_BYTES: usize = 256 * 1024 * 1024;
+/// How long a started frame may take to arrive, and a peer may leave replies unread while
+/// the connection waits for it, before the connection is closed.
+pub(crate) const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once from one IP address (`None`: only `MAX_CONNECTIONS`).
+pub(crate) const MAX_CONNECTIONS_PER_ADDRESS: Option<usize> = None;
 /// How long shutdown waits for in-flight calls.
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_secs(10);
 /// How long shutdown waits between deregistering and refusing calls.

@@ -78,7 +78,7 @@ pub use serde;
 /// The attribute that a [`Registry`] implementation outside this crate puts on its `impl`
 /// block (`#[rpc_core::async_trait]`), so it needs no `async-trait` dependency of its own.
 pub use async_trait::async_trait;
-pub use server::{Server, ServerBuilder, ServerHandle};
+pub use server::{Server, ServerBuilder, ServerHandle, ServerStats};
 pub use service::{DispatchError, MethodDescriptor, ResponseFuture, Service, ServiceDescriptor};
 
 /// README's Rust examples, compiled and run as doctests so they cannot rot.

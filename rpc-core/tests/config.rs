@@ -24,6 +24,21 @@ fn defaults_are_documented_values() {
     assert_eq!(c.policy, FaultPolicy::Failover);
     assert_eq!(c.max_attempts, 3);
     assert!(c.empty_protection);
+    assert_eq!(c.max_unsent_bytes, 4 * 1024 * 1024);
+    assert_eq!(c.max_partial_frame_bytes, 256 * 1024 * 1024);
+    assert_eq!(c.frame_timeout, Duration::from_secs(30));
+    assert_eq!(c.max_connections_per_address, None);
+    assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+    let mut c = RpcConfig::default();
+    c.merge_env(env(&[
+        ("RPC_MAX_CONNECTIONS_PER_ADDRESS", "8"),
+        ("RPC_IDLE_TIMEOUT_MS", "0"),
+        ("RPC_FRAME_TIMEOUT_MS", "1500"),
+    ]))
+    .unwrap();
+    assert_eq!(c.max_connections_per_address, Some(8));
+    assert_eq!(c.idle_timeout, None);
+    assert_eq!(c.frame_timeout, Duration::from_millis(1500));
 }
 
 #[test]
@@ -211,6 +226,31 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "[client.ejection]\nmax_cooldown_ms = \"x\"",
             "client.ejection.max_cooldown_ms",
             "positive",
+        ),
+        (
+            "[server]\nmax_connections_per_address = -1",
+            "server.max_connections_per_address",
+            "0 = no cap",
+        ),
+        (
+            "[server]\nmax_unsent_bytes = 0",
+            "server.max_unsent_bytes",
+            "positive number of bytes",
+        ),
+        (
+            "[server]\nmax_partial_frame_bytes = 1024",
+            "server.max_partial_frame_bytes",
+            "at least server.max_frame_bytes + 4",
+        ),
+        (
+            "[server]\nframe_timeout_ms = 0",
+            "server.frame_timeout_ms",
+            "positive",
+        ),
+        (
+            "[server]\nidle_timeout_ms = \"soon\"",
+            "server.idle_timeout_ms",
+            "0 = never",
         ),
         (
             "[client]\nbalancr = \"random\"",

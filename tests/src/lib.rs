@@ -8,6 +8,7 @@
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
+//! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend.
 
 pub mod conformance;
@@ -17,6 +18,7 @@ pub mod logging;
 pub mod memory;
 pub mod net;
 pub mod process;
+pub mod raw;
 pub mod servers;
 pub mod wait;
 pub mod zookeeper;

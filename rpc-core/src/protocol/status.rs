@@ -24,6 +24,9 @@ pub enum Status {
     ShuttingDown = 7,
     /// Something went wrong inside the server (for example the reply did not encode).
     Internal = 8,
+    /// The handler ran, but its reply is over the frame limit; not retried, since running the
+    /// call again would run the handler again.
+    ResponseTooLarge = 11,
 }
 
 impl Status {
@@ -39,6 +42,7 @@ impl Status {
             6 => Status::Overloaded,
             7 => Status::ShuttingDown,
             8 => Status::Internal,
+            11 => Status::ResponseTooLarge,
             _ => return None,
         })
     }
@@ -61,7 +65,29 @@ impl fmt::Display for Status {
             Status::Overloaded => "overloaded",
             Status::ShuttingDown => "shutting down",
             Status::Internal => "internal error",
+            Status::ResponseTooLarge => "response too large",
         };
         f.write_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{Codec, Frame};
+
+    /// Status 11 on the wire, byte for byte (docs/protocol.md, status codes).
+    #[test]
+    fn response_too_large_is_byte_11() {
+        assert_eq!(Status::from_u8(11), Some(Status::ResponseTooLarge));
+        let mut wire = bytes::BytesMut::new();
+        Frame::error(7, Codec::Bincode, Status::ResponseTooLarge, "big")
+            .encode(&mut wire)
+            .unwrap();
+        let expected: [u8; 31] = [
+            0, 0, 0, 27, 0x52, 0x50, 1, 1, 0, 11, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0,
+            0, 0, b'b', b'i', b'g',
+        ];
+        assert_eq!(&wire[..], &expected[..]);
     }
 }

@@ -10,9 +10,12 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::admission::{Admission, Full};
 use super::connection::serve_connection;
 use super::context::ConnectionContext;
 use super::registration::Registration;
+use super::stats::StatsSource;
+use super::warn_limit::WarnLimit;
 use super::{ServerError, ServerHandle};
 use crate::defaults;
 use crate::protocol::DEFAULT_MAX_FRAME;
@@ -37,6 +40,10 @@ pub struct ServerBuilder {
     max_frame: usize,
     max_connections: usize,
     max_in_flight: usize,
+    max_connections_per_address: Option<usize>,
+    max_unsent_bytes: usize,
+    max_partial_frame_bytes: usize,
+    frame_timeout: Duration,
     idle_timeout: Option<Duration>,
     drain_grace: Duration,
     propagation_grace: Duration,
@@ -54,6 +61,10 @@ impl Default for ServerBuilder {
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: defaults::MAX_CONNECTIONS,
             max_in_flight: defaults::MAX_IN_FLIGHT,
+            max_connections_per_address: defaults::MAX_CONNECTIONS_PER_ADDRESS,
+            max_unsent_bytes: defaults::MAX_UNSENT_BYTES,
+            max_partial_frame_bytes: defaults::MAX_PARTIAL_FRAME_BYTES,
+            frame_timeout: defaults::FRAME_TIMEOUT,
             idle_timeout: defaults::IDLE_TIMEOUT,
             drain_grace: defaults::DRAIN_GRACE,
             propagation_grace: defaults::PROPAGATION_GRACE,
@@ -91,9 +102,43 @@ impl ServerBuilder {
         self
     }
 
-    /// Connections served at once (default 10,000); more are refused.
+    /// Connections served at once (default 10,000). At the limit, the connection idle longest
+    /// (no call in flight) is closed to admit a newcomer; with none idle, the newcomer is
+    /// refused.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Connections served at once from one IP address (default `None`: only
+    /// [`max_connections`](Self::max_connections)). At the cap, that address's connection
+    /// idle longest is closed to admit its newcomer.
+    pub fn max_connections_per_address(mut self, n: Option<usize>) -> Self {
+        self.max_connections_per_address = n;
+        self
+    }
+
+    /// Reply bytes a connection may have queued and unsent before it stops reading requests
+    /// until its peer catches up (default 4 MiB), answers of handlers that finish at once
+    /// included.
+    pub fn max_unsent_bytes(mut self, bytes: usize) -> Self {
+        self.max_unsent_bytes = bytes;
+        self
+    }
+
+    /// Bytes of partially received frames the server buffers over all connections (default
+    /// 256 MiB; at least `max_frame` + 4). Frames up to 16 KiB are not counted. A connection
+    /// whose next frame does not fit waits, unread, until it does.
+    pub fn max_partial_frame_bytes(mut self, bytes: usize) -> Self {
+        self.max_partial_frame_bytes = bytes;
+        self
+    }
+
+    /// How long a frame may take to arrive once it has started, and how long a peer may leave
+    /// its replies unread while the connection waits for it, before the connection is closed
+    /// (default 30 s).
+    pub fn frame_timeout(mut self, timeout: Duration) -> Self {
+        self.frame_timeout = timeout;
         self
     }
 
@@ -162,6 +207,15 @@ impl ServerBuilder {
                 message: format!("{} bytes cannot hold a request header", self.max_frame),
             });
         }
+        if self.max_partial_frame_bytes < self.max_frame.saturating_add(4) {
+            return Err(ServerError::BadConfig {
+                setting: "max_partial_frame_bytes",
+                message: format!(
+                    "{} bytes cannot hold one frame at the max_frame limit of {} bytes",
+                    self.max_partial_frame_bytes, self.max_frame
+                ),
+            });
+        }
         let mut services: HashMap<String, Arc<dyn Service>> = HashMap::new();
         for service in &self.services {
             let key = service.descriptor().key.to_string();
@@ -182,20 +236,37 @@ impl ServerBuilder {
         let stop = CancellationToken::new();
         let force = CancellationToken::new();
         let connections = TaskTracker::new();
+        let partial_budget_size = self.max_partial_frame_bytes.min(Semaphore::MAX_PERMITS);
+        let partial_budget = Arc::new(Semaphore::new(partial_budget_size));
+        let unsent_total = Arc::default();
+        let admission = Arc::new(Admission::new(
+            self.max_connections,
+            self.max_connections_per_address,
+        ));
         let context = Arc::new(ConnectionContext {
             services,
             max_frame: self.max_frame,
             max_in_flight: self.max_in_flight.max(1),
             idle_timeout: self.idle_timeout,
+            max_unsent: self.max_unsent_bytes,
+            frame_timeout: self.frame_timeout,
+            partial_budget: Arc::clone(&partial_budget),
+            unsent_total: Arc::clone(&unsent_total),
             stop: stop.clone(),
             force: force.clone(),
         });
         tokio::spawn(accept_loop(
             listener,
             context,
-            Arc::new(Semaphore::new(self.max_connections.max(1))),
+            Arc::clone(&admission),
             connections.clone(),
         ));
+        let stats = StatsSource {
+            admission,
+            unsent_total,
+            partial_budget,
+            partial_budget_size,
+        };
         tracing::info!(addr = %local_addr, services = self.services.len(), "server listening");
 
         let host = self
@@ -226,6 +297,7 @@ impl ServerBuilder {
             connections,
             registration,
             drain_grace: self.drain_grace,
+            stats,
         };
         if let Err(e) = handle.registration.publish().await {
             // Do not leave a half-started server behind.
@@ -245,10 +317,12 @@ fn advertised(addr: SocketAddr) -> String {
     }
 }
 
+static REFUSED: WarnLimit = WarnLimit::new();
+
 async fn accept_loop(
     listener: TcpListener,
     context: Arc<ConnectionContext>,
-    slots: Arc<Semaphore>,
+    admission: Arc<Admission>,
     connections: TaskTracker,
 ) {
     loop {
@@ -265,16 +339,26 @@ async fn accept_loop(
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; refusing connection");
-            continue;
+        let admitted = match admission.admit(peer.ip()) {
+            Ok(admitted) => admitted,
+            Err(full) => {
+                if let Some(suppressed) = REFUSED.allow() {
+                    let limit = match full {
+                        Full::Server => "max_connections",
+                        Full::Address => "max_connections_per_address",
+                    };
+                    tracing::warn!(%peer, limit, suppressed, "connection limit reached and every connection has a call in flight; refusing connection");
+                }
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
-        let context = Arc::clone(&context);
-        connections.spawn(async move {
-            serve_connection(stream, peer, context).await;
-            drop(permit);
-        });
+        connections.spawn(serve_connection(
+            stream,
+            peer,
+            Arc::clone(&context),
+            admitted,
+        ));
     }
     tracing::debug!("listener closed");
 }

@@ -1,11 +1,13 @@
-//! What every connection of one server shares: the services and the limits.
+//! What every connection of one server shares: the services, the limits and the budgets.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::frame_reader::PartialBudget;
 use crate::Service;
 
 /// What every connection of one server shares.
@@ -14,6 +16,14 @@ pub(crate) struct ConnectionContext {
     pub max_frame: usize,
     pub max_in_flight: usize,
     pub idle_timeout: Option<Duration>,
+    /// Unsent reply bytes above which a connection stops reading.
+    pub max_unsent: usize,
+    /// How long a started frame may take, and a stalled peer may keep replies unread.
+    pub frame_timeout: Duration,
+    /// Bytes of partially received frames, server-wide.
+    pub partial_budget: PartialBudget,
+    /// Unsent reply bytes, server-wide.
+    pub unsent_total: Arc<AtomicUsize>,
     pub stop: CancellationToken,
     pub force: CancellationToken,
 }

@@ -6,102 +6,169 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
-use tokio_util::task::TaskTracker;
 
 use super::context::ConnectionContext;
-use super::in_flight::InFlight;
+use super::in_flight::{InFlight, Refused};
+use super::outbound::Outbox;
+use super::warn_limit::WarnLimit;
+use super::wire_text::WireText;
 use crate::call::Deadline;
 use crate::protocol::{Frame, Status};
-use crate::transport::FrameWriter;
 use crate::DispatchError;
 
 /// The connection state a request needs.
 pub(crate) struct Dispatch<'a> {
     pub context: &'a ConnectionContext,
-    pub writer: &'a FrameWriter,
+    pub outbox: &'a Arc<Outbox>,
     pub in_flight: &'a Arc<InFlight>,
-    pub handlers: &'a TaskTracker,
     pub peer: SocketAddr,
     pub going_away: bool,
 }
 
+static UNKNOWN_SERVICE: WarnLimit = WarnLimit::new();
+static REJECTED: WarnLimit = WarnLimit::new();
+static OVERLOADED: WarnLimit = WarnLimit::new();
+static PANICKED: WarnLimit = WarnLimit::new();
+
 pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
-    let id = frame.id;
-    let codec = frame.codec;
+    let Frame {
+        id,
+        codec,
+        deadline_ms,
+        service,
+        method,
+        body,
+        ..
+    } = frame;
     let reject = |status: Status, message: &str| {
-        let _ = ctx.writer.send(&Frame::error(id, codec, status, message));
+        ctx.outbox.send(&Frame::error(id, codec, status, message));
     };
     if ctx.going_away {
         reject(Status::ShuttingDown, "the server is shutting down");
         return;
     }
-    let Some(service) = ctx.context.services.get(&*frame.service) else {
-        tracing::warn!(peer = %ctx.peer, service = %frame.service, "request for unknown service");
+    let service_name = WireText(&service);
+    let Some(service) = ctx.context.services.get(&*service) else {
+        if let Some(suppressed) = UNKNOWN_SERVICE.allow() {
+            tracing::warn!(peer = %ctx.peer, service = %service_name, suppressed, "request for unknown service");
+        }
         reject(
             Status::UnknownService,
-            &format!("unknown service {:?}", &*frame.service),
+            &format!("unknown service {service_name:?}"),
         );
         return;
     };
-    let work = match service.call(&frame.method, codec, frame.body) {
-        Ok(work) => work,
-        Err(e) => {
-            let status = match e {
-                DispatchError::UnknownMethod { .. } => Status::UnknownMethod,
-                DispatchError::BadRequest { .. } => Status::BadRequest,
+    // A user type's Deserialize may panic; that is a bad request, not a dead connection.
+    let call = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(&method, codec, body)));
+    let work = match call {
+        Ok(Ok(work)) => work,
+        Ok(Err(e)) => {
+            let (status, message) = match &e {
+                DispatchError::UnknownMethod { .. } => (
+                    Status::UnknownMethod,
+                    format!("unknown method {:?} of {service_name}", WireText(&method)),
+                ),
+                _ => (Status::BadRequest, WireText(&e.to_string()).to_string()),
             };
-            tracing::warn!(peer = %ctx.peer, error = %e, "rejected request");
-            reject(status, &e.to_string());
+            if let Some(suppressed) = REJECTED.allow() {
+                tracing::warn!(peer = %ctx.peer, error = %message, suppressed, "rejected request");
+            }
+            reject(status, &message);
+            return;
+        }
+        Err(_) => {
+            let message = format!(
+                "arguments of {service_name}.{} do not decode: the decoder panicked",
+                WireText(&method)
+            );
+            if let Some(suppressed) = REJECTED.allow() {
+                tracing::warn!(peer = %ctx.peer, error = %message, suppressed, "rejected request");
+            }
+            reject(Status::BadRequest, &message);
             return;
         }
     };
-    let method = frame.method;
+    let max_frame = ctx.context.max_frame;
     // Most handlers finish without waiting: answer those right here, with no task, timer or
     // bookkeeping. Only a handler that is still pending gets its own task.
     let mut work = AssertUnwindSafe(work).catch_unwind();
     if let Some(outcome) = (&mut work).now_or_never() {
-        let _ = ctx
-            .writer
-            .send(&reply(id, codec, &method, Some(outcome), 0));
+        ctx.outbox
+            .send(&reply(id, codec, &method, Some(outcome), 0, max_frame));
         return;
     }
-    if !ctx.in_flight.try_reserve(ctx.context.max_in_flight) {
-        tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, "in-flight limit reached");
-        reject(
-            Status::Overloaded,
-            "too many calls in flight on this connection",
-        );
-        return;
-    }
-    let deadline_ms = frame.deadline_ms;
+    let ticket = match ctx.in_flight.admit(id, ctx.context.max_in_flight) {
+        Ok(ticket) => ticket,
+        Err(Refused::Full) => {
+            if let Some(suppressed) = OVERLOADED.allow() {
+                tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, suppressed, "in-flight limit reached");
+            }
+            reject(
+                Status::Overloaded,
+                "too many calls in flight on this connection",
+            );
+            return;
+        }
+        Err(Refused::DuplicateId) => {
+            reject(
+                Status::BadRequest,
+                &format!("request id {id} is already in flight on this connection"),
+            );
+            return;
+        }
+    };
+    let seq = ticket.seq();
     let deadline = Deadline::from_wire_ms(deadline_ms);
-    let writer = ctx.writer.clone();
-    let in_flight = Arc::clone(ctx.in_flight);
-    ctx.in_flight.spawn(id, ctx.handlers, async move {
+    let outbox = Arc::clone(ctx.outbox);
+    let task = tokio::spawn(async move {
         let outcome = deadline.run(work).await;
-        in_flight.finish(id);
-        let _ = writer.send(&reply(id, codec, &method, outcome, deadline_ms));
+        outbox.send(&reply(id, codec, &method, outcome, deadline_ms, max_frame));
+        // Only now, with the reply queued, may a draining connection close.
+        drop(ticket);
     });
+    ctx.in_flight.attach(id, seq, task.abort_handle());
 }
 
-/// The response to a handler's outcome: its value, a panic, an encoding failure, or (for
-/// `None`) a passed deadline.
+/// The response to a handler's outcome: its value, a panic, an encoding failure, a reply
+/// over the frame limit, or (for `None`) a passed deadline.
 fn reply(
     id: u64,
     codec: crate::Codec,
     method: &str,
     outcome: Option<std::thread::Result<Result<bytes::Bytes, crate::protocol::CodecError>>>,
     deadline_ms: u32,
+    max_frame: usize,
 ) -> Frame {
     match outcome {
-        Some(Ok(Ok(body))) => Frame::response(id, codec, Status::Ok, body),
+        Some(Ok(Ok(body))) => {
+            let frame = Frame::response(id, codec, Status::Ok, body);
+            if frame.encoded_len() <= max_frame {
+                return frame;
+            }
+            let message = format!(
+                "the response of {} bytes is over the frame limit of {max_frame} bytes",
+                frame.encoded_len()
+            );
+            if let Some(suppressed) = REJECTED.allow() {
+                tracing::warn!(method = %WireText(method), error = %message, suppressed, "reply not sent");
+            }
+            Frame::error(id, codec, Status::ResponseTooLarge, &message)
+        }
         Some(Ok(Err(e))) => {
-            tracing::warn!(method, error = %e, "reply does not encode");
-            Frame::error(id, codec, Status::Internal, &e.to_string())
+            tracing::warn!(method = %WireText(method), error = %e, "reply does not encode");
+            Frame::error(
+                id,
+                codec,
+                Status::Internal,
+                &WireText(&e.to_string()).to_string(),
+            )
         }
         Some(Err(panic)) => {
             let message = panic_message(panic.as_ref());
-            tracing::warn!(method, panic = %message, "handler panicked");
+            let message = WireText(&message);
+            if let Some(suppressed) = PANICKED.allow() {
+                tracing::warn!(method = %WireText(method), panic = %message, suppressed, "handler panicked");
+            }
             Frame::error(
                 id,
                 codec,

@@ -1,19 +1,28 @@
 //! The serving side: one port, any number of services, concurrent handlers, deadlines,
 //! registration with a registry, and graceful shutdown.
 
+mod admission;
 mod builder;
 mod connection;
 mod context;
 mod dispatch;
 mod error;
+mod frame_reader;
 mod in_flight;
+mod outbound;
 mod registration;
+mod stats;
+mod warn_limit;
+mod wire_text;
 
 pub use builder::ServerBuilder;
 pub use error::ServerError;
+pub use stats::ServerStats;
 
 use std::net::SocketAddr;
 use std::time::Duration;
+
+use stats::StatsSource;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -42,12 +51,19 @@ pub struct ServerHandle {
     connections: TaskTracker,
     registration: Registration,
     drain_grace: Duration,
+    stats: StatsSource,
 }
 
 impl ServerHandle {
     /// The address the listener is bound to (with the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the server holds right now: connections, unsent reply bytes, partly received
+    /// frame bytes.
+    pub fn stats(&self) -> ServerStats {
+        self.stats.snapshot()
     }
 
     /// Shuts down gracefully: deregisters from the registry, waits the propagation grace so
