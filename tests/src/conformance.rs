@@ -22,6 +22,10 @@ use rpc_core::registry::{Registry, ServiceInstance, ServiceKey, WatchEvent};
 
 use crate::wait::{addresses, next_event, watch_until};
 
+pub use crate::conformance_documents::{
+    governance_documents_are_watched, governance_documents_persist_at_the_contract_path,
+};
+
 /// How long a case waits for something that should happen at once (a watch event, say).
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -53,6 +57,8 @@ pub const CASES: &[&str] = &[
     "stored_values_carry_every_layout_field",
     "bad_values_are_skipped",
     "shutdown_removes_everything",
+    "governance_documents_persist_at_the_contract_path",
+    "governance_documents_are_watched",
 ];
 
 /// Makes one `#[tokio::test]` per conformance case. The argument is an expression, evaluated
@@ -67,6 +73,8 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@case $backend, stored_values_carry_every_layout_field);
         $crate::conformance_tests!(@case $backend, bad_values_are_skipped);
         $crate::conformance_tests!(@case $backend, shutdown_removes_everything);
+        $crate::conformance_tests!(@case $backend, governance_documents_persist_at_the_contract_path);
+        $crate::conformance_tests!(@case $backend, governance_documents_are_watched);
     };
     (@case $backend:expr, $case:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +87,7 @@ macro_rules! conformance_tests {
 }
 
 /// A service name no other case (or run) uses.
-fn unique_service(case: &str) -> String {
+pub(crate) fn unique_service(case: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "conformance.{case}.p{}n{}",
@@ -500,7 +508,7 @@ pub async fn shutdown_removes_everything(backend: &dyn Backend) {
 }
 
 /// Shuts a client down, failing the case (named `name`) if that errs.
-async fn close(name: &str, registry: &dyn Registry) {
+pub(crate) async fn close(name: &str, registry: &dyn Registry) {
     registry
         .shutdown()
         .await

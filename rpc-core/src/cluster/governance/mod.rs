@@ -16,58 +16,18 @@ mod overrides;
 pub mod router;
 mod routes;
 
+pub use crate::documents::{DocumentKind, GOVERNANCE_DIR};
 pub use error::GovernanceError;
 pub use matcher::Matcher;
 pub use overrides::{AddressOverride, Overrides, ServiceOverrides};
 pub use router::{CallFacts, Decision, Routed};
 pub use routes::{Condition, ConditionRule, Routes, TagRule};
 
-/// The folder under the registry root that holds governance documents. Listings of services
-/// and watches of everything skip it.
-pub const GOVERNANCE_DIR: &str = "_governance";
-
 /// The document format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
 /// The metadata key in which a provider declares its routing tag.
 pub const TAG_METADATA_KEY: &str = "rpc.tag";
-
-/// The two documents a service can have.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DocumentKind {
-    /// [`Overrides`].
-    Overrides,
-    /// [`Routes`].
-    Routes,
-}
-
-impl DocumentKind {
-    /// The last path segment, `overrides` or `routes`.
-    pub fn name(self) -> &'static str {
-        match self {
-            DocumentKind::Overrides => "overrides",
-            DocumentKind::Routes => "routes",
-        }
-    }
-
-    /// The document's path for `service_key` under `root` (`/rpc` by default).
-    ///
-    /// ```
-    /// use rpc_core::cluster::governance::DocumentKind;
-    ///
-    /// assert_eq!(
-    ///     DocumentKind::Routes.path("/rpc", "example.Greeter:1.0.0"),
-    ///     "/rpc/_governance/example.Greeter:1.0.0/routes"
-    /// );
-    /// ```
-    pub fn path(self, root: &str, service_key: &str) -> String {
-        format!(
-            "{}/{GOVERNANCE_DIR}/{service_key}/{}",
-            root.trim_end_matches('/'),
-            self.name()
-        )
-    }
-}
 
 /// Checks a document's `version` field.
 fn check_version(version: u32) -> Result<(), GovernanceError> {
