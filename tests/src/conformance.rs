@@ -57,6 +57,11 @@ pub const CASES: &[&str] = &[
     "stored_values_carry_every_layout_field",
     "bad_values_are_skipped",
     "shutdown_removes_everything",
+];
+
+/// The governance-document cases, in the order
+/// [`governance_conformance_tests!`](crate::governance_conformance_tests) runs them.
+pub const GOVERNANCE_CASES: &[&str] = &[
     "governance_documents_persist_at_the_contract_path",
     "governance_documents_are_watched",
 ];
@@ -73,8 +78,6 @@ macro_rules! conformance_tests {
         $crate::conformance_tests!(@case $backend, stored_values_carry_every_layout_field);
         $crate::conformance_tests!(@case $backend, bad_values_are_skipped);
         $crate::conformance_tests!(@case $backend, shutdown_removes_everything);
-        $crate::conformance_tests!(@case $backend, governance_documents_persist_at_the_contract_path);
-        $crate::conformance_tests!(@case $backend, governance_documents_are_watched);
     };
     (@case $backend:expr, $case:ident) => {
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,6 +86,16 @@ macro_rules! conformance_tests {
             let backend = $backend;
             $crate::conformance::$case(&backend).await;
         }
+    };
+}
+
+/// Makes one `#[tokio::test]` per governance-document case ([`GOVERNANCE_CASES`]), for the
+/// backends that store governance documents (docs/governance.md).
+#[macro_export]
+macro_rules! governance_conformance_tests {
+    ($backend:expr) => {
+        $crate::conformance_tests!(@case $backend, governance_documents_persist_at_the_contract_path);
+        $crate::conformance_tests!(@case $backend, governance_documents_are_watched);
     };
 }
 
