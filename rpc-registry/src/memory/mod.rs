@@ -310,6 +310,7 @@ impl Registry for MemoryRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     fn instance(port: u16) -> ServiceInstance {
         let mut inst =

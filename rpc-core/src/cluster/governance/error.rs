@@ -26,6 +26,11 @@ impl GovernanceError {
         }
     }
 
+    /// `value` is not a valid value for `field`.
+    pub fn invalid_value(field: impl Into<String>, value: &str) -> Self {
+        GovernanceError::invalid(field, format!("{value:?} is not a valid value"))
+    }
+
     /// The same error with `prefix.` put before its field path.
     pub(crate) fn within(self, prefix: &str) -> Self {
         match self {

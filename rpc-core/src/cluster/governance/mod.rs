@@ -15,6 +15,7 @@ mod matcher;
 mod overrides;
 pub mod router;
 mod routes;
+mod store;
 
 pub use crate::documents::{DocumentKind, GOVERNANCE_DIR};
 pub use error::GovernanceError;
@@ -22,6 +23,7 @@ pub use matcher::Matcher;
 pub use overrides::{AddressOverride, Overrides, ServiceOverrides};
 pub use router::{CallFacts, Decision, Routed};
 pub use routes::{Condition, ConditionRule, Routes, TagRule};
+pub use store::{GovernanceStore, StoreError};
 
 /// The document format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
