@@ -56,6 +56,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 mod defaults;
+pub mod documents;
 mod error;
 pub mod protocol;
 pub mod registry;

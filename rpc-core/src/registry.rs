@@ -10,6 +10,8 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::stream::BoxStream;
+
+use crate::documents::{DocumentKind, DocumentStream};
 use serde::{Deserialize, Serialize};
 
 /// The weight an instance gets when its data names none.
@@ -249,6 +251,14 @@ pub enum RegistryError {
         /// The crate that has the feature, e.g. `rpc-registry`.
         package: &'static str,
     },
+    /// The backend does not implement this operation.
+    #[error("{registry}: {op} is not supported by this registry")]
+    Unsupported {
+        /// The backend.
+        registry: &'static str,
+        /// The operation, e.g. `write_document`.
+        op: &'static str,
+    },
     /// The registry was shut down.
     #[error("{registry}: registry client is shut down")]
     Closed {
@@ -286,6 +296,43 @@ pub trait Registry: Send + Sync + 'static {
 
     /// Deregisters everything this process registered and closes the client.
     async fn shutdown(&self) -> Result<(), RegistryError>;
+
+    /// The text of one governance document of `key`, or `None` if there is none.
+    async fn read_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+    ) -> Result<Option<String>, RegistryError> {
+        let _ = (key, kind);
+        Err(self.unsupported("read_document"))
+    }
+
+    /// Stores (`Some`) or deletes (`None`) one governance document of `key`, persistently:
+    /// it outlives this client. Callers validate the text first.
+    async fn write_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+        text: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let _ = (key, kind, text);
+        Err(self.unsupported("write_document"))
+    }
+
+    /// A stream of snapshots of `key`'s governance documents, the current one first, with
+    /// the same outage behaviour as [`Registry::watch`].
+    async fn watch_documents(&self, key: &ServiceKey) -> Result<DocumentStream, RegistryError> {
+        let _ = key;
+        Err(self.unsupported("watch_documents"))
+    }
+
+    /// The error for an operation this backend leaves out.
+    fn unsupported(&self, op: &'static str) -> RegistryError {
+        RegistryError::Unsupported {
+            registry: self.backend(),
+            op,
+        }
+    }
 }
 
 #[cfg(test)]

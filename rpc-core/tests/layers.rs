@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first. A module may import modules of its own or a lower layer.
 const LAYERS: &[&[&str]] = &[
     &["protocol", "backoff", "defaults"],
-    &["registry"],
+    &["registry", "documents"],
     &["error", "service"],
     &["call"],
     &["transport"],

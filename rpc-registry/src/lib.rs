@@ -49,6 +49,7 @@
 
 #![deny(missing_docs)]
 
+mod documents;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod layout;

@@ -6,6 +6,9 @@
 //! rpcctl --registry etcd://127.0.0.1:2379 watch [example.Greeter:1.0.0]
 //! rpcctl ping 127.0.0.1:9101
 //! rpcctl --registry etcd://127.0.0.1:2379 call example.Greeter:1.0.0 hello '["bob"]'
+//! rpcctl --registry etcd://127.0.0.1:2379 disable example.Greeter:1.0.0 10.0.0.7:9101
+//! rpcctl --registry etcd://127.0.0.1:2379 route set example.Greeter:1.0.0 --file rules.json
+//! rpcctl --registry etcd://127.0.0.1:2379 route explain example.Greeter:1.0.0 --tag gray
 //! ```
 //!
 //! `--registry` falls back to `RPC_REGISTRY`; `--json` gives machine output for every
@@ -24,7 +27,9 @@ use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use rpc_core::ServiceKey;
 
-use crate::commands::{call, list, parse_key, ping, show, watch, Target};
+use crate::commands::governance::{ConfigCommand, Edit};
+use crate::commands::route::{Question, RouteCommand};
+use crate::commands::{call, governance, list, parse_key, ping, route, show, watch, Target};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
@@ -116,6 +121,36 @@ enum Command {
         #[arg(long)]
         idempotent: bool,
     },
+    /// Stop every consumer from calling one provider; its node stays registered.
+    Disable {
+        /// The service key, NAME:VERSION.
+        service: String,
+        /// The provider's HOST:PORT as registered.
+        address: String,
+    },
+    /// Let consumers call a disabled provider again.
+    Enable {
+        /// The service key, NAME:VERSION.
+        service: String,
+        /// The provider's HOST:PORT as registered.
+        address: String,
+    },
+    /// Override one provider's weight for weighted balancers.
+    Weight {
+        /// The service key, NAME:VERSION.
+        service: String,
+        /// The provider's HOST:PORT as registered.
+        address: String,
+        /// The weight, 1 to 1000000.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        weight: u32,
+    },
+    /// Per-service call settings in the overrides document.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Routing rules: tag routing and condition rules.
+    #[command(subcommand)]
+    Route(RouteCommand),
 }
 
 /// Parses a positive number of seconds, fractions allowed.
@@ -189,6 +224,12 @@ enum RegistryJob {
         body: Bytes,
         settings: call::Settings,
     },
+    Edit(ServiceKey, Edit),
+    ConfigGet(ServiceKey),
+    RouteGet(ServiceKey),
+    RouteSet(ServiceKey, rpc_core::cluster::governance::Routes),
+    RouteDelete(ServiceKey),
+    Explain(ServiceKey, Question),
 }
 
 impl Job {
@@ -240,6 +281,54 @@ impl Job {
                     },
                 })
             }
+            Command::Disable { service, address } => {
+                let edit = Edit::Disabled(address, true);
+                Job::Registry(RegistryJob::Edit(parse_key(&service)?, edit))
+            }
+            Command::Enable { service, address } => {
+                let edit = Edit::Disabled(address, false);
+                Job::Registry(RegistryJob::Edit(parse_key(&service)?, edit))
+            }
+            Command::Weight {
+                service,
+                address,
+                weight,
+            } => {
+                let edit = Edit::Weight(address, weight);
+                Job::Registry(RegistryJob::Edit(parse_key(&service)?, edit))
+            }
+            Command::Config(ConfigCommand::Get { service }) => {
+                Job::Registry(RegistryJob::ConfigGet(parse_key(&service)?))
+            }
+            Command::Config(ConfigCommand::Set { service, settings }) => Job::Registry(
+                RegistryJob::Edit(parse_key(&service)?, Edit::settings(&settings)?),
+            ),
+            Command::Route(RouteCommand::Get { service }) => {
+                Job::Registry(RegistryJob::RouteGet(parse_key(&service)?))
+            }
+            Command::Route(RouteCommand::Set { service, file }) => {
+                let key = parse_key(&service)?;
+                Job::Registry(RegistryJob::RouteSet(
+                    key,
+                    route::read_document(file.as_ref())?,
+                ))
+            }
+            Command::Route(RouteCommand::Delete { service }) => {
+                Job::Registry(RegistryJob::RouteDelete(parse_key(&service)?))
+            }
+            Command::Route(RouteCommand::Explain {
+                service,
+                method,
+                tag,
+                caller,
+            }) => Job::Registry(RegistryJob::Explain(
+                parse_key(&service)?,
+                Question {
+                    method,
+                    tag,
+                    caller,
+                },
+            )),
         })
     }
 }
@@ -262,6 +351,12 @@ async fn run(cli: Cli) -> CliResult {
             body,
             settings,
         } => call::run(&target, out, &key, &method, body, settings).await,
+        RegistryJob::Edit(key, edit) => governance::edit(&target, out, &key, edit).await,
+        RegistryJob::ConfigGet(key) => governance::get(&target, out, &key).await,
+        RegistryJob::RouteGet(key) => route::get(&target, out, &key).await,
+        RegistryJob::RouteSet(key, routes) => route::set(&target, out, &key, &routes).await,
+        RegistryJob::RouteDelete(key) => route::delete(&target, out, &key).await,
+        RegistryJob::Explain(key, question) => route::explain(&target, out, &key, &question).await,
     };
     target.close().await;
     result

@@ -22,6 +22,10 @@ use rpc_core::registry::{Registry, ServiceInstance, ServiceKey, WatchEvent};
 
 use crate::wait::{addresses, next_event, watch_until};
 
+pub use crate::conformance_documents::{
+    governance_documents_are_watched, governance_documents_persist_at_the_contract_path,
+};
+
 /// How long a case waits for something that should happen at once (a watch event, say).
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -55,6 +59,13 @@ pub const CASES: &[&str] = &[
     "shutdown_removes_everything",
 ];
 
+/// The governance-document cases, in the order
+/// [`governance_conformance_tests!`](crate::governance_conformance_tests) runs them.
+pub const GOVERNANCE_CASES: &[&str] = &[
+    "governance_documents_persist_at_the_contract_path",
+    "governance_documents_are_watched",
+];
+
 /// Makes one `#[tokio::test]` per conformance case. The argument is an expression, evaluated
 /// afresh in each test (inside an async fn, so it may `.await`), that gives a value
 /// implementing [`Backend`].
@@ -78,8 +89,18 @@ macro_rules! conformance_tests {
     };
 }
 
+/// Makes one `#[tokio::test]` per governance-document case ([`GOVERNANCE_CASES`]), for the
+/// backends that store governance documents (docs/governance.md).
+#[macro_export]
+macro_rules! governance_conformance_tests {
+    ($backend:expr) => {
+        $crate::conformance_tests!(@case $backend, governance_documents_persist_at_the_contract_path);
+        $crate::conformance_tests!(@case $backend, governance_documents_are_watched);
+    };
+}
+
 /// A service name no other case (or run) uses.
-fn unique_service(case: &str) -> String {
+pub(crate) fn unique_service(case: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "conformance.{case}.p{}n{}",
@@ -500,7 +521,7 @@ pub async fn shutdown_removes_everything(backend: &dyn Backend) {
 }
 
 /// Shuts a client down, failing the case (named `name`) if that errs.
-async fn close(name: &str, registry: &dyn Registry) {
+pub(crate) async fn close(name: &str, registry: &dyn Registry) {
     registry
         .shutdown()
         .await

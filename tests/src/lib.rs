@@ -12,6 +12,7 @@
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend.
 
 pub mod conformance;
+mod conformance_documents;
 pub mod consumer;
 pub mod etcd;
 pub mod logging;

@@ -17,6 +17,7 @@ use tests::etcd::{EtcdBackend, EtcdServer};
 use tests::wait::{holds_for, next_event, wait_until, watch_until};
 
 tests::conformance_tests!(EtcdBackend::start("").await);
+tests::governance_conformance_tests!(EtcdBackend::start("").await);
 
 /// The lease TTL of the expiry tests (`ttl=2`).
 const TTL: Duration = Duration::from_secs(2);

@@ -15,6 +15,7 @@ use tests::wait::{addresses, holds_for, next_event, wait_until, watch_until};
 use tests::zookeeper::{ZookeeperBackend, ZookeeperEnsemble, ZookeeperServer};
 
 tests::conformance_tests!(ZookeeperBackend::start("ttl=2").await);
+tests::governance_conformance_tests!(ZookeeperBackend::start("ttl=2").await);
 
 /// Session timeout of the registries under test.
 const TTL: Duration = Duration::from_secs(2);

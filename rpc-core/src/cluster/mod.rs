@@ -19,6 +19,7 @@ mod directory;
 mod eject;
 mod endpoint;
 pub mod fault;
+pub mod governance;
 mod invoker;
 mod outcome;
 

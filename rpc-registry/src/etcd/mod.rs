@@ -5,6 +5,7 @@
 //!   put back when someone removes them;
 //! - [`listing`] and [`watch`]: discovery, and snapshots that follow a prefix watch.
 
+mod documents;
 mod endpoints;
 mod error;
 mod lease;
@@ -18,8 +19,10 @@ use std::time::Duration;
 use etcd_client::GetOptions;
 use futures::stream::BoxStream;
 use rpc_core::backoff::{Backoff, Retries};
+use rpc_core::documents::{DocumentKind, DocumentStream};
 use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent};
 
+use self::documents::DocumentKeys;
 use self::endpoints::Endpoints;
 use self::error::BACKEND;
 use self::lease::LeaseKeeper;
@@ -197,6 +200,58 @@ impl Registry for EtcdRegistry {
             .filter_map(|kv| layout::key_of_path(&root, &String::from_utf8_lossy(kv.key())).ok())
             .collect();
         Ok(keys.into_iter().collect())
+    }
+
+    async fn read_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+    ) -> Result<Option<String>, RegistryError> {
+        self.check_open()?;
+        let keys = DocumentKeys::new(&self.options.root, key);
+        let (documents, _) = documents::read(&self.endpoints, &keys, true)
+            .await
+            .map_err(|f| f.into_error("read_document", &keys.path(kind)))?;
+        Ok(documents.get(kind).map(str::to_string))
+    }
+
+    async fn write_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+        text: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        self.check_open()?;
+        let path = DocumentKeys::new(&self.options.root, key).path(kind);
+        if let Some(text) = text {
+            crate::documents::check_size(BACKEND, &path, text)?;
+        }
+        self.endpoints
+            .call(|mut client| {
+                let (path, text) = (path.clone(), text.map(str::to_string));
+                async move {
+                    match text {
+                        Some(text) => client.put(path, text, None).await.map(drop),
+                        None => client.delete(path, None).await.map(drop),
+                    }
+                }
+            })
+            .await
+            .map_err(|f| f.into_error("write_document", &path))
+    }
+
+    async fn watch_documents(&self, key: &ServiceKey) -> Result<DocumentStream, RegistryError> {
+        self.check_open()?;
+        let keys = DocumentKeys::new(&self.options.root, key);
+        let label = keys.path(DocumentKind::Routes);
+        documents::start(
+            self.endpoints.clone(),
+            keys,
+            retries(self.options.heartbeat),
+            self.stop.subscribe(),
+        )
+        .await
+        .map_err(|f| f.into_error("watch_documents", &label))
     }
 
     async fn shutdown(&self) -> Result<(), RegistryError> {

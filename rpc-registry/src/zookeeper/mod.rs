@@ -10,6 +10,7 @@
 //! - With several servers in the URL, zookeeper-client moves to another one when the one in
 //!   use dies.
 
+mod documents;
 mod error;
 mod nodes;
 mod paths;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use rpc_core::backoff::Backoff;
+use rpc_core::documents::{DocumentKind, DocumentStream};
 use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent};
 use tracing::info;
 use zookeeper_client as zk;
@@ -148,6 +150,43 @@ impl Registry for ZookeeperRegistry {
         key: &ServiceKey,
     ) -> Result<BoxStream<'static, WatchEvent>, RegistryError> {
         watch::watch(self.shared.clone(), key.clone()).await
+    }
+
+    async fn read_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+    ) -> Result<Option<String>, RegistryError> {
+        let client = self.shared.client()?;
+        documents::read(&self.shared, &client, key, kind)
+            .await
+            .map_err(|e| {
+                self.unavailable(
+                    "read_document",
+                    &documents::path(&self.shared, key, kind),
+                    &e,
+                )
+            })
+    }
+
+    async fn write_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+        text: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let path = documents::path(&self.shared, key, kind);
+        if let Some(text) = text {
+            crate::documents::check_size(REGISTRY, &path, text)?;
+        }
+        let client = self.shared.client()?;
+        documents::write(&self.shared, &client, key, kind, text)
+            .await
+            .map_err(|e| self.unavailable("write_document", &path, &e))
+    }
+
+    async fn watch_documents(&self, key: &ServiceKey) -> Result<DocumentStream, RegistryError> {
+        documents::watch(self.shared.clone(), key.clone()).await
     }
 
     async fn services(&self) -> Result<Vec<ServiceKey>, RegistryError> {

@@ -9,11 +9,15 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-use futures::stream::{self, BoxStream, StreamExt};
+use futures::stream::BoxStream;
+use rpc_core::documents::{DocumentEvent, DocumentKind, DocumentStream};
 use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent};
 use tokio::sync::watch;
 
+use crate::documents;
 use crate::layout::{self, WarnOnce};
+
+mod follow;
 
 const BACKEND: &str = "memory";
 const ROOT: &str = "/rpc";
@@ -196,43 +200,6 @@ impl Default for MemoryRegistry {
     }
 }
 
-/// What a watch stream carries between polls.
-struct WatchState {
-    shared: Arc<Shared>,
-    key: ServiceKey,
-    changes: watch::Receiver<i64>,
-    closed: watch::Receiver<bool>,
-    last: Option<Vec<ServiceInstance>>,
-}
-
-impl WatchState {
-    fn is_closed(&self) -> bool {
-        self.closed.has_changed().is_err() || *self.closed.borrow()
-    }
-
-    async fn next(mut self) -> Option<(WatchEvent, WatchState)> {
-        loop {
-            if self.is_closed() {
-                return None;
-            }
-            self.changes.borrow_and_update();
-            let snapshot = self.shared.snapshot(ROOT, &self.key);
-            if self.last.as_ref() != Some(&snapshot) {
-                self.last = Some(snapshot.clone());
-                return Some((WatchEvent::Snapshot(snapshot), self));
-            }
-            tokio::select! {
-                changed = self.changes.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                }
-                _ = self.closed.changed() => {}
-            }
-        }
-    }
-}
-
 #[async_trait::async_trait]
 impl Registry for MemoryRegistry {
     fn backend(&self) -> &'static str {
@@ -274,14 +241,9 @@ impl Registry for MemoryRegistry {
         key: &ServiceKey,
     ) -> Result<BoxStream<'static, WatchEvent>, RegistryError> {
         self.check_open()?;
-        let state = WatchState {
-            shared: self.shared.clone(),
-            key: key.clone(),
-            changes: self.shared.changed.subscribe(),
-            closed: self.closed.subscribe(),
-            last: None,
-        };
-        Ok(stream::unfold(state, WatchState::next).boxed())
+        let key = key.clone();
+        let read = move |shared: &Shared| shared.snapshot(ROOT, &key);
+        Ok(self.follow(read, WatchEvent::Snapshot))
     }
 
     async fn services(&self) -> Result<Vec<ServiceKey>, RegistryError> {
@@ -295,6 +257,42 @@ impl Registry for MemoryRegistry {
             .filter_map(|(path, _)| layout::key_of_path(ROOT, path).ok())
             .collect();
         Ok(keys.into_iter().collect())
+    }
+
+    async fn read_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+    ) -> Result<Option<String>, RegistryError> {
+        self.check_open()?;
+        Ok(self.shared.document(key, kind))
+    }
+
+    async fn write_document(
+        &self,
+        key: &ServiceKey,
+        kind: DocumentKind,
+        text: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        self.check_open()?;
+        let path = kind.path(ROOT, &key.to_string());
+        match text {
+            Some(text) => {
+                documents::check_size(BACKEND, &path, text)?;
+                self.put_raw(&path, text);
+            }
+            None => {
+                self.delete_raw(&path);
+            }
+        }
+        Ok(())
+    }
+
+    async fn watch_documents(&self, key: &ServiceKey) -> Result<DocumentStream, RegistryError> {
+        self.check_open()?;
+        let key = key.clone();
+        let read = move |shared: &Shared| shared.documents(&key);
+        Ok(self.follow(read, DocumentEvent::Snapshot))
     }
 
     async fn shutdown(&self) -> Result<(), RegistryError> {
@@ -312,6 +310,7 @@ impl Registry for MemoryRegistry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
 
     fn instance(port: u16) -> ServiceInstance {
         let mut inst =
