@@ -27,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 
 use super::Deadline;
 use crate::protocol::{Metadata, MetadataError};
@@ -40,8 +41,8 @@ tokio::task_local! {
 pub struct CallContext {
     peer: SocketAddr,
     request_id: u64,
-    service: String,
-    method: String,
+    service: ByteString,
+    method: ByteString,
     deadline: Deadline,
     metadata: Metadata,
     response: Mutex<Metadata>,
@@ -57,11 +58,30 @@ impl CallContext {
         deadline: Deadline,
         metadata: Metadata,
     ) -> CallContext {
+        CallContext::from_wire(
+            peer,
+            request_id,
+            ByteString::from(service),
+            ByteString::from(method),
+            deadline,
+            metadata,
+        )
+    }
+
+    /// The context of a request as the server read it: the names share the frame's buffer.
+    pub(crate) fn from_wire(
+        peer: SocketAddr,
+        request_id: u64,
+        service: ByteString,
+        method: ByteString,
+        deadline: Deadline,
+        metadata: Metadata,
+    ) -> CallContext {
         CallContext {
             peer,
             request_id,
-            service: service.to_string(),
-            method: method.to_string(),
+            service,
+            method,
             deadline,
             metadata,
             response: Mutex::new(Metadata::new()),
@@ -130,6 +150,12 @@ pub fn current() -> Option<Arc<CallContext>> {
 /// Runs `work` with `context` as its [`current`] call.
 pub async fn scope<F: std::future::Future>(context: Arc<CallContext>, work: F) -> F::Output {
     CURRENT.scope(context, work).await
+}
+
+/// Runs `work` (one synchronous poll of a handler, say) with `context` as its [`current`]
+/// call.
+pub(crate) fn sync_scope<R>(context: Arc<CallContext>, work: impl FnOnce() -> R) -> R {
+    CURRENT.sync_scope(context, work)
 }
 
 #[cfg(test)]

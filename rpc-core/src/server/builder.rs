@@ -18,6 +18,7 @@ use super::stats::StatsSource;
 use super::warn_limit::WarnLimit;
 use super::{ServerError, ServerHandle};
 use crate::defaults;
+use crate::protocol::MetadataLimits;
 use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::registry::Registry;
 use crate::Service;
@@ -52,6 +53,7 @@ pub struct ServerBuilder {
     advertise_host: Option<String>,
     weight: u32,
     metadata: BTreeMap<String, String>,
+    metadata_limits: MetadataLimits,
 }
 
 impl Default for ServerBuilder {
@@ -73,6 +75,7 @@ impl Default for ServerBuilder {
             advertise_host: None,
             weight: crate::registry::DEFAULT_WEIGHT,
             metadata: BTreeMap::new(),
+            metadata_limits: MetadataLimits::default(),
         }
     }
 }
@@ -187,6 +190,13 @@ impl ServerBuilder {
         self
     }
 
+    /// How large a call's metadata block may be (default 64 entries, 16 KiB). A call over
+    /// a limit gets status 4; the connection goes on.
+    pub fn metadata_limits(mut self, limits: MetadataLimits) -> Self {
+        self.metadata_limits = limits;
+        self
+    }
+
     /// A metadata label published with each instance.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key.into(), value.into());
@@ -247,6 +257,7 @@ impl ServerBuilder {
             services,
             max_frame: self.max_frame,
             max_in_flight: self.max_in_flight.max(1),
+            metadata_limits: self.metadata_limits,
             idle_timeout: self.idle_timeout,
             max_unsent: self.max_unsent_bytes,
             frame_timeout: self.frame_timeout,

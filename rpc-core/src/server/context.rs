@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::frame_reader::PartialBudget;
+use crate::protocol::MetadataLimits;
 use crate::Service;
 
 /// What every connection of one server shares.
@@ -15,6 +16,7 @@ pub(crate) struct ConnectionContext {
     pub services: HashMap<String, Arc<dyn Service>>,
     pub max_frame: usize,
     pub max_in_flight: usize,
+    pub metadata_limits: MetadataLimits,
     pub idle_timeout: Option<Duration>,
     /// Unsent reply bytes above which a connection stops reading.
     pub max_unsent: usize,

@@ -12,8 +12,11 @@ use super::in_flight::{InFlight, Refused};
 use super::outbound::Outbox;
 use super::warn_limit::WarnLimit;
 use super::wire_text::WireText;
-use crate::call::Deadline;
-use crate::protocol::{Frame, Status};
+use tracing::{Instrument, Span};
+
+use crate::call::context::{self, CallContext};
+use crate::call::{Deadline, TraceParent};
+use crate::protocol::{keys, Frame, Metadata, Status};
 use crate::DispatchError;
 
 /// The connection state a request needs.
@@ -37,6 +40,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         deadline_ms,
         service,
         method,
+        metadata,
         body,
         ..
     } = frame;
@@ -47,8 +51,18 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         reject(Status::ShuttingDown, "the server is shutting down");
         return;
     }
+    let metadata = match Metadata::decode(&metadata, &ctx.context.metadata_limits) {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            if let Some(suppressed) = REJECTED.allow() {
+                tracing::warn!(peer = %ctx.peer, error = %e, suppressed, "rejected request metadata");
+            }
+            reject(Status::BadRequest, &format!("bad metadata: {e}"));
+            return;
+        }
+    };
     let service_name = WireText(&service);
-    let Some(service) = ctx.context.services.get(&*service) else {
+    let Some(handler) = ctx.context.services.get(&*service) else {
         if let Some(suppressed) = UNKNOWN_SERVICE.allow() {
             tracing::warn!(peer = %ctx.peer, service = %service_name, suppressed, "request for unknown service");
         }
@@ -59,7 +73,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         return;
     };
     // A user type's Deserialize may panic; that is a bad request, not a dead connection.
-    let call = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(&method, codec, body)));
+    let call = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(&method, codec, body)));
     let work = match call {
         Ok(Ok(work)) => work,
         Ok(Err(e)) => {
@@ -89,12 +103,23 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         }
     };
     let max_frame = ctx.context.max_frame;
+    let deadline = Deadline::from_wire_ms(deadline_ms);
+    let call = Arc::new(CallContext::from_wire(
+        ctx.peer,
+        id,
+        service,
+        method.clone(),
+        deadline,
+        metadata,
+    ));
+    let span = call_span(&call);
     // Most handlers finish without waiting: answer those right here, with no task, timer or
     // bookkeeping. Only a handler that is still pending gets its own task.
     let mut work = AssertUnwindSafe(work).catch_unwind();
-    if let Some(outcome) = (&mut work).now_or_never() {
-        ctx.outbox
-            .send(&reply(id, codec, &method, Some(outcome), 0, max_frame));
+    let first_poll = || span.in_scope(|| (&mut work).now_or_never());
+    if let Some(outcome) = context::sync_scope(Arc::clone(&call), first_poll) {
+        let frame = reply(id, codec, &method, Some(outcome), 0, max_frame);
+        ctx.outbox.send(&finish(frame, &call, &span));
         return;
     }
     let ticket = match ctx.in_flight.admit(id, ctx.context.max_in_flight) {
@@ -118,15 +143,54 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         }
     };
     let seq = ticket.seq();
-    let deadline = Deadline::from_wire_ms(deadline_ms);
     let outbox = Arc::clone(ctx.outbox);
     let task = tokio::spawn(async move {
+        let work = context::scope(Arc::clone(&call), work).instrument(span.clone());
         let outcome = deadline.run(work).await;
-        outbox.send(&reply(id, codec, &method, outcome, deadline_ms, max_frame));
+        let frame = reply(id, codec, &method, outcome, deadline_ms, max_frame);
+        outbox.send(&finish(frame, &call, &span));
         // Only now, with the reply queued, may a draining connection close.
         drop(ticket);
     });
     ctx.in_flight.attach(id, seq, task.abort_handle());
+}
+
+/// The server's span for one call, at debug level so that an `info` subscriber prints
+/// nothing per call. It carries the caller's trace id when the call came with a
+/// `traceparent`.
+fn call_span(call: &CallContext) -> Span {
+    let span = tracing::debug_span!(
+        "rpc.server",
+        rpc.service = %call.service(),
+        rpc.method = %WireText(call.method()),
+        peer = %call.peer(),
+        trace_id = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        let parent = call.metadata().get_str(keys::TRACEPARENT);
+        if let Some(parent) = parent.and_then(TraceParent::parse) {
+            span.record(
+                "trace_id",
+                tracing::field::display(format_args!("{:032x}", parent.trace_id)),
+            );
+        }
+    }
+    span
+}
+
+/// The reply as sent: with the metadata the handler set, and its status on the span.
+fn finish(mut frame: Frame, call: &CallContext, span: &Span) -> Frame {
+    let response = call.take_response_metadata();
+    if !response.is_empty() {
+        frame.metadata = response.encode();
+    }
+    if !span.is_disabled() {
+        span.record("status", frame.status.as_u8());
+        let _entered = span.enter();
+        tracing::debug!(status = frame.status.as_u8(), "rpc call served");
+    }
+    frame
 }
 
 /// The response to a handler's outcome: its value, a panic, an encoding failure, a reply
