@@ -160,10 +160,9 @@ async fn metadata_over_a_limit_is_status_4_for_that_call_and_a_torn_block_closes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_metadata_limits_apply() {
-    let limits = {
-        let mut limits = MetadataLimits::default();
-        limits.max_entries = 1;
-        limits
+    let limits = MetadataLimits {
+        max_entries: 1,
+        ..MetadataLimits::default()
     };
     let server = example_server(
         Server::builder()
