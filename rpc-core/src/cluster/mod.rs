@@ -20,6 +20,7 @@ mod eject;
 mod endpoint;
 pub mod fault;
 mod invoker;
+mod not_serving;
 mod outcome;
 
 pub use balance::{

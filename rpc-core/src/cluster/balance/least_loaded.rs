@@ -11,15 +11,24 @@ use crate::cluster::endpoint::Endpoint;
 const UNKNOWN_LATENCY: Duration = Duration::from_millis(1);
 
 /// Draws two allowed endpoints at random and takes the less loaded one, where load is
-/// `(in-flight calls + 1) × latency moving average`. Two random choices avoid the herd that
-/// "always the least loaded" causes when many consumers see the same numbers, and cost O(1).
-/// An endpoint that has not answered yet is assumed to take 1 ms.
+/// `(in-flight calls + 1) × max(latency moving average, silence)`. Two random choices avoid
+/// the herd that "always the least loaded" causes when many consumers see the same numbers,
+/// and cost O(1). An endpoint that has not answered yet is assumed to take 1 ms.
+///
+/// Errors and silence are cost: a failed attempt enters the average as at least 1 s (so a
+/// provider answering errors instantly does not look fastest), and while calls are in flight
+/// with none ending, the time since the last one ended counts as latency (so a hung provider
+/// does not look idle while its average decays).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LeastLoaded;
 
 /// The load score of an endpoint; lower is better.
 pub(crate) fn load(endpoint: &Endpoint) -> f64 {
-    let latency = endpoint.latency().unwrap_or(UNKNOWN_LATENCY).as_secs_f64();
+    let latency = endpoint
+        .latency()
+        .unwrap_or(UNKNOWN_LATENCY)
+        .max(endpoint.silence())
+        .as_secs_f64();
     (endpoint.in_flight() as f64 + 1.0) * latency
 }
 
