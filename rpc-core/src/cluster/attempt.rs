@@ -109,14 +109,9 @@ impl<'a> Tracker<'a> {
     fn finish(mut self, outcome: Outcome, application_error: bool) {
         self.done = true;
         let latency = self.started.elapsed();
-        let state = self.endpoint.state();
-        let answered = outcome.answered() || outcome == Outcome::Rejected;
-        state.end_attempt(answered);
-        if outcome == Outcome::Success || application_error {
-            state.observe_latency(latency);
-        } else {
-            state.observe_failure(latency);
-        }
+        self.endpoint
+            .state()
+            .finish_attempt(outcome, application_error, latency);
         self.cx
             .ejector
             .record(self.endpoint, outcome, self.cx.members);

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::outcome::Outcome;
 use crate::registry::ServiceInstance;
 
 /// Weight of the newest latency sample in the moving average.
@@ -84,6 +85,12 @@ impl Endpoint {
         self.state.silence(now_nanos())
     }
 
+    /// Whether the last attempt that ended here failed on the provider's side (anything but
+    /// a value or an application error).
+    pub fn last_failed(&self) -> bool {
+        self.state.last_failed.load(Ordering::Relaxed)
+    }
+
     /// Whether outlier ejection has taken this address out of rotation.
     pub fn is_ejected(&self) -> bool {
         self.state.ejected.load(Ordering::Relaxed)
@@ -134,6 +141,8 @@ pub(crate) struct EndpointState {
     busy_since: AtomicU64,
     /// When an attempt last ended with an answer ([`now_nanos`]).
     answered_at: AtomicU64,
+    /// Whether the last attempt to end failed on the provider's side.
+    last_failed: AtomicBool,
     /// Connect failures and timeouts in a row.
     pub(crate) consecutive: AtomicU32,
     pub(crate) ejected: AtomicBool,
@@ -154,6 +163,7 @@ impl EndpointState {
             failures: AtomicU64::new(0),
             busy_since: AtomicU64::new(0),
             answered_at: AtomicU64::new(0),
+            last_failed: AtomicBool::new(false),
             consecutive: AtomicU32::new(0),
             ejected: AtomicBool::new(false),
             ejections: AtomicU32::new(0),
@@ -189,9 +199,23 @@ impl EndpointState {
         self.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Folds a failed attempt into the moving average, as at least [`FAILURE_PENALTY`].
-    pub(crate) fn observe_failure(&self, latency: Duration) {
-        self.observe_latency(latency.max(FAILURE_PENALTY));
+    /// Counts an attempt ending with `outcome` after `latency`. An application error is an
+    /// answer like a value (the provider is healthy); any other failure enters the latency
+    /// average as at least [`FAILURE_PENALTY`].
+    pub(crate) fn finish_attempt(
+        &self,
+        outcome: Outcome,
+        application_error: bool,
+        latency: Duration,
+    ) {
+        self.end_attempt(outcome.answered() || outcome == Outcome::Rejected);
+        let failed = outcome != Outcome::Success && !application_error;
+        self.last_failed.store(failed, Ordering::Relaxed);
+        if failed {
+            self.observe_latency(latency.max(FAILURE_PENALTY));
+        } else {
+            self.observe_latency(latency);
+        }
     }
 
     fn silence(&self, now: u64) -> Duration {
