@@ -85,7 +85,8 @@ async fn with_every_instance_ejected_one_is_still_tried() {
     let dead = dead_addr();
     let registry = FixtureRegistry::new();
     registry.set(&echo_key(), vec![instance(dead)]);
-    let mut ejection = EjectionConfig::default();
+    // The cap would keep the only instance in; this test is about what happens past it.
+    let mut ejection = EjectionConfig::default().max_ejected_fraction(1.0);
     ejection.consecutive_failures = 1;
     ejection.base_cooldown = Duration::from_secs(30);
     let echo = client(&registry, ejection);

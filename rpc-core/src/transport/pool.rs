@@ -1,9 +1,11 @@
 //! Connections by provider address: a fixed number of multiplexed connections per address,
 //! opened on first use and replaced when they die.
 //!
-//! An address that refuses connections (or closes them before saying anything) is not
+//! An address whose connections end before the provider says anything (a server at its
+//! connection limit accepts and closes; a frozen process accepts and never answers) is not
 //! redialled on every call: further connects wait out a bounded, jittered backoff, and calls
-//! meanwhile fail at once with the last connect error. Closing the pool (the client was
+//! meanwhile fail at once with the last error. A plain refused connect is cheap and is left
+//! to fail-over's backoff and ejection, so a provider that comes back is reached at once. Closing the pool (the client was
 //! dropped) closes every connection, so the provider sees the end of the connection at once.
 
 use std::collections::HashMap;
@@ -81,11 +83,16 @@ impl Pool {
             let row = state.slots.entry(addr).or_insert_with(|| {
                 (0..per_address).map(|_| Arc::new(OnceCell::new())).collect()
             });
-            let stale = row[index].get().filter(|c| !c.is_usable()).cloned();
+            let current = row[index].get();
+            let stale = current.filter(|c| !c.is_usable()).cloned();
+            let answering = current.is_some_and(|c| c.is_usable() && c.heard_anything());
             if stale.is_some() {
                 row[index] = Arc::new(OnceCell::new());
             }
             let slot = Arc::clone(&row[index]);
+            if answering && !state.refused.is_empty() {
+                state.refused.remove(&addr);
+            }
             if stale.is_some_and(|dead| !dead.heard_anything()) {
                 // Closed before a single frame: refused at accept, or frozen from the start.
                 let error = RpcError::ConnectionLost {
@@ -101,22 +108,15 @@ impl Pool {
             .get_or_try_init(|| Connection::connect(addr, &self.settings))
             .await
             .cloned();
-        let mut state = self.lock();
-        match &connected {
-            Ok(_) => {
-                state.refused.remove(&addr);
-            }
-            Err(error) => self.refused(&mut state, addr, error.clone()),
-        }
-        if self.closed.load(Ordering::Acquire) {
-            if let Ok(connection) = &connected {
+        if let Ok(connection) = &connected {
+            if self.closed.load(Ordering::Acquire) {
                 connection.close("the client was closed");
             }
         }
         connected
     }
 
-    /// Notes a failed connect to `addr` and when the next may be tried.
+    /// Notes a connection to `addr` that ended unheard, and when the next may be opened.
     fn refused(&self, state: &mut State, addr: SocketAddr, error: RpcError) {
         let failures = state.refused.get(&addr).map_or(0, |r| r.failures);
         let delay = self.settings.reconnect_backoff.delay(failures);
