@@ -1,0 +1,117 @@
+//! A frozen provider (SIGSTOP: a long GC pause, a half-open connection) costs no call and
+//! never stalls the consumer: its busy connections go silent, are declared dead within about
+//! 2 s, and their idempotent calls fail over. Real provider processes, real etcd and
+//! ZooKeeper, a consumer at concurrency 50 with the default fail-over.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use example_provider::GreeterClient;
+use rpc_core::Client;
+use tests::consumer::{calculator_key, greeter_key, wait_listed, Load};
+use tests::etcd::EtcdServer;
+use tests::process::Provider;
+use tests::wait::wait_until;
+use tests::zookeeper::ZookeeperServer;
+
+/// How often the consumer's call count is sampled.
+const SAMPLE: Duration = Duration::from_millis(250);
+
+/// Samples a counter every [`SAMPLE`] until stopped; returns the longest time it stood still.
+struct StallMeter {
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<Duration>,
+}
+
+impl StallMeter {
+    fn start(load: &Load) -> StallMeter {
+        let stop = Arc::new(AtomicBool::new(false));
+        let counter = load.counter();
+        let task = tokio::spawn({
+            let stop = Arc::clone(&stop);
+            async move {
+                let mut interval = tokio::time::interval(SAMPLE);
+                let mut last = counter();
+                let mut still = Duration::ZERO;
+                let mut longest = Duration::ZERO;
+                while !stop.load(Ordering::Relaxed) {
+                    interval.tick().await;
+                    let now = counter();
+                    if now == last {
+                        still += SAMPLE;
+                        longest = longest.max(still);
+                    } else {
+                        still = Duration::ZERO;
+                    }
+                    last = now;
+                }
+                longest
+            }
+        });
+        StallMeter { stop, task }
+    }
+
+    async fn finish(self) -> Duration {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.unwrap_or(Duration::MAX)
+    }
+}
+
+async fn frozen_provider_costs_nothing(url: &str) {
+    let mut providers = Vec::new();
+    for _ in 0..3 {
+        providers.push(Provider::spawn_on("127.0.0.1:0", url, &[]).await);
+    }
+    let addrs: Vec<String> = providers.iter().map(Provider::address).collect();
+    let client = Client::discover(rpc_registry::connect(url).await.unwrap());
+    wait_listed(&client, &greeter_key(), &addrs, Duration::from_secs(15)).await;
+    wait_listed(&client, &calculator_key(), &addrs, Duration::from_secs(15)).await;
+
+    let load = Load::start(&client, 50);
+    let meter = StallMeter::start(&load);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let frozen = &providers[1];
+    frozen.freeze();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    frozen.thaw();
+
+    // Back in rotation: listed again, and answering calls.
+    wait_listed(&client, &greeter_key(), &addrs, Duration::from_secs(20)).await;
+    let greeter = GreeterClient::new(client.clone());
+    wait_until(
+        Duration::from_secs(20),
+        "the thawed provider to answer calls again",
+        || async { greeter.whoami().await.ok() == Some(frozen.address()) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    let stalled = meter.finish().await;
+    let report = load.finish().await;
+    println!("longest stretch without a finished call: {stalled:?}");
+    report.assert_no_failures();
+    assert!(
+        stalled <= Duration::from_secs(3),
+        "the consumer made no call for {stalled:?} while a provider was frozen"
+    );
+    assert!(
+        report.providers.get(&frozen.address()).copied().unwrap_or(0) > 0,
+        "{:?}",
+        report.providers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_frozen_for_12s_costs_no_call_and_never_stalls_the_consumer_on_etcd() {
+    tests::logging::init();
+    let etcd = EtcdServer::start().await;
+    frozen_provider_costs_nothing(&etcd.registry_url("ttl=3")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_provider_frozen_past_its_zookeeper_session_costs_no_call_and_never_stalls() {
+    tests::logging::init();
+    let zookeeper = ZookeeperServer::start().await;
+    frozen_provider_costs_nothing(&zookeeper.registry_url("ttl=3")).await;
+}
