@@ -194,7 +194,9 @@ pub async fn register_discover_deregister(backend: &dyn Backend) {
         same(&found, std::slice::from_ref(&b))
     })
     .await
-    .unwrap_or_else(|e| panic!("[{name}] {e}: discover after one deregister lists more than {b:?}"));
+    .unwrap_or_else(|e| {
+        panic!("[{name}] {e}: discover after one deregister lists more than {b:?}")
+    });
     deregister(backend, &*provider, &b).await;
     let found = discover(backend, &*consumer, &key).await;
     assert!(

@@ -82,7 +82,10 @@ async fn a_node_at_a_port_serving_another_service_costs_no_call_and_is_skipped_f
     let greeter = GreeterClient::new(client.clone());
     let before = at_wrong.calls();
     for i in 0..60 {
-        assert_eq!(greeter.hello(format!("{i}")).await.unwrap(), format!("Hello, {i}!"));
+        assert_eq!(
+            greeter.hello(format!("{i}")).await.unwrap(),
+            format!("Hello, {i}!")
+        );
     }
     assert_eq!(
         at_wrong.calls(),
@@ -137,9 +140,16 @@ async fn calls_whose_deadline_is_shorter_than_the_method_do_not_eject_the_provid
         );
     }
     let at = endpoint(&client, &calculator_key(), &provider.address());
-    assert!(!at.is_ejected(), "the caller's deadline ejected the provider");
+    assert!(
+        !at.is_ejected(),
+        "the caller's deadline ejected the provider"
+    );
     assert_eq!(at.ejections(), 0);
-    assert_eq!(at.failures(), 0, "the caller's deadline counted as failures");
+    assert_eq!(
+        at.failures(),
+        0,
+        "the caller's deadline counted as failures"
+    );
     for i in 0..10 {
         assert_eq!(calc.add(i, i).await.unwrap(), 2 * i);
     }
@@ -199,7 +209,8 @@ async fn an_argument_over_the_frame_limit_fails_alone_and_locally() {
 async fn when_every_provider_leaves_in_order_calls_fail_with_no_provider() {
     let etcd = EtcdServer::start().await;
     let url = etcd.registry_url("");
-    let mut provider = Provider::spawn_on("127.0.0.1:0", &url, &["--propagation-grace", "0.2"]).await;
+    let mut provider =
+        Provider::spawn_on("127.0.0.1:0", &url, &["--propagation-grace", "0.2"]).await;
     let client = consumer(&url, ClusterConfig::default()).await;
     wait_listed(
         &client,

@@ -11,7 +11,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
 /// Relays one connection to `upstream` and reports when the client's side ends (EOF).
-async fn relay_once(upstream: std::net::SocketAddr) -> (std::net::SocketAddr, oneshot::Receiver<()>) {
+async fn relay_once(
+    upstream: std::net::SocketAddr,
+) -> (std::net::SocketAddr, oneshot::Receiver<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (eof_tx, eof_rx) = oneshot::channel();

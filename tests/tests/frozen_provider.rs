@@ -96,7 +96,12 @@ async fn frozen_provider_costs_nothing(url: &str) {
         "the consumer made no call for {stalled:?} while a provider was frozen"
     );
     assert!(
-        report.providers.get(&frozen.address()).copied().unwrap_or(0) > 0,
+        report
+            .providers
+            .get(&frozen.address())
+            .copied()
+            .unwrap_or(0)
+            > 0,
         "{:?}",
         report.providers
     );

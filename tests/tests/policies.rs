@@ -4,11 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use example_provider::{CalculatorClient, GreeterClient};
+use example_provider::GreeterClient;
 use rpc_core::cluster::ClusterConfig;
 use rpc_core::registry::{ServiceInstance, ServiceKey};
 use rpc_core::{CallOptions, Client, RpcError, Server, Status};
-use tests::consumer::{calculator_key, greeter_key, wait_listed};
+use tests::consumer::{greeter_key, wait_listed};
 use tests::etcd::EtcdServer;
 use tests::net::free_port;
 use tests::process::Provider;

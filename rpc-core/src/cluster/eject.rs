@@ -127,7 +127,11 @@ impl Ejector {
             0.0
         };
         let cap = (members.len() as f64 * fraction).floor() as usize;
-        let ejected = members.endpoints().iter().filter(|e| e.is_ejected()).count();
+        let ejected = members
+            .endpoints()
+            .iter()
+            .filter(|e| e.is_ejected())
+            .count();
         if ejected >= cap {
             tracing::debug!(
                 ejected,

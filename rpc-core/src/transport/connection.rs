@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::settings::Settings;
 use super::request::{check_size, request_frame};
+use super::settings::Settings;
 use super::{health, FrameWriter};
 use crate::call::Call;
 use crate::protocol::{Frame, FrameCodec, FrameError, Kind};
@@ -64,7 +64,10 @@ enum Closing {
 
 impl Connection {
     /// Opens a connection and starts its reader and writer tasks.
-    pub(crate) async fn connect(addr: SocketAddr, settings: &Settings) -> Result<Connection, RpcError> {
+    pub(crate) async fn connect(
+        addr: SocketAddr,
+        settings: &Settings,
+    ) -> Result<Connection, RpcError> {
         let connect_timeout = settings.connect_timeout;
         let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,

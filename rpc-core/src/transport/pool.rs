@@ -81,7 +81,9 @@ impl Pool {
             }
             let per_address = self.per_address;
             let row = state.slots.entry(addr).or_insert_with(|| {
-                (0..per_address).map(|_| Arc::new(OnceCell::new())).collect()
+                (0..per_address)
+                    .map(|_| Arc::new(OnceCell::new()))
+                    .collect()
             });
             let current = row[index].get();
             let stale = current.filter(|c| !c.is_usable()).cloned();

@@ -65,7 +65,10 @@ mod tests {
         assert!(!error.is_retryable(true));
         assert!(error.is_local());
         let message = error.to_string();
-        assert!(message.contains("s.Svc:1.put") && message.contains("1024"), "{message}");
+        assert!(
+            message.contains("s.Svc:1.put") && message.contains("1024"),
+            "{message}"
+        );
         assert!(check_request(&call, 4096).is_ok());
     }
 }

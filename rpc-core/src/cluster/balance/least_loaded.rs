@@ -159,9 +159,7 @@ mod tests {
                 let (m, counts) = (Arc::clone(&m), Arc::clone(&counts));
                 tokio::spawn(async move {
                     while Instant::now() < end {
-                        let index = LeastLoaded
-                            .pick(&Pick::all(&m, None))
-                            .expect("an endpoint");
+                        let index = LeastLoaded.pick(&Pick::all(&m, None)).expect("an endpoint");
                         counts[index].fetch_add(1, Ordering::Relaxed);
                         let state = m.endpoints()[index].state();
                         state.begin_attempt();
