@@ -136,3 +136,27 @@ async fn empty_protection_keeps_the_list_and_ejection_removes_the_dead() {
     assert!(endpoint(&echo, dead).is_ejected());
     assert_eq!(a.calls(), 41);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejection_never_takes_out_more_than_half_of_a_services_providers() {
+    let dead: Vec<SocketAddr> = (0..4).map(|_| dead_addr()).collect();
+    let a = serve("a").await;
+    let registry = FixtureRegistry::new();
+    let mut listed: Vec<_> = dead.iter().map(|d| instance(*d)).collect();
+    listed.push(a.instance());
+    registry.set(&echo_key(), listed);
+    let mut ejection = EjectionConfig::default();
+    ejection.consecutive_failures = 1;
+    ejection.base_cooldown = Duration::from_secs(30);
+    let echo = client(&registry, ejection);
+    for _ in 0..40 {
+        echo.whoami().await.expect("the live instance answers");
+    }
+    let ejected = dead
+        .iter()
+        .filter(|d| endpoint(&echo, **d).is_ejected())
+        .count();
+    // 5 providers, 50 %: at most 2 out at once, though all 4 dead ones failed.
+    assert_eq!(ejected, 2, "ejected {ejected} of 5");
+    assert!(dead.iter().all(|d| endpoint(&echo, *d).failures() >= 1));
+}
