@@ -84,3 +84,40 @@ async fn a_deadline_of_duration_max_means_none_and_the_call_succeeds() {
     assert_eq!(greeter.hello("max".into()).await.unwrap(), "Hello, max!");
     server.shutdown().await.unwrap();
 }
+
+/// A server at its connection limit accepts and closes at once. The client must not redial
+/// it on every call (a hot loop of connects and failures); it backs off, bounded and
+/// jittered, and every call still fails fast with a connection error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_refused_at_accept_backs_off_instead_of_redialling_on_every_call() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acceptor = tokio::spawn({
+        let accepted = std::sync::Arc::clone(&accepted);
+        async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                drop(stream);
+            }
+        }
+    });
+    let calc = CalculatorClient::new(Client::builder().direct(addr));
+    let started = tokio::time::Instant::now();
+    let mut calls = 0u32;
+    while started.elapsed() < Duration::from_secs(2) {
+        let err = calc.add(1, 1).await.unwrap_err();
+        assert!(err.is_provider_failure(), "{err}");
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let connections = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    println!("{calls} calls in 2 s opened {connections} connections");
+    assert!(calls > 100, "calls did not fail fast: {calls}");
+    // 50 ms doubling to 2 s, jittered: at most 7 connects in 2 s; a hot loop makes one per call.
+    assert!(
+        connections <= 10,
+        "{connections} connections for {calls} calls: no backoff"
+    );
+    acceptor.abort();
+}

@@ -46,6 +46,8 @@ pub(super) struct Shared {
     opened: Instant,
     /// Nanoseconds after `opened` when the last frame arrived; 0 before the first.
     heard_nanos: AtomicU64,
+    /// Nanoseconds after `opened` when the connection closed; 0 while open.
+    closed_nanos: AtomicU64,
 }
 
 struct Pending {
@@ -100,6 +102,7 @@ impl Connection {
             busy: Notify::new(),
             opened: Instant::now(),
             heard_nanos: AtomicU64::new(0),
+            closed_nanos: AtomicU64::new(0),
         });
         tokio::spawn(read_loop(
             FramedRead::new(read, FrameCodec::new(settings.max_frame)),
@@ -122,6 +125,13 @@ impl Connection {
     /// Whether any frame ever came from the provider on this connection.
     pub(crate) fn heard_anything(&self) -> bool {
         self.shared.heard_nanos.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether the connection closed within `within` of opening without a single frame
+    /// from the provider: what a server at its connection limit does (accept, then close).
+    pub(crate) fn ended_unheard_within(&self, within: Duration) -> bool {
+        let closed = self.shared.closed_nanos.load(Ordering::Relaxed);
+        !self.heard_anything() && closed != 0 && Duration::from_nanos(closed) <= within
     }
 
     /// Closes the connection: pending calls fail, the socket is shut down, its tasks end.
@@ -241,9 +251,16 @@ impl Shared {
         self.opened + Duration::from_nanos(self.heard_nanos.load(Ordering::Relaxed))
     }
 
+    /// Nanoseconds since opening, never 0 (which means "not yet").
+    fn since_opened(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
     fn heard(&self) {
-        let nanos = u64::try_from(self.opened.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.heard_nanos.store(nanos.max(1), Ordering::Relaxed);
+        self.heard_nanos
+            .store(self.since_opened(), Ordering::Relaxed);
     }
 
     /// Closes the connection because the provider stayed silent with calls in flight.
@@ -263,6 +280,8 @@ impl Shared {
             let mut pending = self.lock_pending();
             if pending.closed.is_none() {
                 pending.closed = Some(reason.clone());
+                self.closed_nanos
+                    .store(self.since_opened(), Ordering::Relaxed);
             }
             std::mem::take(&mut pending.calls)
         };

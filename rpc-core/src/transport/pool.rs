@@ -1,9 +1,8 @@
 //! Connections by provider address: a fixed number of multiplexed connections per address,
 //! opened on first use and replaced when they die.
 //!
-//! An address whose connections end before the provider says anything (a server at its
-//! connection limit accepts and closes; a frozen process accepts and never answers) is not
-//! redialled on every call: further connects wait out a bounded, jittered backoff, and calls
+//! An address whose connections end at once, before the provider says anything (a server at
+//! its connection limit accepts and closes), is not redialled on every call: further connects wait out a bounded, jittered backoff, and calls
 //! meanwhile fail at once with the last error. A plain refused connect is cheap and is left
 //! to fail-over's backoff and ejection, so a provider that comes back is reached at once. Closing the pool (the client was
 //! dropped) closes every connection, so the provider sees the end of the connection at once.
@@ -12,6 +11,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
@@ -21,6 +21,9 @@ use super::settings::Settings;
 use crate::RpcError;
 
 type Slot = Arc<OnceCell<Connection>>;
+
+/// A connection that ends this soon after opening, unheard, was refused by the provider.
+const REFUSED_WITHIN: Duration = Duration::from_millis(100);
 
 /// Shares connections between all calls of one client.
 pub(crate) struct Pool {
@@ -95,8 +98,8 @@ impl Pool {
             if answering && !state.refused.is_empty() {
                 state.refused.remove(&addr);
             }
-            if stale.is_some_and(|dead| !dead.heard_anything()) {
-                // Closed before a single frame: refused at accept, or frozen from the start.
+            if stale.is_some_and(|dead| dead.ended_unheard_within(REFUSED_WITHIN)) {
+                // Closed at once, before a single frame: refused at accept.
                 let error = RpcError::ConnectionLost {
                     addr,
                     reason: "the connection ended before the provider answered anything"
