@@ -148,7 +148,13 @@ async fn ejection_never_takes_out_more_than_half_of_a_services_providers() {
     let mut ejection = EjectionConfig::default();
     ejection.consecutive_failures = 1;
     ejection.base_cooldown = Duration::from_secs(30);
-    let echo = client(&registry, ejection);
+    // Enough attempts to get past every dead instance to the live one.
+    let echo = EchoClient::new(
+        Client::builder()
+            .cluster(ClusterConfig::default().ejection(ejection).max_attempts(5))
+            .connect_timeout(Duration::from_millis(500))
+            .discover(registry.clone()),
+    );
     for _ in 0..40 {
         echo.whoami().await.expect("the live instance answers");
     }

@@ -120,3 +120,26 @@ async fn a_provider_frozen_past_its_zookeeper_session_costs_no_call_and_never_st
     let zookeeper = ZookeeperServer::start().await;
     frozen_provider_costs_nothing(&zookeeper.registry_url("ttl=3")).await;
 }
+
+/// The connection health check alone (a direct client: no registry, no fail-over, no attempt
+/// budget): a call to a provider that froze mid-connection fails with `Unresponsive` in about
+/// 2 s, long before its 10 s deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_to_a_frozen_provider_fails_as_unresponsive_within_about_2s() {
+    let provider = Provider::spawn_on("127.0.0.1:0", "none", &[]).await;
+    let client = Client::connect(&provider.address()).await.unwrap();
+    let calc = example_provider::CalculatorClient::new(client);
+    assert_eq!(calc.add(1, 2).await.unwrap(), 3);
+    provider.freeze();
+    let started = tokio::time::Instant::now();
+    let err = calc.add(2, 2).await.unwrap_err();
+    let took = started.elapsed();
+    provider.thaw();
+    println!("frozen provider detected after {took:?}: {err}");
+    assert!(
+        matches!(err, rpc_core::RpcError::Unresponsive { .. }),
+        "expected Unresponsive, got {err}"
+    );
+    assert!(err.is_retryable(true) && !err.is_retryable(false), "{err}");
+    assert!(took <= Duration::from_millis(2500), "took {took:?}");
+}
