@@ -138,6 +138,19 @@ impl Provider {
         self.signal(libc::SIGSTOP);
     }
 
+    /// Whether the process is stopped (state `T` in `/proc/<pid>/stat`): SIGSTOP is
+    /// delivered asynchronously, so a test waits for this before relying on the freeze.
+    pub fn is_frozen(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                // pid (comm) state ...: the state follows the last ')'.
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.split_whitespace().next().map(|state| state == "T")
+            })
+            .unwrap_or(false)
+    }
+
     /// SIGCONT: a frozen process runs again. Does not block.
     pub fn thaw(&self) {
         self.signal(libc::SIGCONT);

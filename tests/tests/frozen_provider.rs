@@ -73,6 +73,11 @@ async fn frozen_provider_costs_nothing(url: &str) {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let frozen = &providers[1];
     frozen.freeze();
+    wait_until(Duration::from_secs(5), "the provider to stop", || async {
+        frozen.is_frozen()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     tokio::time::sleep(Duration::from_secs(12)).await;
     frozen.thaw();
 
@@ -131,6 +136,11 @@ async fn a_call_to_a_frozen_provider_fails_as_unresponsive_within_about_2s() {
     let calc = example_provider::CalculatorClient::new(client);
     assert_eq!(calc.add(1, 2).await.unwrap(), 3);
     provider.freeze();
+    wait_until(Duration::from_secs(5), "the provider to stop", || async {
+        provider.is_frozen()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let started = tokio::time::Instant::now();
     let err = calc.add(2, 2).await.unwrap_err();
     let took = started.elapsed();

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use super::liveness::{HeardReader, Liveness};
 use super::request::{check_size, request_frame};
 use super::settings::Settings;
 use super::{health, FrameWriter};
@@ -42,12 +43,8 @@ pub(super) struct Shared {
     pub(super) closed: CancellationToken,
     /// Woken when a call is added to an idle connection (the health task waits on it).
     pub(super) busy: Notify,
-    /// When the connection was opened; `heard_nanos` counts from here.
-    opened: Instant,
-    /// Nanoseconds after `opened` when the last frame arrived; 0 before the first.
-    heard_nanos: AtomicU64,
-    /// Nanoseconds after `opened` when the connection closed; 0 while open.
-    closed_nanos: AtomicU64,
+    /// When bytes last came from the provider, and when the connection closed.
+    pub(super) liveness: Arc<Liveness>,
 }
 
 struct Pending {
@@ -86,6 +83,7 @@ impl Connection {
         };
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
+        let liveness = Arc::new(Liveness::new());
         let closed = CancellationToken::new();
         let writer = FrameWriter::spawn(write, closed.child_token());
         let shared = Arc::new(Shared {
@@ -100,12 +98,13 @@ impl Connection {
             going_away: AtomicBool::new(false),
             closed,
             busy: Notify::new(),
-            opened: Instant::now(),
-            heard_nanos: AtomicU64::new(0),
-            closed_nanos: AtomicU64::new(0),
+            liveness: Arc::clone(&liveness),
         });
         tokio::spawn(read_loop(
-            FramedRead::new(read, FrameCodec::new(settings.max_frame)),
+            FramedRead::new(
+                HeardReader::new(read, liveness),
+                FrameCodec::new(settings.max_frame),
+            ),
             Arc::clone(&shared),
         ));
         tokio::spawn(health::watch(Arc::clone(&shared)));
@@ -122,16 +121,15 @@ impl Connection {
         !self.shared.going_away.load(Ordering::Acquire) && !self.shared.closed.is_cancelled()
     }
 
-    /// Whether any frame ever came from the provider on this connection.
+    /// Whether any byte ever came from the provider on this connection.
     pub(crate) fn heard_anything(&self) -> bool {
-        self.shared.heard_nanos.load(Ordering::Relaxed) != 0
+        self.shared.liveness.heard_anything()
     }
 
-    /// Whether the connection closed within `within` of opening without a single frame
+    /// Whether the connection closed within `within` of opening without a single byte
     /// from the provider: what a server at its connection limit does (accept, then close).
     pub(crate) fn ended_unheard_within(&self, within: Duration) -> bool {
-        let closed = self.shared.closed_nanos.load(Ordering::Relaxed);
-        !self.heard_anything() && closed != 0 && Duration::from_nanos(closed) <= within
+        self.shared.liveness.ended_unheard_within(within)
     }
 
     /// Closes the connection: pending calls fail, the socket is shut down, its tasks end.
@@ -246,21 +244,9 @@ impl Shared {
         !self.lock_pending().calls.is_empty()
     }
 
-    /// When the last frame arrived (the opening time before the first).
+    /// When bytes last arrived (the opening time before the first).
     pub(super) fn last_heard(&self) -> Instant {
-        self.opened + Duration::from_nanos(self.heard_nanos.load(Ordering::Relaxed))
-    }
-
-    /// Nanoseconds since opening, never 0 (which means "not yet").
-    fn since_opened(&self) -> u64 {
-        u64::try_from(self.opened.elapsed().as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
-    fn heard(&self) {
-        self.heard_nanos
-            .store(self.since_opened(), Ordering::Relaxed);
+        self.liveness.last_heard()
     }
 
     /// Closes the connection because the provider stayed silent with calls in flight.
@@ -280,8 +266,7 @@ impl Shared {
             let mut pending = self.lock_pending();
             if pending.closed.is_none() {
                 pending.closed = Some(reason.clone());
-                self.closed_nanos
-                    .store(self.since_opened(), Ordering::Relaxed);
+                self.liveness.closed();
             }
             std::mem::take(&mut pending.calls)
         };
@@ -301,7 +286,7 @@ impl Shared {
 }
 
 async fn read_loop(
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    mut frames: FramedRead<HeardReader<tokio::net::tcp::OwnedReadHalf>, FrameCodec>,
     shared: Arc<Shared>,
 ) {
     let reason = loop {
@@ -321,7 +306,6 @@ async fn read_loop(
             }
             None => break "the server closed the connection".to_string(),
         };
-        shared.heard();
         match frame.kind {
             Kind::Response | Kind::Pong => {
                 let tx = shared.lock_pending().calls.remove(&frame.id);

@@ -7,6 +7,7 @@
 
 mod connection;
 mod health;
+mod liveness;
 mod pool;
 mod request;
 mod settings;
