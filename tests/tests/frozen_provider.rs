@@ -78,7 +78,15 @@ async fn frozen_provider_costs_nothing(url: &str) {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    tokio::time::sleep(Duration::from_secs(12)).await;
+    let frozen_at = tokio::time::Instant::now();
+    // Its lease / session expires and the registry drops it, calls in flight or not.
+    let others: Vec<String> = addrs
+        .iter()
+        .filter(|a| **a != frozen.address())
+        .cloned()
+        .collect();
+    wait_listed(&client, &greeter_key(), &others, Duration::from_secs(10)).await;
+    tokio::time::sleep_until(frozen_at + Duration::from_secs(12)).await;
     frozen.thaw();
 
     // Back in rotation: listed again, and answering calls.
