@@ -12,7 +12,7 @@
 //! empties a list by itself.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use super::endpoint::{Endpoint, EndpointState, Members};
@@ -85,11 +85,16 @@ impl EjectionConfig {
 pub(crate) struct Ejector {
     config: EjectionConfig,
     pool: Arc<Pool>,
+    ejecting: Mutex<()>,
 }
 
 impl Ejector {
     pub(crate) fn new(config: EjectionConfig, pool: Arc<Pool>) -> Ejector {
-        Ejector { config, pool }
+        Ejector {
+            config,
+            pool,
+            ejecting: Mutex::new(()),
+        }
     }
 
     /// Records one attempt's outcome on `endpoint`, picked from `members`.
@@ -104,10 +109,13 @@ impl Ejector {
             if self.config.enabled
                 && in_a_row >= self.config.consecutive_failures.max(1)
                 && !state.ejected.load(Ordering::Acquire)
-                && self.may_eject(members)
-                && !state.ejected.swap(true, Ordering::AcqRel)
             {
-                self.eject(state, in_a_row, outcome);
+                // Counting and ejecting under one lock, so that two ejections at once cannot
+                // both pass the cap. Ejections are rare; calls never take this lock.
+                let _one_at_a_time = self.ejecting.lock().unwrap_or_else(|p| p.into_inner());
+                if self.may_eject(members) && !state.ejected.swap(true, Ordering::AcqRel) {
+                    self.eject(state, in_a_row, outcome);
+                }
             }
             return;
         }
