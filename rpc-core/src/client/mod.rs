@@ -28,7 +28,13 @@ use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
 /// A handle for calling services; cheap to clone, and clones share connections.
 ///
 /// Generated stubs (`GreeterClient`) wrap one. Share a `Client` between stubs to share its
-/// connections and registry watches.
+/// connections and registry watches. Dropping the last handle (stubs included) closes its
+/// connections at once and ends their tasks.
+///
+/// Every connection with calls in flight is pinged; one that stays silent past the ping
+/// timeout fails its calls with [`RpcError::Unresponsive`] (see
+/// [`ClientBuilder::ping_timeout`]). A request larger than the frame limit fails alone with
+/// [`RpcError::RequestTooLarge`] before anything is sent.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
