@@ -150,6 +150,14 @@ pub struct RpcConfig {
     pub backoff_max: Duration,
     /// Consumer: bound on one attempt (`None`: only the deadline). Default none.
     pub attempt_timeout: Option<Duration>,
+    /// Consumer: bound on one attempt of an idempotent method (`None`: none). Default 3 s.
+    pub idempotent_attempt_timeout: Option<Duration>,
+    /// Consumer: ping interval of connections with calls in flight (zero: off). Default 500 ms.
+    pub ping_interval: Duration,
+    /// Consumer: silence after which a busy connection is declared dead. Default 1.5 s.
+    pub ping_timeout: Duration,
+    /// Consumer: largest percentage of a service's providers ejected at once. Default 50.
+    pub ejection_max_percent: u32,
     /// Consumer: failures in a row that eject a provider (0 turns ejection off). Default 3.
     pub ejection_failures: u32,
     /// Consumer: first ejection cool-down. Default 1 s.
@@ -190,6 +198,10 @@ impl Default for RpcConfig {
             backoff_base: cluster.retry_backoff.base,
             backoff_max: cluster.retry_backoff.max,
             attempt_timeout: cluster.attempt_timeout,
+            idempotent_attempt_timeout: cluster.idempotent_attempt_timeout,
+            ping_interval: defaults::PING_INTERVAL,
+            ping_timeout: defaults::PING_TIMEOUT,
+            ejection_max_percent: (cluster.ejection.max_ejected_fraction * 100.0).round() as u32,
             ejection_failures: cluster.ejection.consecutive_failures,
             ejection_base_cooldown: cluster.ejection.base_cooldown,
             ejection_max_cooldown: cluster.ejection.max_cooldown,
@@ -321,6 +333,12 @@ const KEYS: &[Key] = &[
         apply: |c, r| { c.backoff_max = ms(r)?; Some(()) } },
     Key { name: "client.attempt_timeout_ms", env: "RPC_ATTEMPT_TIMEOUT_MS", expected: "milliseconds, an integer (0 = none)",
         apply: |c, r| { let d = ms(r)?; c.attempt_timeout = (!d.is_zero()).then_some(d); Some(()) } },
+    Key { name: "client.idempotent_attempt_timeout_ms", env: "RPC_IDEMPOTENT_ATTEMPT_TIMEOUT_MS", expected: "milliseconds, an integer (0 = none)",
+        apply: |c, r| { let d = ms(r)?; c.idempotent_attempt_timeout = (!d.is_zero()).then_some(d); Some(()) } },
+    Key { name: "client.ping_interval_ms", env: "RPC_PING_INTERVAL_MS", expected: "milliseconds, an integer (0 = no health checks)",
+        apply: |c, r| { c.ping_interval = ms(r)?; Some(()) } },
+    Key { name: "client.ping_timeout_ms", env: "RPC_PING_TIMEOUT_MS", expected: "milliseconds, a positive integer",
+        apply: |c, r| { c.ping_timeout = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
     Key { name: "client.empty_protection", env: "RPC_EMPTY_PROTECTION", expected: "true or false",
         apply: |c, r| { c.empty_protection = r.boolean()?; Some(()) } },
     Key { name: "client.snapshot_file", env: "RPC_SNAPSHOT_FILE", expected: "a file path",
@@ -331,6 +349,8 @@ const KEYS: &[Key] = &[
         apply: |c, r| { c.ejection_base_cooldown = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
     Key { name: "client.ejection.max_cooldown_ms", env: "RPC_EJECTION_MAX_COOLDOWN_MS", expected: "milliseconds, a positive integer",
         apply: |c, r| { c.ejection_max_cooldown = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
+    Key { name: "client.ejection.max_ejected_percent", env: "RPC_EJECTION_MAX_PERCENT", expected: "a percentage, an integer from 0 to 100",
+        apply: |c, r| { c.ejection_max_percent = u32::try_from(r.integer().filter(|n| *n <= 100)?).ok()?; Some(()) } },
 ];
 
 impl RpcConfig {
@@ -486,6 +506,7 @@ impl RpcConfig {
             .policy(self.policy)
             .max_attempts(self.max_attempts)
             .attempt_timeout(self.attempt_timeout)
+            .idempotent_attempt_timeout(self.idempotent_attempt_timeout)
             .empty_protection(self.empty_protection);
         // The name was checked when it was set; an unknown one keeps the default.
         if let Ok(named) = cluster.clone().balancer_named(&self.balancer) {
@@ -501,6 +522,7 @@ impl RpcConfig {
             consecutive_failures: self.ejection_failures.max(1),
             base_cooldown: self.ejection_base_cooldown,
             max_cooldown: self.ejection_max_cooldown,
+            max_ejected_fraction: f64::from(self.ejection_max_percent) / 100.0,
             ..cluster.ejection
         };
         if let Some(path) = &self.snapshot_file {
@@ -517,6 +539,8 @@ impl RpcConfig {
             .connect_timeout(self.connect_timeout)
             .connections_per_address(self.connections_per_address)
             .max_frame(self.max_frame)
+            .ping_interval(self.ping_interval)
+            .ping_timeout(self.ping_timeout)
             .cluster(self.cluster_config())
     }
 }

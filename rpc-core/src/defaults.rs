@@ -38,3 +38,11 @@ pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub(crate) const CONNECTIONS_PER_ADDRESS: usize = 1;
 /// The body codec of requests.
 pub(crate) const CODEC: Codec = Codec::Bincode;
+/// How often a client connection with calls in flight is pinged.
+pub(crate) const PING_INTERVAL: Duration = Duration::from_millis(500);
+/// How long a client connection with calls in flight may stay silent before it is declared
+/// dead: with the interval, a frozen provider is noticed within about 2 s.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Delays before reconnecting to an address that refused: 50 ms doubling to 2 s, jittered.
+pub(crate) const RECONNECT_BACKOFF: crate::backoff::Backoff =
+    crate::backoff::Backoff::new(Duration::from_millis(50), Duration::from_secs(2));

@@ -44,6 +44,29 @@ pub enum RpcError {
         /// Why the connection ended.
         reason: String,
     },
+    /// The connection had calls in flight but the provider answered nothing, not even a
+    /// ping, for too long (a frozen process, a half-open connection). The connection is
+    /// closed; whether the call ran is unknown, so it is retried only for idempotent methods.
+    #[error("{addr} stopped answering: nothing heard for {silent_for:?} with calls in flight")]
+    Unresponsive {
+        /// The provider's address.
+        addr: SocketAddr,
+        /// How long the connection had been silent when it was given up.
+        silent_for: Duration,
+    },
+    /// The request would be larger than the frame limit, so it was not sent. Nothing else
+    /// is affected; retrying it cannot help.
+    #[error("{service}.{method}: the request frame of {len} bytes is over the limit of {max} bytes; it was not sent")]
+    RequestTooLarge {
+        /// The service key called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// The encoded frame's length.
+        len: usize,
+        /// The frame limit.
+        max: usize,
+    },
     /// The provider sent goaway before this call was written.
     #[error("{addr} is going away and takes no new calls")]
     GoAway {
@@ -106,19 +129,25 @@ impl RpcError {
 
     /// Whether the call certainly did not run on the provider, or running it again is harmless.
     ///
-    /// Connection failures, goaway, shutting down and overloaded are safe to retry. A timeout is
-    /// retried only for idempotent methods; an application error never is.
+    /// Connection failures, goaway, shutting down and overloaded are safe to retry, and so
+    /// are unknown service and unknown method, which a provider answers without running
+    /// anything (the address may serve something else). A timeout or a provider that went
+    /// silent is retried only for idempotent methods; an application error, or a request too
+    /// large to send, never is.
     pub fn is_retryable(&self, idempotent: bool) -> bool {
         match self {
             RpcError::Connect { .. }
             | RpcError::ConnectionLost { .. }
             | RpcError::GoAway { .. } => true,
             RpcError::Status { status, .. } => match status {
-                Status::ShuttingDown | Status::Overloaded => true,
+                Status::ShuttingDown
+                | Status::Overloaded
+                | Status::UnknownService
+                | Status::UnknownMethod => true,
                 Status::DeadlineExceeded => idempotent,
                 _ => false,
             },
-            RpcError::DeadlineExceeded { .. } => idempotent,
+            RpcError::DeadlineExceeded { .. } | RpcError::Unresponsive { .. } => idempotent,
             _ => false,
         }
     }
@@ -127,7 +156,15 @@ impl RpcError {
     pub fn is_provider_failure(&self) -> bool {
         matches!(
             self,
-            RpcError::Connect { .. } | RpcError::ConnectionLost { .. }
+            RpcError::Connect { .. }
+                | RpcError::ConnectionLost { .. }
+                | RpcError::Unresponsive { .. }
         )
+    }
+
+    /// Whether the call failed on this side before reaching any provider, so that it says
+    /// nothing about a provider's health.
+    pub fn is_local(&self) -> bool {
+        matches!(self, RpcError::RequestTooLarge { .. } | RpcError::Codec(_))
     }
 }

@@ -85,7 +85,8 @@ async fn with_every_instance_ejected_one_is_still_tried() {
     let dead = dead_addr();
     let registry = FixtureRegistry::new();
     registry.set(&echo_key(), vec![instance(dead)]);
-    let mut ejection = EjectionConfig::default();
+    // The cap would keep the only instance in; this test is about what happens past it.
+    let mut ejection = EjectionConfig::default().max_ejected_fraction(1.0);
     ejection.consecutive_failures = 1;
     ejection.base_cooldown = Duration::from_secs(30);
     let echo = client(&registry, ejection);
@@ -134,4 +135,34 @@ async fn empty_protection_keeps_the_list_and_ejection_removes_the_dead() {
     }
     assert!(endpoint(&echo, dead).is_ejected());
     assert_eq!(a.calls(), 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejection_never_takes_out_more_than_half_of_a_services_providers() {
+    let dead: Vec<SocketAddr> = (0..4).map(|_| dead_addr()).collect();
+    let a = serve("a").await;
+    let registry = FixtureRegistry::new();
+    let mut listed: Vec<_> = dead.iter().map(|d| instance(*d)).collect();
+    listed.push(a.instance());
+    registry.set(&echo_key(), listed);
+    let mut ejection = EjectionConfig::default();
+    ejection.consecutive_failures = 1;
+    ejection.base_cooldown = Duration::from_secs(30);
+    // Enough attempts to get past every dead instance to the live one.
+    let echo = EchoClient::new(
+        Client::builder()
+            .cluster(ClusterConfig::default().ejection(ejection).max_attempts(5))
+            .connect_timeout(Duration::from_millis(500))
+            .discover(registry.clone()),
+    );
+    for _ in 0..40 {
+        echo.whoami().await.expect("the live instance answers");
+    }
+    let ejected = dead
+        .iter()
+        .filter(|d| endpoint(&echo, **d).is_ejected())
+        .count();
+    // 5 providers, 50 %: at most 2 out at once, though all 4 dead ones failed.
+    assert_eq!(ejected, 2, "ejected {ejected} of 5");
+    assert!(dead.iter().all(|d| endpoint(&echo, *d).failures() >= 1));
 }

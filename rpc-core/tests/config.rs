@@ -24,6 +24,16 @@ fn defaults_are_documented_values() {
     assert_eq!(c.policy, FaultPolicy::Failover);
     assert_eq!(c.max_attempts, 3);
     assert!(c.empty_protection);
+    assert_eq!(c.idempotent_attempt_timeout, Some(Duration::from_secs(3)));
+    assert_eq!(c.ping_interval, Duration::from_millis(500));
+    assert_eq!(c.ping_timeout, Duration::from_millis(1500));
+    assert_eq!(c.ejection_max_percent, 50);
+    let cluster = c.cluster_config();
+    assert_eq!(cluster.ejection.max_ejected_fraction, 0.5);
+    assert_eq!(
+        cluster.idempotent_attempt_timeout,
+        Some(Duration::from_secs(3))
+    );
     assert_eq!(c.max_unsent_bytes, 4 * 1024 * 1024);
     assert_eq!(c.max_partial_frame_bytes, 256 * 1024 * 1024);
     assert_eq!(c.frame_timeout, Duration::from_secs(30));
@@ -201,6 +211,26 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "[client]\nattempt_timeout_ms = -1",
             "client.attempt_timeout_ms",
             "milliseconds",
+        ),
+        (
+            "[client]\nidempotent_attempt_timeout_ms = -1",
+            "client.idempotent_attempt_timeout_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nping_interval_ms = \"often\"",
+            "client.ping_interval_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nping_timeout_ms = 0",
+            "client.ping_timeout_ms",
+            "positive",
+        ),
+        (
+            "[client.ejection]\nmax_ejected_percent = 150",
+            "client.ejection.max_ejected_percent",
+            "percentage",
         ),
         (
             "[client]\nempty_protection = \"maybe\"",

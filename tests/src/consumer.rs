@@ -151,6 +151,12 @@ impl Load {
         self.calls.load(Ordering::Relaxed)
     }
 
+    /// A reader of the calls made so far, for a task that samples it.
+    pub fn counter(&self) -> impl Fn() -> u64 + Send + 'static {
+        let calls = Arc::clone(&self.calls);
+        move || calls.load(Ordering::Relaxed)
+    }
+
     /// Stops the workers, waits for their last calls, and reports.
     pub async fn finish(self) -> LoadReport {
         self.stop.store(true, Ordering::Relaxed);

@@ -579,6 +579,10 @@ impl EtcdBackend {
 }
 
 impl Backend for EtcdBackend {
+    fn heartbeat(&self) -> Duration {
+        crate::conformance::heartbeat_of(&self.query)
+    }
+
     fn name(&self) -> &'static str {
         "etcd"
     }

@@ -46,9 +46,33 @@ impl Provider {
 
     /// Like [`Provider::start`], listening on `listen`.
     pub fn start_on(listen: &str, registry: &str, extra: &[&str]) -> Provider {
+        Provider::start_with_env(listen, registry, extra, &[])
+    }
+
+    /// Like [`Provider::start_on`], off the async runtime's threads (starting waits for the
+    /// process to print its address), so a runtime carrying load is never blocked.
+    pub async fn spawn_on(listen: &str, registry: &str, extra: &[&str]) -> Provider {
+        let (listen, registry) = (listen.to_string(), registry.to_string());
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            Provider::start_on(&listen, &registry, &extra)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("starting a provider panicked: {e}"))
+    }
+
+    /// Like [`Provider::start_on`], with extra environment variables (`RPC_*` settings).
+    pub fn start_with_env(
+        listen: &str,
+        registry: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Provider {
         let mut child = Command::new(binary("example-provider"))
             .args(["--listen", listen, "--registry", registry])
             .args(extra)
+            .envs(env.iter().copied())
             .env(
                 "RUST_LOG",
                 std::env::var("PROVIDER_LOG").unwrap_or_else(|_| "warn".into()),
@@ -100,6 +124,57 @@ impl Provider {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` to the process; does not wait.
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
+
+    /// SIGSTOP: the process freezes (its sockets stay open and the kernel still accepts
+    /// connections for it), as in a long GC pause. Does not block.
+    pub fn freeze(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Whether the process is stopped (state `T` in `/proc/<pid>/stat`): SIGSTOP is
+    /// delivered asynchronously, so a test waits for this before relying on the freeze.
+    pub fn is_frozen(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .ok()
+            .and_then(|stat| {
+                // pid (comm) state ...: the state follows the last ')'.
+                let (_, rest) = stat.rsplit_once(')')?;
+                rest.split_whitespace().next().map(|state| state == "T")
+            })
+            .unwrap_or(false)
+    }
+
+    /// SIGCONT: a frozen process runs again. Does not block.
+    pub fn thaw(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    /// SIGTERM, then waits up to `timeout` for a graceful exit without blocking the async
+    /// runtime; returns whether it exited 0.
+    pub async fn terminate_async(&mut self, timeout: Duration) -> bool {
+        self.signal(libc::SIGTERM);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                _ => {
+                    self.kill();
+                    return false;
+                }
+            }
+        }
+    }
+
     /// SIGTERM, then waits up to `timeout` for a graceful exit; returns whether it exited 0.
     pub fn terminate(&mut self, timeout: Duration) -> bool {
         // SAFETY: kill(2) on our own child's pid; no memory is involved.
@@ -124,6 +199,8 @@ impl Provider {
 
 impl Drop for Provider {
     fn drop(&mut self) {
+        // A frozen process must run again to die of SIGKILL promptly and be reaped.
+        self.thaw();
         self.kill();
     }
 }

@@ -441,6 +441,10 @@ impl ZookeeperBackend {
 }
 
 impl Backend for ZookeeperBackend {
+    fn heartbeat(&self) -> Duration {
+        crate::conformance::heartbeat_of(&self.query)
+    }
+
     fn name(&self) -> &'static str {
         "zookeeper"
     }

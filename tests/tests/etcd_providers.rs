@@ -41,7 +41,7 @@ async fn a_provider_killed_with_sigkill_disappears_within_ttl_plus_2s() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_keeps_calling_known_providers_while_etcd_is_down() {
     let mut etcd = EtcdServer::start().await;
     let url = etcd.registry_url("ttl=2");
@@ -85,8 +85,23 @@ async fn a_consumer_keeps_calling_known_providers_while_etcd_is_down() {
     );
     assert_eq!(report.providers.len(), 2, "{:?}", report.providers);
 
-    // etcd comes back: providers re-register and the calls go on.
+    // etcd comes back empty (its data lost): the providers re-register, as reading the
+    // registry itself shows (a call could be served from the consumer's cache), and the calls
+    // go on.
+    etcd.wipe_data();
     etcd.start_again().await;
+    for key in [greeter_key(), calculator_key()] {
+        for provider in [&a, &b] {
+            let node = format!("/rpc/{key}/{}", provider.address());
+            wait_until(
+                Duration::from_secs(15),
+                &format!("{node} to be registered again"),
+                || async { matches!(etcd.get(&node).await, Ok(Some(_))) },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
     let calc = CalculatorClient::new(client.clone());
     assert_eq!(calc.add(2, 2).await.unwrap(), 4);
 }

@@ -4,11 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use example_provider::{CalculatorClient, GreeterClient};
+use example_provider::GreeterClient;
 use rpc_core::cluster::ClusterConfig;
 use rpc_core::registry::{ServiceInstance, ServiceKey};
 use rpc_core::{CallOptions, Client, RpcError, Server, Status};
-use tests::consumer::{calculator_key, greeter_key, wait_listed};
+use tests::consumer::{greeter_key, wait_listed};
 use tests::etcd::EtcdServer;
 use tests::net::free_port;
 use tests::process::Provider;
@@ -131,20 +131,66 @@ async fn fail_back_eventually_delivers_the_call() {
     server.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+mod slow {
+    #[rpc_core::service(name = "test.Slow")]
+    pub trait Slow {
+        /// Returns after `ms` milliseconds; safe to run twice.
+        #[idempotent]
+        async fn wait(&self, ms: u64);
+    }
+}
+use slow::{Slow, SlowClient, SlowServer};
+
+#[derive(Clone, Default)]
+struct Waits(Arc<AtomicU64>);
+
+impl Slow for Waits {
+    async fn wait(&self, ms: u64) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// The method is `#[idempotent]` and each attempt is bounded to 50 ms, so timed-out attempts
+/// really are retried on the other provider (the servers count them); the 200 ms deadline
+/// still bounds the whole call, retries included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_200ms_deadline_on_a_1s_call_fails_in_under_300ms_retries_included() {
     let etcd = EtcdServer::start().await;
     let url = etcd.registry_url("");
-    let providers: Vec<Provider> = (0..2).map(|_| Provider::start(&url, &[])).collect();
-    let addrs: Vec<String> = providers.iter().map(Provider::address).collect();
-    let client = consumer(&url, "failover").await;
-    wait_listed(&client, &calculator_key(), &addrs, Duration::from_secs(10)).await;
-    let calc = CalculatorClient::new(client)
+    let key = ServiceKey::new("test.Slow", "1.0.0");
+    let waits = Waits::default();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let server = Server::builder()
+            .registry(rpc_registry::connect(&url).await.unwrap())
+            .serve(SlowServer::new(waits.clone()))
+            .start()
+            .await
+            .unwrap();
+        servers.push(server);
+    }
+    let addrs: Vec<String> = servers.iter().map(|s| s.local_addr().to_string()).collect();
+    let config = ClusterConfig::default()
+        .max_attempts(10)
+        .attempt_timeout(Some(Duration::from_millis(50)));
+    let client = Client::builder()
+        .cluster(config)
+        .discover(rpc_registry::connect(&url).await.unwrap());
+    wait_listed(&client, &key, &addrs, Duration::from_secs(10)).await;
+    let slow = SlowClient::new(client)
         .with_options(CallOptions::new().with_deadline(Duration::from_millis(200)));
-    calc.add(1, 1).await.unwrap(); // connections are open
+    slow.wait(0).await.unwrap(); // connections are open
+    let before = waits.0.load(Ordering::SeqCst);
     let started = Instant::now();
-    let err = calc.sleep(1000).await.unwrap_err();
+    let err = slow.wait(1000).await.unwrap_err();
     let took = started.elapsed();
+    let attempts = waits.0.load(Ordering::SeqCst) - before;
+    println!("{attempts} attempts in {took:?}: {err}");
     assert_eq!(err.status(), Some(Status::DeadlineExceeded), "{err}");
+    assert!(attempts >= 2, "no retry happened: {attempts} attempt(s)");
     assert!(took < Duration::from_millis(300), "took {took:?}");
+    for server in servers {
+        server.shutdown().await.unwrap();
+    }
 }

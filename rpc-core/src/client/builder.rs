@@ -9,7 +9,7 @@ use crate::cluster::{ClusterConfig, Invoker};
 use crate::defaults;
 use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
 use crate::registry::Registry;
-use crate::transport::Pool;
+use crate::transport::{Pool, Settings};
 use crate::RpcError;
 
 /// Settings for a [`Client`].
@@ -20,6 +20,8 @@ pub struct ClientBuilder {
     connect_timeout: Duration,
     connections_per_address: usize,
     max_frame: usize,
+    ping_interval: Duration,
+    ping_timeout: Duration,
     cluster: ClusterConfig,
 }
 
@@ -31,6 +33,8 @@ impl Default for ClientBuilder {
             connect_timeout: defaults::CONNECT_TIMEOUT,
             connections_per_address: defaults::CONNECTIONS_PER_ADDRESS,
             max_frame: DEFAULT_MAX_FRAME,
+            ping_interval: defaults::PING_INTERVAL,
+            ping_timeout: defaults::PING_TIMEOUT,
             cluster: ClusterConfig::default(),
         }
     }
@@ -61,9 +65,26 @@ impl ClientBuilder {
         self
     }
 
-    /// The largest frame accepted from a provider (default 16 MiB).
+    /// The largest frame either way (default 16 MiB): a reply over it closes the connection,
+    /// and a request over it fails alone with [`RpcError::RequestTooLarge`], unsent.
     pub fn max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// How often a connection with calls in flight is pinged (default 500 ms); zero turns
+    /// connection health checks off.
+    pub fn ping_interval(mut self, interval: Duration) -> Self {
+        self.ping_interval = interval;
+        self
+    }
+
+    /// How long a connection with calls in flight may stay silent, answering neither calls
+    /// nor pings, before it is declared dead (default 1.5 s). Its calls then fail with
+    /// [`RpcError::Unresponsive`] (retried elsewhere for idempotent methods) and the address
+    /// counts as unreachable.
+    pub fn ping_timeout(mut self, timeout: Duration) -> Self {
+        self.ping_timeout = timeout;
         self
     }
 
@@ -80,6 +101,7 @@ impl ClientBuilder {
                 route,
                 codec: self.codec,
                 deadline: self.deadline,
+                max_frame: self.max_frame,
             }),
         }
     }
@@ -87,8 +109,13 @@ impl ClientBuilder {
     fn pool(&self) -> Arc<Pool> {
         Arc::new(Pool::new(
             self.connections_per_address,
-            self.connect_timeout,
-            self.max_frame,
+            Settings {
+                connect_timeout: self.connect_timeout,
+                max_frame: self.max_frame,
+                ping_interval: self.ping_interval,
+                ping_timeout: self.ping_timeout,
+                reconnect_backoff: defaults::RECONNECT_BACKOFF,
+            },
         ))
     }
 

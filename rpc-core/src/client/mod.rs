@@ -22,13 +22,19 @@ use crate::call::{Call, Deadline};
 use crate::cluster::{Directory, Invoker};
 use crate::protocol::Codec;
 use crate::registry::{Registry, ServiceKey};
-use crate::transport::Pool;
+use crate::transport::{check_request, Pool};
 use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
 
 /// A handle for calling services; cheap to clone, and clones share connections.
 ///
 /// Generated stubs (`GreeterClient`) wrap one. Share a `Client` between stubs to share its
-/// connections and registry watches.
+/// connections and registry watches. Dropping the last handle (stubs included) closes its
+/// connections at once and ends their tasks.
+///
+/// Every connection with calls in flight is pinged; one that stays silent past the ping
+/// timeout fails its calls with [`RpcError::Unresponsive`] (see
+/// [`ClientBuilder::ping_timeout`]). A request larger than the frame limit fails alone with
+/// [`RpcError::RequestTooLarge`] before anything is sent.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -39,6 +45,15 @@ struct Inner {
     route: Route,
     codec: Codec,
     deadline: Option<Duration>,
+    max_frame: usize,
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: close every connection now rather than when the provider's
+    /// idle timeout fires, and let the connections' tasks end.
+    fn drop(&mut self) {
+        self.pool.close();
+    }
 }
 
 enum Route {
@@ -145,10 +160,12 @@ impl Client {
         }
     }
 
-    /// Runs one call under its deadline, through the route.
+    /// Runs one call under its deadline, through the route. A request too large to send
+    /// fails here, before any provider is chosen or charged for it.
     async fn run(&self, call: &mut Call, options: &CallOptions) -> Result<Bytes, RpcError> {
         let budget = options.deadline.or(self.inner.deadline);
         call.deadline = Deadline::after(budget);
+        check_request(call, self.inner.max_frame)?;
         let call = &*call;
         match call.deadline.run(self.invoke(call)).await {
             Some(reply) => reply,

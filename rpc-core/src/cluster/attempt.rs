@@ -1,46 +1,76 @@
 //! One attempt of a call on one endpoint, with its statistics kept even if the attempt's
 //! future is dropped (the call's deadline fired, or the caller gave up).
+//!
+//! Only what says something about the provider is recorded: a timeout is the provider's
+//! fault only when the attempt's own budget ran out, not the caller's shorter deadline; a
+//! request that could not even be sent is the caller's; a dropped attempt is the caller's.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::balance::LoadBalancer;
 use super::eject::Ejector;
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, Members};
 use super::outcome::Outcome;
-use crate::call::{Call, Deadline};
+use crate::call::Call;
 use crate::transport::Pool;
-use crate::RpcError;
+use crate::{RpcError, Status};
+
+/// What one attempt runs with, besides the call.
+pub(crate) struct AttemptContext<'a> {
+    pub pool: &'a Pool,
+    pub ejector: &'a Ejector,
+    pub balancer: &'a dyn LoadBalancer,
+    /// The snapshot the endpoint was picked from (the ejection cap counts over it).
+    pub members: &'a Members,
+}
 
 /// Sends `call` to `endpoint`, bounded by `limit` if given (and always by the call's
 /// deadline), and records the outcome. Latency is measured from when the connection is in
 /// hand, so opening one does not count against the provider.
 pub(crate) async fn attempt(
-    pool: &Pool,
+    cx: &AttemptContext<'_>,
     endpoint: &Endpoint,
     call: &Call,
     limit: Option<Duration>,
-    ejector: &Ejector,
-    balancer: &dyn LoadBalancer,
 ) -> Result<Bytes, RpcError> {
-    let mut tracker = Tracker::start(endpoint, call.deadline, ejector, balancer);
+    let mut tracker = Tracker::start(endpoint, cx);
+    // Whether the attempt's own budget ends before the caller's deadline: only then is a
+    // timeout the provider's fault.
+    let mut own_budget = false;
     let result = match limit {
-        None => exchange(pool, endpoint.addr(), call, &mut tracker).await,
+        None => exchange(cx.pool, endpoint.addr(), call, &mut tracker).await,
         Some(limit) => {
             let mut bounded = call.clone();
             bounded.deadline = call.deadline.limited_to(limit);
+            own_budget = bounded.deadline != call.deadline;
             let budget = bounded.deadline.remaining().unwrap_or(limit);
-            let exchanged = exchange(pool, endpoint.addr(), &bounded, &mut tracker);
+            let exchanged = exchange(cx.pool, endpoint.addr(), &bounded, &mut tracker);
             match bounded.deadline.run(exchanged).await {
                 Some(result) => result,
                 None => Err(RpcError::DeadlineExceeded { deadline: budget }),
             }
         }
     };
-    tracker.finish(Outcome::of(&result));
+    match &result {
+        Err(error) if error.is_local() => tracker.forget(),
+        Err(_) if Outcome::of(&result) == Outcome::Timeout && !own_budget => {
+            // The caller's deadline, not the provider, ended the attempt.
+            tracker.forget()
+        }
+        _ => {
+            let application_error = matches!(
+                &result,
+                Err(RpcError::Status {
+                    status: Status::ApplicationError,
+                    ..
+                })
+            );
+            tracker.finish(Outcome::of(&result), application_error)
+        }
+    }
     result
 }
 
@@ -55,69 +85,52 @@ async fn exchange(
     connection.send(call).await
 }
 
-/// Counts the attempt in flight; on finish (or drop) updates latency, ejection and the
-/// balancer.
+/// Counts the attempt in flight; on finish updates latency, ejection and the balancer.
 struct Tracker<'a> {
     endpoint: &'a Endpoint,
     started: Instant,
-    deadline: Deadline,
-    ejector: &'a Ejector,
-    balancer: &'a dyn LoadBalancer,
+    cx: &'a AttemptContext<'a>,
     done: bool,
 }
 
 impl<'a> Tracker<'a> {
-    fn start(
-        endpoint: &'a Endpoint,
-        deadline: Deadline,
-        ejector: &'a Ejector,
-        balancer: &'a dyn LoadBalancer,
-    ) -> Tracker<'a> {
-        let state = endpoint.state();
-        state.in_flight.fetch_add(1, Ordering::Relaxed);
-        state.calls.fetch_add(1, Ordering::Relaxed);
+    fn start(endpoint: &'a Endpoint, cx: &'a AttemptContext<'a>) -> Tracker<'a> {
+        endpoint.state().begin_attempt();
         Tracker {
             endpoint,
             started: Instant::now(),
-            deadline,
-            ejector,
-            balancer,
+            cx,
             done: false,
         }
     }
 
-    fn finish(mut self, outcome: Outcome) {
+    /// Records how the attempt ended. An application error is an answer like a value: the
+    /// provider is healthy, so it costs nothing in the balancer.
+    fn finish(mut self, outcome: Outcome, application_error: bool) {
         self.done = true;
-        self.record(outcome);
+        let latency = self.started.elapsed();
+        self.endpoint
+            .state()
+            .finish_attempt(outcome, application_error, latency);
+        self.cx
+            .ejector
+            .record(self.endpoint, outcome, self.cx.members);
+        self.cx.balancer.on_result(self.endpoint, outcome, latency);
     }
 
-    fn record(&self, outcome: Outcome) {
-        let latency = self.started.elapsed();
-        let state = self.endpoint.state();
-        state.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if outcome.answered() {
-            state.observe_latency(latency);
-        }
-        self.ejector.record(self.endpoint, outcome);
-        self.balancer.on_result(self.endpoint, outcome, latency);
+    /// Ends the attempt without recording anything about the provider.
+    fn forget(mut self) {
+        self.done = true;
+        self.endpoint.state().end_attempt(false);
     }
 }
 
 impl Drop for Tracker<'_> {
+    /// Dropped mid-flight: the caller's deadline fired or the caller gave up, neither of
+    /// which says anything about the provider.
     fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        // Dropped mid-flight: a timeout if the call's deadline has passed, otherwise the
-        // caller cancelled, which says nothing about the provider.
-        let timed_out = self.deadline.is_expired();
-        if timed_out {
-            self.record(Outcome::Timeout);
-        } else {
-            self.endpoint
-                .state()
-                .in_flight
-                .fetch_sub(1, Ordering::Relaxed);
+        if !self.done {
+            self.endpoint.state().end_attempt(false);
         }
     }
 }

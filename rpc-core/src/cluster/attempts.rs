@@ -6,13 +6,13 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 
-use super::attempt::attempt;
+use super::attempt::{attempt, AttemptContext};
 use super::balance::{LoadBalancer, Pick};
 use super::directory::ServiceEntry;
-use super::endpoint::Endpoint;
+use super::endpoint::{Endpoint, Members};
 use super::invoker::InvokerState;
 use crate::call::Call;
-use crate::RpcError;
+use crate::{RpcError, Status};
 
 /// Runs up to `attempts` attempts of `call` over `entry`'s providers.
 pub(crate) async fn run(
@@ -23,8 +23,11 @@ pub(crate) async fn run(
 ) -> Result<Bytes, RpcError> {
     let attempts = attempts.max(1);
     let balancer: &dyn LoadBalancer = &*cluster.config.balancer;
-    // Allocated only once an attempt fails.
-    let mut tried: Vec<SocketAddr> = Vec::new();
+    let limit = cluster.config.attempt_limit(call.idempotent);
+    // Addresses this call avoids: those known not to serve the service, then those it
+    // tried. Allocated only when there is one.
+    let mut avoid: Vec<SocketAddr> = Vec::new();
+    cluster.not_serving.skipped(&call.service_key, &mut avoid);
     let mut last_error = None;
     for n in 0..attempts {
         if n > 0 {
@@ -34,24 +37,34 @@ pub(crate) async fn run(
             }
             tokio::time::sleep(delay).await;
         }
-        let Some(endpoint) = choose(balancer, entry, call.hash_key, &tried) else {
+        // Held across the attempt: the ejection cap counts over the snapshot picked from.
+        let members = std::sync::Arc::clone(&entry.load());
+        let Some(endpoint) = choose(balancer, &members, call.hash_key, &avoid) else {
             break;
         };
-        let result = attempt(
-            &cluster.pool,
-            &endpoint,
-            call,
-            cluster.config.attempt_timeout,
-            &cluster.ejector,
+        let cx = AttemptContext {
+            pool: &cluster.pool,
+            ejector: &cluster.ejector,
             balancer,
-        )
-        .await;
-        let error = match result {
+            members: &members,
+        };
+        let error = match attempt(&cx, &endpoint, call, limit).await {
             Ok(body) => return Ok(body),
             Err(error) => error,
         };
+        if let Some(Status::UnknownService | Status::UnknownMethod) = error.status() {
+            if cluster.not_serving.mark(&call.service_key, endpoint.addr()) {
+                tracing::warn!(
+                    service = &*call.service_key,
+                    method = &*call.method_name,
+                    addr = %endpoint.addr(),
+                    %error,
+                    "a listed provider does not serve this service; skipping it for this service"
+                );
+            }
+        }
         if n + 1 == attempts || !error.is_retryable(call.idempotent) {
-            return Err(error);
+            return Err(no_provider_if_gone(call, entry, error));
         }
         tracing::debug!(
             service = &*call.service_key,
@@ -61,36 +74,51 @@ pub(crate) async fn run(
             %error,
             "attempt failed; failing over to another provider"
         );
-        if !tried.contains(&endpoint.addr()) {
-            tried.push(endpoint.addr());
+        if !avoid.contains(&endpoint.addr()) {
+            avoid.push(endpoint.addr());
         }
         last_error = Some(error);
     }
-    Err(last_error.unwrap_or_else(|| RpcError::NoProvider {
-        service: call.service_key.to_string(),
-    }))
+    Err(match last_error {
+        Some(error) => no_provider_if_gone(call, entry, error),
+        None => RpcError::NoProvider {
+            service: call.service_key.to_string(),
+        },
+    })
 }
 
-/// The endpoint for the next attempt, in order of preference: one not tried by this call
-/// and not ejected; one not tried (all of those are ejected: better to try one than to fail
-/// with no provider); one tried but not ejected; any.
+/// The registry lists no provider and empty protection kept the last list: if the kept
+/// providers are gone too (connections refused), the service has no provider, and the caller
+/// should hear that rather than one address's connect error.
+fn no_provider_if_gone(call: &Call, entry: &ServiceEntry, error: RpcError) -> RpcError {
+    if entry.is_empty_protected() && error.is_provider_failure() {
+        tracing::debug!(service = &*call.service_key, %error, "kept providers are unreachable and the registry lists none");
+        return RpcError::NoProvider {
+            service: call.service_key.to_string(),
+        };
+    }
+    error
+}
+
+/// The endpoint for the next attempt, in order of preference: one not avoided by this call
+/// and not ejected; one not avoided (all of those are ejected: better to try one than to
+/// fail with no provider); one avoided but not ejected; any.
 pub(crate) fn choose(
     balancer: &dyn LoadBalancer,
-    entry: &ServiceEntry,
+    members: &Members,
     hash_key: Option<u64>,
-    tried: &[SocketAddr],
+    avoid: &[SocketAddr],
 ) -> Option<Endpoint> {
-    let members = entry.load();
     if members.is_empty() {
         return None;
     }
-    let passes: &[(&[SocketAddr], bool)] = if tried.is_empty() {
+    let passes: &[(&[SocketAddr], bool)] = if avoid.is_empty() {
         &[(&[], true), (&[], false)]
     } else {
-        &[(tried, true), (tried, false), (&[], true), (&[], false)]
+        &[(avoid, true), (avoid, false), (&[], true), (&[], false)]
     };
     passes.iter().find_map(|&(exclude, skip_ejected)| {
-        let pick = Pick::new(&members, hash_key, exclude, skip_ejected);
+        let pick = Pick::new(members, hash_key, exclude, skip_ejected);
         balancer
             .pick(&pick)
             .and_then(|index| members.endpoints().get(index).cloned())

@@ -41,8 +41,14 @@ pub struct ClusterConfig {
     pub retry_backoff: Backoff,
     /// Bounds each attempt, so a hung provider does not use up the whole deadline before
     /// fail-over can try another (a timed-out attempt is retried only for idempotent
-    /// methods). Default: `None`, only the call's deadline bounds an attempt.
+    /// methods). Applies to every method. Default: `None`.
     pub attempt_timeout: Option<Duration>,
+    /// Bounds each attempt of an `#[idempotent]` method (the shorter of this and
+    /// `attempt_timeout` applies), so that fail-over to another provider happens well inside
+    /// the call's deadline when one hangs. Default: 3 s, so a 10 s deadline leaves room for
+    /// three attempts. `None` (0 in the configuration): only `attempt_timeout` and the
+    /// call's deadline bound an attempt.
+    pub idempotent_attempt_timeout: Option<Duration>,
     /// Outlier ejection. Default: see [`EjectionConfig`] (on, 3 failures in a row, 1 s
     /// cool-down doubling to 30 s, ping probe).
     pub ejection: EjectionConfig,
@@ -62,6 +68,7 @@ impl Default for ClusterConfig {
             max_attempts: 3,
             retry_backoff: Backoff::new(Duration::from_millis(5), Duration::from_millis(250)),
             attempt_timeout: None,
+            idempotent_attempt_timeout: Some(Duration::from_secs(3)),
             ejection: EjectionConfig::default(),
             directory: DirectoryConfig::default(),
             failback: FailbackConfig::default(),
@@ -77,6 +84,10 @@ impl fmt::Debug for ClusterConfig {
             .field("max_attempts", &self.max_attempts)
             .field("retry_backoff", &self.retry_backoff)
             .field("attempt_timeout", &self.attempt_timeout)
+            .field(
+                "idempotent_attempt_timeout",
+                &self.idempotent_attempt_timeout,
+            )
             .field("ejection", &self.ejection)
             .field("directory", &self.directory)
             .field("failback", &self.failback)
@@ -134,6 +145,25 @@ impl ClusterConfig {
         self
     }
 
+    /// Bounds each attempt of an `#[idempotent]` method (`None`: only `attempt_timeout`
+    /// and the call's deadline).
+    pub fn idempotent_attempt_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.idempotent_attempt_timeout = timeout;
+        self
+    }
+
+    /// The bound on one attempt of a call to a method that is (or is not) idempotent.
+    pub(crate) fn attempt_limit(&self, idempotent: bool) -> Option<Duration> {
+        match (self.attempt_timeout, idempotent) {
+            (limit, false) => limit,
+            (None, true) => self.idempotent_attempt_timeout,
+            (Some(limit), true) => Some(
+                self.idempotent_attempt_timeout
+                    .map_or(limit, |idempotent| idempotent.min(limit)),
+            ),
+        }
+    }
+
     /// Sets the outlier ejection settings.
     pub fn ejection(mut self, ejection: EjectionConfig) -> Self {
         self.ejection = ejection;
@@ -186,6 +216,13 @@ mod tests {
         assert_eq!(config.attempts(), 3);
         assert!(config.ejection.enabled);
         assert!(config.directory.empty_protection);
+        assert_eq!(config.attempt_limit(false), None);
+        assert_eq!(config.attempt_limit(true), Some(Duration::from_secs(3)));
+        let bounded = config.clone().attempt_timeout(Some(Duration::from_secs(1)));
+        assert_eq!(bounded.attempt_limit(true), Some(Duration::from_secs(1)));
+        assert_eq!(bounded.attempt_limit(false), Some(Duration::from_secs(1)));
+        let unbounded = config.clone().idempotent_attempt_timeout(None);
+        assert_eq!(unbounded.attempt_limit(true), None);
 
         let config = config
             .balancer_named("consistent-hash")

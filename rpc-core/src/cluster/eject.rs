@@ -4,12 +4,18 @@
 //!
 //! This is what keeps a provider that the registry still lists, but that is dead, from
 //! receiving calls. Ejection is per address, so it holds for every service on that address.
+//!
+//! Only provider faults count: connect failures, lost or silent connections, and timeouts of
+//! the attempt's own budget (the attempt decides; a caller's short deadline never reaches
+//! here). Refusals (overloaded, goaway, unknown service) neither count nor clear the streak.
+//! At most `max_ejected_fraction` of a service's providers are out at once, so ejection never
+//! empties a list by itself.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::endpoint::{Endpoint, EndpointState};
+use super::endpoint::{Endpoint, EndpointState, Members};
 use super::outcome::Outcome;
 use crate::transport::Pool;
 
@@ -30,6 +36,10 @@ pub struct EjectionConfig {
     /// After this long without an ejection, an address's repeat count starts over.
     /// Default: 5 min.
     pub forget_after: Duration,
+    /// The largest share of a service's providers ejected at once, from 0 to 1 (rounded
+    /// down: with the default and 3 providers, 1 may be out; with 1 provider, none).
+    /// Default: 0.5.
+    pub max_ejected_fraction: f64,
 }
 
 impl Default for EjectionConfig {
@@ -41,6 +51,7 @@ impl Default for EjectionConfig {
             max_cooldown: Duration::from_secs(30),
             probe_timeout: Duration::from_secs(1),
             forget_after: Duration::from_secs(300),
+            max_ejected_fraction: 0.5,
         }
     }
 }
@@ -53,6 +64,12 @@ impl EjectionConfig {
             enabled: false,
             ..EjectionConfig::default()
         }
+    }
+
+    /// Sets the largest share of a service's providers ejected at once (0 to 1).
+    pub fn max_ejected_fraction(mut self, fraction: f64) -> EjectionConfig {
+        self.max_ejected_fraction = fraction;
+        self
     }
 
     /// The cool-down of the `n`-th ejection in a row (from 1): `base * 2^(n-1)`, capped.
@@ -68,24 +85,37 @@ impl EjectionConfig {
 pub(crate) struct Ejector {
     config: EjectionConfig,
     pool: Arc<Pool>,
+    ejecting: Mutex<()>,
 }
 
 impl Ejector {
     pub(crate) fn new(config: EjectionConfig, pool: Arc<Pool>) -> Ejector {
-        Ejector { config, pool }
+        Ejector {
+            config,
+            pool,
+            ejecting: Mutex::new(()),
+        }
     }
 
-    /// Records one attempt's outcome on `endpoint`.
-    pub(crate) fn record(&self, endpoint: &Endpoint, outcome: Outcome) {
+    /// Records one attempt's outcome on `endpoint`, picked from `members`.
+    pub(crate) fn record(&self, endpoint: &Endpoint, outcome: Outcome, members: &Members) {
         let state = endpoint.state();
+        if outcome == Outcome::Rejected {
+            return;
+        }
         if outcome.is_outlier_failure() {
             state.failures.fetch_add(1, Ordering::Relaxed);
             let in_a_row = state.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
             if self.config.enabled
                 && in_a_row >= self.config.consecutive_failures.max(1)
-                && !state.ejected.swap(true, Ordering::AcqRel)
+                && !state.ejected.load(Ordering::Acquire)
             {
-                self.eject(state, in_a_row, outcome);
+                // Counting and ejecting under one lock, so that two ejections at once cannot
+                // both pass the cap. Ejections are rare; calls never take this lock.
+                let _one_at_a_time = self.ejecting.lock().unwrap_or_else(|p| p.into_inner());
+                if self.may_eject(members) && !state.ejected.swap(true, Ordering::AcqRel) {
+                    self.eject(state, in_a_row, outcome);
+                }
             }
             return;
         }
@@ -95,6 +125,30 @@ impl Ejector {
         if outcome.answered() && state.ejected.load(Ordering::Relaxed) {
             readmit(state, "a call was answered");
         }
+    }
+
+    /// Whether one more of `members` may be ejected under the cap.
+    fn may_eject(&self, members: &Members) -> bool {
+        let fraction = if self.config.max_ejected_fraction.is_finite() {
+            self.config.max_ejected_fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let cap = (members.len() as f64 * fraction).floor() as usize;
+        let ejected = members
+            .endpoints()
+            .iter()
+            .filter(|e| e.is_ejected())
+            .count();
+        if ejected >= cap {
+            tracing::debug!(
+                ejected,
+                providers = members.len(),
+                "not ejecting another provider: the ejection cap is reached"
+            );
+            return false;
+        }
+        true
     }
 
     fn eject(&self, state: &Arc<EndpointState>, in_a_row: u32, outcome: Outcome) {
@@ -118,7 +172,7 @@ impl Ejector {
         );
         tokio::spawn(probe(
             Arc::downgrade(state),
-            Arc::clone(&self.pool),
+            Arc::downgrade(&self.pool),
             self.config.clone(),
             cooldown,
         ));
@@ -138,10 +192,11 @@ fn readmit(state: &EndpointState, why: &str) {
 }
 
 /// Waits out the cool-down, then pings; readmits on a pong, else waits a longer cool-down.
-/// Ends when the address is readmitted by a real call or leaves every snapshot.
+/// Ends when the address is readmitted by a real call, leaves every snapshot, or the client
+/// is dropped (it holds neither alive).
 async fn probe(
     state: Weak<EndpointState>,
-    pool: Arc<Pool>,
+    pool: Weak<Pool>,
     config: EjectionConfig,
     mut cooldown: Duration,
 ) {
@@ -154,6 +209,9 @@ async fn probe(
             return;
         }
         let addr = state.addr;
+        let Some(pool) = pool.upgrade() else {
+            return;
+        };
         let pinged = tokio::time::timeout(config.probe_timeout, async {
             pool.get(addr).await?.ping().await
         })
@@ -171,6 +229,7 @@ async fn probe(
                 tracing::debug!(%addr, timeout = ?config.probe_timeout, "probe timed out; provider stays ejected");
             }
         }
+        drop(pool);
         let repeat = state.ejections.fetch_add(1, Ordering::Relaxed) + 1;
         cooldown = config.cooldown(repeat);
     }

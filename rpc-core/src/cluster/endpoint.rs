@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use super::outcome::Outcome;
 use crate::registry::ServiceInstance;
 
 /// Weight of the newest latency sample in the moving average.
@@ -19,11 +20,19 @@ const EWMA_ALPHA: f64 = 0.3;
 /// so an endpoint avoided after a slow answer is tried again and re-measured.
 const EWMA_DECAY_SECS: f64 = 10.0;
 
-/// Nanoseconds since the first use, for cheap atomic timestamps.
+/// The latency sample an attempt that failed on the provider's side (an error other than
+/// the application's, a refusal, no connection, silence) counts as, at least: a provider
+/// that fails fast must not look fast to a latency-based balancer.
+const FAILURE_PENALTY: Duration = Duration::from_secs(1);
+
+/// Nanoseconds since the first use, for cheap atomic timestamps. Tokio's clock, so paused
+/// time in tests moves it too.
 fn now_nanos() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
-    u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    static EPOCH: OnceLock<tokio::time::Instant> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(tokio::time::Instant::now);
+    u64::try_from(epoch.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 /// Called with an address when no snapshot references it any more.
@@ -62,11 +71,24 @@ impl Endpoint {
         self.state.in_flight.load(Ordering::Relaxed)
     }
 
-    /// The moving average of answered calls' latency, decaying towards zero while no call
-    /// answers; `None` before the first answer.
+    /// The moving average of attempts' latency, decaying towards zero while no attempt
+    /// ends; `None` before the first. A failed attempt counts at least 1 s, so errors and
+    /// silence weigh as cost.
     pub fn latency(&self) -> Option<Duration> {
         let micros = self.state.latency_micros(now_nanos());
         (micros > 0.0).then(|| Duration::from_secs_f64(micros / 1e6))
+    }
+
+    /// How long calls have been in flight to this address without any of them ending: zero
+    /// when none is in flight or one ended just now, growing while a provider hangs.
+    pub fn silence(&self) -> Duration {
+        self.state.silence(now_nanos())
+    }
+
+    /// Whether the last attempt that ended here failed on the provider's side (anything but
+    /// a value or an application error).
+    pub fn last_failed(&self) -> bool {
+        self.state.last_failed.load(Ordering::Relaxed)
     }
 
     /// Whether outlier ejection has taken this address out of rotation.
@@ -115,6 +137,12 @@ pub(crate) struct EndpointState {
     ewma_at: AtomicU64,
     pub(crate) calls: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// When `in_flight` last rose from zero ([`now_nanos`]).
+    busy_since: AtomicU64,
+    /// When an attempt last ended with an answer ([`now_nanos`]).
+    answered_at: AtomicU64,
+    /// Whether the last attempt to end failed on the provider's side.
+    last_failed: AtomicBool,
     /// Connect failures and timeouts in a row.
     pub(crate) consecutive: AtomicU32,
     pub(crate) ejected: AtomicBool,
@@ -133,6 +161,9 @@ impl EndpointState {
             ewma_at: AtomicU64::new(0),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            busy_since: AtomicU64::new(0),
+            answered_at: AtomicU64::new(0),
+            last_failed: AtomicBool::new(false),
             consecutive: AtomicU32::new(0),
             ejected: AtomicBool::new(false),
             ejections: AtomicU32::new(0),
@@ -152,8 +183,54 @@ impl EndpointState {
         micros * (-idle / EWMA_DECAY_SECS).exp()
     }
 
-    /// Folds one answered call's latency into the moving average. Racing updates may lose
-    /// a sample, which an average can afford.
+    /// Counts an attempt starting.
+    pub(crate) fn begin_attempt(&self) {
+        if self.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.busy_since.store(now_nanos(), Ordering::Relaxed);
+        }
+        self.calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an attempt ending; `answered` if the provider said anything about it.
+    pub(crate) fn end_attempt(&self, answered: bool) {
+        if answered {
+            self.answered_at.store(now_nanos(), Ordering::Relaxed);
+        }
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Counts an attempt ending with `outcome` after `latency`. An application error is an
+    /// answer like a value (the provider is healthy); any other failure enters the latency
+    /// average as at least [`FAILURE_PENALTY`].
+    pub(crate) fn finish_attempt(
+        &self,
+        outcome: Outcome,
+        application_error: bool,
+        latency: Duration,
+    ) {
+        self.end_attempt(outcome.answered() || outcome == Outcome::Rejected);
+        let failed = outcome != Outcome::Success && !application_error;
+        self.last_failed.store(failed, Ordering::Relaxed);
+        if failed {
+            self.observe_latency(latency.max(FAILURE_PENALTY));
+        } else {
+            self.observe_latency(latency);
+        }
+    }
+
+    fn silence(&self, now: u64) -> Duration {
+        if self.in_flight.load(Ordering::Relaxed) == 0 {
+            return Duration::ZERO;
+        }
+        let since = self
+            .busy_since
+            .load(Ordering::Relaxed)
+            .max(self.answered_at.load(Ordering::Relaxed));
+        Duration::from_nanos(now.saturating_sub(since))
+    }
+
+    /// Folds one attempt's latency into the moving average. Racing updates may lose a
+    /// sample, which an average can afford.
     pub(crate) fn observe_latency(&self, latency: Duration) {
         let now = now_nanos();
         let sample = (latency.as_secs_f64() * 1e6).max(1.0);

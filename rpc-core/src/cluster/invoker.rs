@@ -16,6 +16,7 @@ use super::directory::Directory;
 use super::eject::Ejector;
 use super::fault::failback::{FailbackQueue, Redeliver};
 use super::fault::{failsafe, FaultPolicy};
+use super::not_serving::NotServing;
 use crate::call::{Call, CallOptions};
 use crate::registry::Registry;
 use crate::transport::Pool;
@@ -33,6 +34,8 @@ pub(crate) struct InvokerState {
     pub(crate) config: ClusterConfig,
     pub(crate) ejector: Ejector,
     pub(crate) pool: Arc<Pool>,
+    /// Addresses that said they do not serve a service key.
+    pub(crate) not_serving: NotServing,
     failback: FailbackQueue,
 }
 
@@ -54,6 +57,7 @@ impl Invoker {
                 directory: Directory::build(registry, config.directory.clone(), Some(on_removed)),
                 ejector: Ejector::new(config.ejection.clone(), Arc::clone(&pool)),
                 failback: FailbackQueue::new(config.failback.clone()),
+                not_serving: NotServing::default(),
                 config,
                 pool,
             }),

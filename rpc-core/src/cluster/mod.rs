@@ -21,6 +21,7 @@ mod endpoint;
 pub mod fault;
 pub mod governance;
 mod invoker;
+mod not_serving;
 mod outcome;
 
 pub use balance::{

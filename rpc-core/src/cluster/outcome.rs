@@ -10,7 +10,8 @@ pub enum Outcome {
     /// The provider answered, but with an error (application error, unknown method, ...):
     /// it is alive.
     Error,
-    /// The provider refused the call without running it: overloaded, shutting down, goaway.
+    /// The provider refused the call without running it: overloaded, shutting down, goaway,
+    /// or the address does not serve this service or method (unknown service / method).
     Rejected,
     /// The provider could not be reached: connect refused or timed out, connection lost.
     Unreachable,
@@ -22,11 +23,16 @@ impl Outcome {
     /// Classifies an attempt's error.
     pub fn of_error(error: &RpcError) -> Outcome {
         match error {
-            RpcError::Connect { .. } | RpcError::ConnectionLost { .. } => Outcome::Unreachable,
+            RpcError::Connect { .. }
+            | RpcError::ConnectionLost { .. }
+            | RpcError::Unresponsive { .. } => Outcome::Unreachable,
             RpcError::GoAway { .. } => Outcome::Rejected,
             RpcError::DeadlineExceeded { .. } => Outcome::Timeout,
             RpcError::Status { status, .. } => match status {
-                Status::Overloaded | Status::ShuttingDown => Outcome::Rejected,
+                Status::Overloaded
+                | Status::ShuttingDown
+                | Status::UnknownService
+                | Status::UnknownMethod => Outcome::Rejected,
                 Status::DeadlineExceeded => Outcome::Timeout,
                 _ => Outcome::Error,
             },
@@ -45,6 +51,11 @@ impl Outcome {
     /// Whether the provider answered, so the latency measures it.
     pub fn answered(self) -> bool {
         matches!(self, Outcome::Success | Outcome::Error)
+    }
+
+    /// Whether a balancer should count this attempt as a cost: anything but a value.
+    pub fn is_failure(self) -> bool {
+        self != Outcome::Success
     }
 
     /// Whether this outcome counts towards outlier ejection.
@@ -88,5 +99,13 @@ mod tests {
             Outcome::Error
         );
         assert_eq!(Outcome::of::<()>(&Ok(())), Outcome::Success);
+        for status_ in [Status::UnknownService, Status::UnknownMethod] {
+            assert_eq!(Outcome::of_error(&status(status_)), Outcome::Rejected);
+        }
+        let silent = RpcError::Unresponsive {
+            addr,
+            silent_for: Duration::from_secs(2),
+        };
+        assert_eq!(Outcome::of_error(&silent), Outcome::Unreachable);
     }
 }

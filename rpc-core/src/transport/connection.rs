@@ -4,16 +4,20 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::FrameWriter;
+use super::liveness::{HeardReader, Liveness};
+use super::request::{check_size, request_frame};
+use super::settings::Settings;
+use super::{health, FrameWriter};
 use crate::call::Call;
 use crate::protocol::{Frame, FrameCodec, FrameError, Kind};
 use crate::{RpcError, Status};
@@ -26,15 +30,21 @@ pub(crate) struct Connection {
     shared: Arc<Shared>,
 }
 
-struct Shared {
-    addr: SocketAddr,
-    writer: FrameWriter,
+/// What the connection's handles and its reader and health tasks share.
+pub(super) struct Shared {
+    pub(super) addr: SocketAddr,
+    pub(super) writer: FrameWriter,
+    pub(super) settings: Settings,
     next_id: AtomicU64,
     pending: Mutex<Pending>,
     /// Set by a goaway: calls in flight finish, new calls go elsewhere.
     going_away: AtomicBool,
     /// Cancelled when the connection is finished for any reason.
-    closed: CancellationToken,
+    pub(super) closed: CancellationToken,
+    /// Woken when a call is added to an idle connection (the health task waits on it).
+    pub(super) busy: Notify,
+    /// When bytes last came from the provider, and when the connection closed.
+    pub(super) liveness: Arc<Liveness>,
 }
 
 struct Pending {
@@ -43,13 +53,21 @@ struct Pending {
     closed: Option<String>,
 }
 
+/// Why a connection was closed, for the error its pending calls get.
+enum Closing {
+    /// The socket ended, broke, or the client closed it.
+    Lost(String),
+    /// Calls were in flight and the provider answered nothing for this long.
+    Silent(Duration),
+}
+
 impl Connection {
     /// Opens a connection and starts its reader and writer tasks.
     pub(crate) async fn connect(
         addr: SocketAddr,
-        connect_timeout: Duration,
-        max_frame: usize,
+        settings: &Settings,
     ) -> Result<Connection, RpcError> {
+        let connect_timeout = settings.connect_timeout;
         let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => return Err(RpcError::connect(addr, e)),
@@ -65,11 +83,13 @@ impl Connection {
         };
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
+        let liveness = Arc::new(Liveness::new());
         let closed = CancellationToken::new();
         let writer = FrameWriter::spawn(write, closed.child_token());
         let shared = Arc::new(Shared {
             addr,
             writer,
+            settings: settings.clone(),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(Pending {
                 calls: HashMap::new(),
@@ -77,11 +97,17 @@ impl Connection {
             }),
             going_away: AtomicBool::new(false),
             closed,
+            busy: Notify::new(),
+            liveness: Arc::clone(&liveness),
         });
         tokio::spawn(read_loop(
-            FramedRead::new(read, FrameCodec::new(max_frame)),
+            FramedRead::new(
+                HeardReader::new(read, liveness),
+                FrameCodec::new(settings.max_frame),
+            ),
             Arc::clone(&shared),
         ));
+        tokio::spawn(health::watch(Arc::clone(&shared)));
         Ok(Connection { shared })
     }
 
@@ -95,22 +121,29 @@ impl Connection {
         !self.shared.going_away.load(Ordering::Acquire) && !self.shared.closed.is_cancelled()
     }
 
+    /// Whether any byte ever came from the provider on this connection.
+    pub(crate) fn heard_anything(&self) -> bool {
+        self.shared.liveness.heard_anything()
+    }
+
+    /// Whether the connection closed within `within` of opening without a single byte
+    /// from the provider: what a server at its connection limit does (accept, then close).
+    pub(crate) fn ended_unheard_within(&self, within: Duration) -> bool {
+        self.shared.liveness.ended_unheard_within(within)
+    }
+
+    /// Closes the connection: pending calls fail, the socket is shut down, its tasks end.
+    pub(crate) fn close(&self, reason: &str) {
+        self.shared.close(Closing::Lost(reason.to_string()));
+    }
+
     /// Sends `call` and waits for its reply body; a status other than ok becomes
-    /// [`RpcError::Status`]. Dropping the future cancels the call: the pending entry goes and a
-    /// cancel frame tells the server.
+    /// [`RpcError::Status`]. A request over the frame limit is refused here, before anything
+    /// is sent. Dropping the future cancels the call: the pending entry goes and a cancel
+    /// frame tells the server.
     pub(crate) async fn send(&self, call: &Call) -> Result<Bytes, RpcError> {
-        let frame = Frame {
-            kind: Kind::Request,
-            codec: call.codec,
-            status: Status::Ok,
-            flags: 0,
-            id: 0,
-            deadline_ms: call.deadline.to_wire_ms(),
-            service: call.service_key.clone(),
-            method: call.method_name.clone(),
-            metadata: Bytes::new(),
-            body: call.body.clone(),
-        };
+        let frame = request_frame(call);
+        check_size(&frame, self.shared.settings.max_frame)?;
         let reply = self.exchange(frame).await?;
         if reply.status == Status::Ok {
             Ok(reply.body)
@@ -127,7 +160,7 @@ impl Connection {
 
     /// Sends a ping and waits for the pong.
     pub(crate) async fn ping(&self) -> Result<Duration, RpcError> {
-        let started = Instant::now();
+        let started = std::time::Instant::now();
         self.exchange(Frame::control(Kind::Ping, 0)).await?;
         Ok(started.elapsed())
     }
@@ -147,6 +180,9 @@ impl Connection {
                 return Err(self.shared.lost(reason));
             }
             pending.calls.insert(id, tx);
+            if pending.calls.len() == 1 {
+                self.shared.busy.notify_one();
+            }
         }
         let mut guard = InFlight {
             shared: &self.shared,
@@ -203,17 +239,46 @@ impl Shared {
         }
     }
 
+    /// Whether any call is waiting for its reply.
+    pub(super) fn has_calls(&self) -> bool {
+        !self.lock_pending().calls.is_empty()
+    }
+
+    /// When bytes last arrived (the opening time before the first).
+    pub(super) fn last_heard(&self) -> Instant {
+        self.liveness.last_heard()
+    }
+
+    /// Closes the connection because the provider stayed silent with calls in flight.
+    pub(super) fn close_unresponsive(&self, silent_for: Duration) {
+        self.close(Closing::Silent(silent_for));
+    }
+
     /// Marks the connection closed and fails every pending call at once.
-    fn close(&self, reason: String) {
+    fn close(&self, why: Closing) {
+        let reason = match &why {
+            Closing::Lost(reason) => reason.clone(),
+            Closing::Silent(silent_for) => {
+                format!("the provider answered nothing for {silent_for:?}")
+            }
+        };
         let calls = {
             let mut pending = self.lock_pending();
             if pending.closed.is_none() {
                 pending.closed = Some(reason.clone());
+                self.liveness.closed();
             }
             std::mem::take(&mut pending.calls)
         };
         for (_, tx) in calls {
-            let _ = tx.send(Err(self.lost(&reason)));
+            let error = match why {
+                Closing::Lost(_) => self.lost(&reason),
+                Closing::Silent(silent_for) => RpcError::Unresponsive {
+                    addr: self.addr,
+                    silent_for,
+                },
+            };
+            let _ = tx.send(Err(error));
         }
         self.writer.close();
         self.closed.cancel();
@@ -221,7 +286,7 @@ impl Shared {
 }
 
 async fn read_loop(
-    mut frames: FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    mut frames: FramedRead<HeardReader<tokio::net::tcp::OwnedReadHalf>, FrameCodec>,
     shared: Arc<Shared>,
 ) {
     let reason = loop {
@@ -263,5 +328,5 @@ async fn read_loop(
             break "the server sent goaway and every call has finished".to_string();
         }
     };
-    shared.close(reason);
+    shared.close(Closing::Lost(reason));
 }

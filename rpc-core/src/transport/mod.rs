@@ -1,12 +1,19 @@
 //! Connections: the frame writer both ends share, and the consumer's multiplexed
-//! [`Connection`] to one provider with the [`Pool`] that keeps them by address.
+//! [`Connection`] to one provider with the [`Pool`] that keeps them by address, each watched
+//! for silence while calls are in flight.
 //!
 //! This layer knows calls ([`crate::call`]) and frames ([`crate::protocol`]); it knows nothing
 //! of registries, balancing or retries.
 
 mod connection;
+mod health;
+mod liveness;
 mod pool;
+mod request;
+mod settings;
 mod writer;
 
 pub(crate) use pool::Pool;
+pub(crate) use request::check_request;
+pub(crate) use settings::Settings;
 pub(crate) use writer::FrameWriter;

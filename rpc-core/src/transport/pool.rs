@@ -1,37 +1,65 @@
 //! Connections by provider address: a fixed number of multiplexed connections per address,
 //! opened on first use and replaced when they die.
+//!
+//! An address whose connections end at once, before the provider says anything (a server at
+//! its connection limit accepts and closes), is not redialled on every call: further connects wait out a bounded, jittered backoff, and calls
+//! meanwhile fail at once with the last error. A plain refused connect is cheap and is left
+//! to fail-over's backoff and ejection, so a provider that comes back is reached at once. Closing the pool (the client was
+//! dropped) closes every connection, so the provider sees the end of the connection at once.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::OnceCell;
+use tokio::time::Instant;
 
 use super::connection::Connection;
+use super::settings::Settings;
 use crate::RpcError;
 
 type Slot = Arc<OnceCell<Connection>>;
 
+/// A connection that ends this soon after opening, unheard, was refused by the provider.
+const REFUSED_WITHIN: Duration = Duration::from_millis(100);
+
 /// Shares connections between all calls of one client.
 pub(crate) struct Pool {
-    slots: Mutex<HashMap<SocketAddr, Vec<Slot>>>,
+    state: Mutex<State>,
     next: AtomicUsize,
     per_address: usize,
-    connect_timeout: Duration,
-    max_frame: usize,
+    settings: Settings,
+    closed: AtomicBool,
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<SocketAddr, Vec<Slot>>,
+    /// Addresses whose last connect failed, and when the next may be tried.
+    refused: HashMap<SocketAddr, Refused>,
+}
+
+struct Refused {
+    failures: u32,
+    retry_at: Instant,
+    error: RpcError,
 }
 
 impl Pool {
-    pub(crate) fn new(per_address: usize, connect_timeout: Duration, max_frame: usize) -> Pool {
+    pub(crate) fn new(per_address: usize, settings: Settings) -> Pool {
         Pool {
-            slots: Mutex::new(HashMap::new()),
+            state: Mutex::new(State::default()),
             next: AtomicUsize::new(0),
             per_address: per_address.max(1),
-            connect_timeout,
-            max_frame,
+            settings,
+            closed: AtomicBool::new(false),
         }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A usable connection to `addr`. Concurrent first calls share one connect.
@@ -42,28 +70,92 @@ impl Pool {
             self.next.fetch_add(1, Ordering::Relaxed) % self.per_address
         };
         let slot = {
-            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-            let row = slots.entry(addr).or_insert_with(|| {
-                (0..self.per_address)
+            let mut state = self.lock();
+            if self.closed.load(Ordering::Acquire) {
+                return Err(RpcError::ConnectionLost {
+                    addr,
+                    reason: "the client was closed".to_string(),
+                });
+            }
+            if let Some(refused) = state.refused.get(&addr) {
+                if Instant::now() < refused.retry_at {
+                    return Err(refused.error.clone());
+                }
+            }
+            let per_address = self.per_address;
+            let row = state.slots.entry(addr).or_insert_with(|| {
+                (0..per_address)
                     .map(|_| Arc::new(OnceCell::new()))
                     .collect()
             });
-            let stale = row[index].get().is_some_and(|c| !c.is_usable());
-            if stale {
+            let current = row[index].get();
+            let stale = current.filter(|c| !c.is_usable()).cloned();
+            let answering = current.is_some_and(|c| c.is_usable() && c.heard_anything());
+            if stale.is_some() {
                 row[index] = Arc::new(OnceCell::new());
             }
-            Arc::clone(&row[index])
+            let slot = Arc::clone(&row[index]);
+            if answering && !state.refused.is_empty() {
+                state.refused.remove(&addr);
+            }
+            if stale.is_some_and(|dead| dead.ended_unheard_within(REFUSED_WITHIN)) {
+                // Closed at once, before a single frame: refused at accept.
+                let error = RpcError::ConnectionLost {
+                    addr,
+                    reason: "the connection ended before the provider answered anything"
+                        .to_string(),
+                };
+                self.refused(&mut state, addr, error);
+            }
+            slot
         };
-        slot.get_or_try_init(|| Connection::connect(addr, self.connect_timeout, self.max_frame))
+        let connected = slot
+            .get_or_try_init(|| Connection::connect(addr, &self.settings))
             .await
-            .cloned()
+            .cloned();
+        if let Ok(connection) = &connected {
+            if self.closed.load(Ordering::Acquire) {
+                connection.close("the client was closed");
+            }
+        }
+        connected
     }
 
-    /// Forgets every connection to `addr` (the instance left the registry).
+    /// Notes a connection to `addr` that ended unheard, and when the next may be opened.
+    fn refused(&self, state: &mut State, addr: SocketAddr, error: RpcError) {
+        let failures = state.refused.get(&addr).map_or(0, |r| r.failures);
+        let delay = self.settings.reconnect_backoff.delay(failures);
+        tracing::debug!(%addr, %error, ?delay, "connect failed; backing off before the next");
+        state.refused.insert(
+            addr,
+            Refused {
+                failures: failures.saturating_add(1),
+                retry_at: Instant::now() + delay,
+                error,
+            },
+        );
+    }
+
+    /// Forgets every connection to `addr` (the instance left the registry). Calls still in
+    /// flight on them finish, or fail once the connection goes silent.
     pub(crate) fn remove(&self, addr: SocketAddr) {
-        self.slots
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&addr);
+        let mut state = self.lock();
+        state.slots.remove(&addr);
+        state.refused.remove(&addr);
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let slots = std::mem::take(&mut self.lock().slots);
+        for connection in slots.values().flatten().filter_map(|slot| slot.get()) {
+            connection.close("the client was closed");
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.close();
     }
 }
