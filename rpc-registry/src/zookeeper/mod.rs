@@ -75,6 +75,15 @@ impl ZookeeperRegistry {
             timeout_ms = client.session_timeout().as_millis() as u64,
             "opened session"
         );
+        if client.session_timeout() > url.options.ttl {
+            // The server clamps session timeouts to 2 to 20 ticks.
+            tracing::warn!(
+                registry = REGISTRY,
+                asked_ms = url.options.ttl.as_millis() as u64,
+                granted_ms = client.session_timeout().as_millis() as u64,
+                "ttl below the server's minimum session timeout (2 ticks); the server raised it"
+            );
+        }
         let shared = Arc::new(Shared::new(endpoints, url.options, client));
         session::spawn_keeper(shared.clone());
         Ok(ZookeeperRegistry { shared })
