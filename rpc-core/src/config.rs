@@ -10,7 +10,8 @@
 //! heartbeat_secs = 10
 //!
 //! [server]
-//! listen = "127.0.0.1:9101"
+//! listen = "0.0.0.0:9101"
+//! advertise = "10.0.0.7"          # what consumers dial; HOST[:PORT]
 //! max_frame_bytes = 16777216
 //!
 //! [client]
@@ -109,6 +110,9 @@ pub struct RpcConfig {
     pub registry_heartbeat: Option<Duration>,
     /// Provider listen address. Default `127.0.0.1:0`.
     pub listen: String,
+    /// Provider: address published for consumers, `HOST[:PORT]`. Default: the bound IP, or
+    /// this host's primary non-loopback address when bound to all interfaces.
+    pub advertise: Option<String>,
     /// Largest frame accepted, both sides. Default 16 MiB.
     pub max_frame: usize,
     /// Provider: connections served at once. Default 10,000.
@@ -159,6 +163,7 @@ impl Default for RpcConfig {
             registry_ttl: None,
             registry_heartbeat: None,
             listen: defaults::LISTEN.to_string(),
+            advertise: None,
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: defaults::MAX_CONNECTIONS,
             max_in_flight: defaults::MAX_IN_FLIGHT,
@@ -265,6 +270,8 @@ const KEYS: &[Key] = &[
         apply: |c, r| { c.registry_heartbeat = Some(r.seconds()?); Some(()) } },
     Key { name: "server.listen", env: "RPC_LISTEN", expected: "host:port, e.g. 127.0.0.1:9101",
         apply: |c, r| { let s = r.string().filter(|s| s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()))?; c.listen = s; Some(()) } },
+    Key { name: "server.advertise", env: "RPC_ADVERTISE", expected: "HOST[:PORT] consumers dial, e.g. 10.0.0.7 or provider-1.internal:9101",
+        apply: |c, r| { let s = r.string()?; crate::server::Advertise::parse(&s).ok()?; c.advertise = Some(s); Some(()) } },
     Key { name: "server.max_frame_bytes", env: "RPC_MAX_FRAME", expected: "a number of bytes from 1024 to 4294967295",
         apply: |c, r| { c.max_frame = r.integer().filter(|n| (1024..=u64::from(u32::MAX)).contains(n))? as usize; Some(()) } },
     Key { name: "server.max_connections", env: "RPC_MAX_CONNECTIONS", expected: "a positive integer",
@@ -429,13 +436,17 @@ impl RpcConfig {
 
     /// A server builder with the server settings (add services and a registry to it).
     pub fn server_builder(&self) -> ServerBuilder {
-        ServerBuilder::default()
+        let builder = ServerBuilder::default()
             .bind(self.listen.clone())
             .max_frame(self.max_frame)
             .max_connections(self.max_connections)
             .max_in_flight(self.max_in_flight)
             .drain_grace(self.drain_grace)
-            .propagation_grace(self.propagation_grace)
+            .propagation_grace(self.propagation_grace);
+        match &self.advertise {
+            Some(advertise) => builder.advertise(advertise.clone()),
+            None => builder,
+        }
     }
 
     /// The cluster settings: balancer, fault policy, retries, backoff, ejection, directory.

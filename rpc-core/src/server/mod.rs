@@ -1,6 +1,7 @@
 //! The serving side: one port, any number of services, concurrent handlers, deadlines,
 //! registration with a registry, and graceful shutdown.
 
+mod advertise;
 mod builder;
 mod connection;
 mod context;
@@ -9,6 +10,7 @@ mod error;
 mod in_flight;
 mod registration;
 
+pub use advertise::{Advertise, BadAdvertise};
 pub use builder::ServerBuilder;
 pub use error::ServerError;
 
@@ -48,6 +50,12 @@ impl ServerHandle {
     /// The address the listener is bound to (with the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The `host:port` published in the registry for consumers to dial (see
+    /// [`ServerBuilder::advertise`]).
+    pub fn published_addr(&self) -> String {
+        self.registration.address()
     }
 
     /// Shuts down gracefully: deregisters from the registry, waits the propagation grace so
