@@ -51,7 +51,10 @@ impl Advertise {
             let (host, after) = rest.split_once(']').ok_or_else(|| bad("unclosed ["))?;
             match after {
                 "" => (host, None),
-                _ => (host, Some(after.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?)),
+                _ => (
+                    host,
+                    Some(after.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
+                ),
             }
         } else if value.matches(':').count() == 1 {
             let (host, port) = value.split_once(':').unwrap_or((value, ""));
@@ -98,7 +101,12 @@ pub(crate) fn published(advertise: Option<&Advertise>, bound: SocketAddr) -> Opt
 /// The address this host uses for outside traffic: the source address the kernel picks for
 /// the default route. A UDP `connect` only looks the route up; it sends nothing.
 fn primary_address(ipv6_first: bool) -> Option<IpAddr> {
-    let v4 = || route_source((Ipv4Addr::UNSPECIFIED, 0), (Ipv4Addr::new(198, 51, 100, 1), 9));
+    let v4 = || {
+        route_source(
+            (Ipv4Addr::UNSPECIFIED, 0),
+            (Ipv4Addr::new(198, 51, 100, 1), 9),
+        )
+    };
     let v6 = || {
         route_source(
             (Ipv6Addr::UNSPECIFIED, 0),

@@ -45,7 +45,9 @@ impl Registration {
             return Ok(());
         };
         let results = futures::future::join_all(
-            self.instances.iter().map(|instance| registry.register(instance)),
+            self.instances
+                .iter()
+                .map(|instance| registry.register(instance)),
         )
         .await;
         let mut first_error = None;
