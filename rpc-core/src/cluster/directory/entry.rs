@@ -1,11 +1,12 @@
 //! One service key's entry: the current snapshot, readable without a lock or an await.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::watch;
 
+use super::resolve::Unresolved;
 use crate::cluster::endpoint::Members;
 use crate::registry::{ServiceInstance, ServiceKey};
 
@@ -18,6 +19,8 @@ pub struct ServiceEntry {
     members: ArcSwap<Members>,
     stale: AtomicBool,
     protected: AtomicBool,
+    /// Instances of the current list with no usable address (yet).
+    unresolved: Mutex<Arc<Vec<Unresolved>>>,
     generation: watch::Sender<u64>,
 }
 
@@ -33,14 +36,25 @@ impl std::fmt::Debug for ServiceEntry {
 }
 
 impl ServiceEntry {
-    pub(super) fn new(key: ServiceKey, members: Members, stale: bool) -> ServiceEntry {
+    pub(super) fn new(
+        key: ServiceKey,
+        (members, unresolved): (Members, Vec<Unresolved>),
+        stale: bool,
+    ) -> ServiceEntry {
         ServiceEntry {
             key,
             members: ArcSwap::from_pointee(members),
             stale: AtomicBool::new(stale),
             protected: AtomicBool::new(false),
+            unresolved: Mutex::new(Arc::new(unresolved)),
             generation: watch::Sender::new(0),
         }
+    }
+
+    /// The listed instances that have no usable address yet (a host name that does not
+    /// resolve, a bad port); the directory keeps trying them with backoff.
+    pub fn unresolved(&self) -> Arc<Vec<Unresolved>> {
+        Arc::clone(&self.unresolved.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The service key.
@@ -91,7 +105,8 @@ impl ServiceEntry {
         newer.unwrap_or_else(|| self.generation())
     }
 
-    pub(super) fn store(&self, members: Members) {
+    pub(super) fn store(&self, (members, unresolved): (Members, Vec<Unresolved>)) {
+        *self.unresolved.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(unresolved);
         self.members.store(Arc::new(members));
         self.generation.send_modify(|g| *g += 1);
     }

@@ -23,6 +23,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio_util::sync::CancellationToken;
 
 pub use entry::ServiceEntry;
+pub use resolve::{resolve_instance, HostResolver, Unresolved};
 
 use super::endpoint::{EndpointTable, Members, RemovalHook};
 use crate::backoff::Backoff;
@@ -44,6 +45,11 @@ pub struct DirectoryConfig {
     /// How long the first lookup of a key waits for the registry's first snapshot before
     /// falling back to the snapshot file or failing. Default: 5 s.
     pub discover_timeout: Duration,
+    /// How host names in the registry become addresses. Default: the system resolver.
+    pub resolver: HostResolver,
+    /// Delays between attempts to resolve instances that did not resolve. Default: 250 ms
+    /// doubling to 30 s, jitter 0.5; reset by every new list from the registry.
+    pub resolve_backoff: Backoff,
 }
 
 impl Default for DirectoryConfig {
@@ -53,6 +59,8 @@ impl Default for DirectoryConfig {
             empty_protection: true,
             rewatch_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             discover_timeout: Duration::from_secs(5),
+            resolver: HostResolver::system(),
+            resolve_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
         }
     }
 }
@@ -264,14 +272,17 @@ fn remove_pending(ctx: &Context, name: &str) {
         .remove(name);
 }
 
-/// Parses a list into a snapshot.
+/// Resolves a list into a snapshot, and the instances that did not resolve.
 async fn build_members(
     ctx: &Context,
     name: &str,
     list: Vec<ServiceInstance>,
     warned: &mut HashSet<String>,
-) -> Members {
-    let parsed = resolve::resolve(name, &list, warned).await;
-    let endpoints = ctx.table.endpoints(parsed);
-    Members::new(Arc::new(list), endpoints)
+) -> (Members, Vec<resolve::Unresolved>) {
+    let resolution = resolve::resolve(name, &ctx.config.resolver, &list, warned).await;
+    let endpoints = ctx.table.endpoints(resolution.usable);
+    (
+        Members::new(Arc::new(list), endpoints),
+        resolution.unresolved,
+    )
 }
