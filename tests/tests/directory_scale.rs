@@ -64,3 +64,59 @@ async fn a_host_name_that_fails_to_resolve_once_joins_within_seconds_with_no_reg
     );
     assert_eq!(lookups.load(Ordering::SeqCst), 2, "one failure, one retry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_call_raw_keys_then_idle_bring_live_watches_back_under_the_bound() {
+    use futures::StreamExt;
+    use rpc_core::cluster::{ClusterConfig, FaultPolicy};
+    use rpc_core::CallOptions;
+    use rpc_core::Client;
+    use rpc_core::Codec;
+
+    const KEYS: usize = 10_000;
+    const MAX_WATCHES: usize = 1_000;
+    let idle = Duration::from_millis(500);
+    let registry = rpc_registry::connect("memory://gateway-keys")
+        .await
+        .expect("memory registry");
+    let mut directory = DirectoryConfig::default();
+    directory.idle_timeout = Some(idle);
+    directory.max_watches = MAX_WATCHES;
+    let cluster = ClusterConfig::default()
+        .policy(FaultPolicy::Failfast)
+        .directory(directory);
+    let client = Client::builder().cluster(cluster).discover(registry);
+    let watches = client.directory().expect("a registry client");
+    let mut most = 0;
+    let mut calls = futures::stream::iter(0..KEYS)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let options = CallOptions::default();
+                let key = ServiceKey::new(format!("gateway.Key{i:05}"), "1.0.0");
+                let args = bytes::Bytes::from_static(b"[]");
+                client
+                    .call_raw(&key, "m", Codec::Json, args, true, &options)
+                    .await
+            }
+        })
+        .buffer_unordered(64);
+    let mut done = 0;
+    while let Some(result) = calls.next().await {
+        assert!(result.is_err(), "no key has a provider");
+        done += 1;
+        most = most.max(watches.live_watches());
+    }
+    assert_eq!(done, KEYS);
+    println!("at most {most} live watches during {KEYS} keys (bound {MAX_WATCHES})");
+    assert!(
+        most <= MAX_WATCHES,
+        "{most} live watches, over the bound {MAX_WATCHES}"
+    );
+    let took = wait_until(idle * 10, "idle entries to be dropped", || async {
+        watches.live_watches() == 0
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("every idle entry dropped {took:?} after the last call (idle timeout {idle:?})");
+}

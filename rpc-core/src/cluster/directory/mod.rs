@@ -9,6 +9,7 @@
 //! - Empty protection keeps the last list when the registry suddenly reports none.
 
 mod entry;
+mod idle;
 mod resolve;
 mod snapshot_file;
 mod watch;
@@ -50,6 +51,12 @@ pub struct DirectoryConfig {
     /// Delays between attempts to resolve instances that did not resolve. Default: 250 ms
     /// doubling to 30 s, jitter 0.5; reset by every new list from the registry.
     pub resolve_backoff: Backoff,
+    /// An entry no call looked up for this long is dropped with its watch (`None`: kept
+    /// forever). An entry held outside the directory is kept. Default: 10 minutes.
+    pub idle_timeout: Option<Duration>,
+    /// The most entries (each with one registry watch) live at once; at the bound the least
+    /// recently used entries nobody holds make room. Default: 4,096.
+    pub max_watches: usize,
 }
 
 impl Default for DirectoryConfig {
@@ -61,6 +68,8 @@ impl Default for DirectoryConfig {
             discover_timeout: Duration::from_secs(5),
             resolver: HostResolver::system(),
             resolve_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_watches: 4_096,
         }
     }
 }
@@ -85,6 +94,19 @@ pub(super) struct Context {
     ready: ArcSwap<HashMap<String, Arc<ServiceEntry>>>,
     /// First lookups in progress.
     pending: Mutex<HashMap<String, Flight>>,
+    /// The origin of the entries' use times.
+    epoch: std::time::Instant,
+    /// Serializes making room under `max_watches` with inserting a new entry.
+    admit: Mutex<()>,
+    /// Whether the idle sweeper runs.
+    sweeper_started: std::sync::atomic::AtomicBool,
+}
+
+impl Context {
+    /// Milliseconds since the directory was made: the clock of the entries' use times.
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
 }
 
 impl std::fmt::Debug for Directory {
@@ -123,6 +145,9 @@ impl Directory {
                 shutdown: CancellationToken::new(),
                 ready: ArcSwap::from_pointee(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
+                admit: Mutex::new(()),
+                epoch: std::time::Instant::now(),
+                sweeper_started: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -150,9 +175,15 @@ impl Directory {
         self.ctx.ready.load().get(&key.to_string()).cloned()
     }
 
-    /// Every entry looked up so far.
+    /// Every live entry (looked up, and not dropped as idle).
     pub fn entries(&self) -> Vec<Arc<ServiceEntry>> {
         self.ctx.ready.load().values().cloned().collect()
+    }
+
+    /// How many entries, each with one registry watch, are live: at most
+    /// [`DirectoryConfig::max_watches`].
+    pub fn live_watches(&self) -> usize {
+        self.ctx.ready.load().len()
     }
 
     /// The entry for the key spelled `key` (`<name>:<version>`); `make` builds the key on a
@@ -163,6 +194,7 @@ impl Directory {
         make: impl FnOnce() -> ServiceKey,
     ) -> Result<Arc<ServiceEntry>, RegistryError> {
         if let Some(entry) = self.ctx.ready.load().get(key) {
+            entry.touch(self.ctx.now());
             return Ok(Arc::clone(entry));
         }
         let flight = {
@@ -221,7 +253,7 @@ async fn open(
     let opened = match result {
         Ok((list, stream)) => {
             let members = build_members(&ctx, &name, list, &mut warned).await;
-            let entry = Arc::new(ServiceEntry::new(key, members, false));
+            let entry = Arc::new(ServiceEntry::new(key, members, false, entry_clock(&ctx)));
             if let Some(file) = &ctx.file {
                 file.update(entry.key(), &entry.instances());
             }
@@ -237,18 +269,39 @@ async fn open(
                     "registry unreachable; using the snapshot file's list until it is back"
                 );
                 let members = build_members(&ctx, &name, list, &mut warned).await;
-                Ok((Arc::new(ServiceEntry::new(key, members, true)), stream))
+                Ok((
+                    Arc::new(ServiceEntry::new(key, members, true, entry_clock(&ctx))),
+                    stream,
+                ))
             }
             None => Err(error),
         },
     };
+    idle::start_sweeper(&ctx);
+    // Room and insert under one lock, so concurrent first lookups never pass the bound.
+    let admitted = ctx.admit.lock().unwrap_or_else(|p| p.into_inner());
+    let opened = opened.and_then(|(entry, stream)| {
+        if !idle::make_room(&ctx) {
+            return Err(RegistryError::Operation {
+                registry: ctx.registry.backend(),
+                op: "watch",
+                key: name.clone(),
+                message: format!(
+                    "the directory already watches {} keys (max_watches), all in use",
+                    ctx.config.max_watches
+                ),
+            });
+        }
+        ctx.ready.rcu(|ready| {
+            let mut ready = HashMap::clone(ready);
+            ready.insert(name.clone(), Arc::clone(&entry));
+            ready
+        });
+        Ok((entry, stream))
+    });
+    drop(admitted);
     match opened {
         Ok((entry, stream)) => {
-            ctx.ready.rcu(|ready| {
-                let mut ready = HashMap::clone(ready);
-                ready.insert(name.clone(), Arc::clone(&entry));
-                ready
-            });
             remove_pending(&ctx, &name);
             tokio::spawn(watch::follow(
                 Arc::clone(&ctx),
@@ -263,6 +316,11 @@ async fn open(
             Err(error)
         }
     }
+}
+
+/// A new entry's stop token and first use time.
+fn entry_clock(ctx: &Context) -> (CancellationToken, u64) {
+    (ctx.shutdown.child_token(), ctx.now())
 }
 
 fn remove_pending(ctx: &Context, name: &str) {

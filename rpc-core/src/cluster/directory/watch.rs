@@ -62,7 +62,7 @@ pub(super) async fn follow(
         };
         loop {
             let event = tokio::select! {
-                _ = ctx.shutdown.cancelled() => return,
+                _ = entry.stop().cancelled() => return,
                 _ = unresolved.due() => {
                     resolve_again(&ctx, &entry, &name, &mut warned).await;
                     unresolved.next(&ctx, &entry);
@@ -144,7 +144,7 @@ async fn rewatch(ctx: &Context, entry: &ServiceEntry) -> Option<Events> {
     loop {
         let delay = ctx.config.rewatch_backoff.delay(attempt);
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => return None,
+            _ = entry.stop().cancelled() => return None,
             _ = tokio::time::sleep(delay) => {}
         }
         match ctx.registry.watch(entry.key()).await {
