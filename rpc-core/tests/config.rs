@@ -188,6 +188,11 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "milliseconds",
         ),
         (
+            "[server]\nadvertise = \"0.0.0.0:9101\"",
+            "server.advertise",
+            "HOST[:PORT]",
+        ),
+        (
             "[client]\nempty_protection = \"maybe\"",
             "client.empty_protection",
             "true or false",
