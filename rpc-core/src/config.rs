@@ -153,6 +153,11 @@ pub struct RpcConfig {
     pub empty_protection: bool,
     /// Consumer: file that keeps the last known provider lists. Default none.
     pub snapshot_file: Option<PathBuf>,
+    /// Consumer: a directory entry (and its registry watch) no call used for this long is
+    /// dropped (`None`: never). Default 10 minutes.
+    pub directory_idle: Option<Duration>,
+    /// Consumer: most directory entries (registry watches) live at once. Default 4,096.
+    pub max_watches: usize,
 }
 
 impl Default for RpcConfig {
@@ -184,6 +189,8 @@ impl Default for RpcConfig {
             ejection_max_cooldown: cluster.ejection.max_cooldown,
             empty_protection: cluster.directory.empty_protection,
             snapshot_file: None,
+            directory_idle: cluster.directory.idle_timeout,
+            max_watches: cluster.directory.max_watches,
         }
     }
 }
@@ -304,6 +311,10 @@ const KEYS: &[Key] = &[
         apply: |c, r| { let d = ms(r)?; c.attempt_timeout = (!d.is_zero()).then_some(d); Some(()) } },
     Key { name: "client.empty_protection", env: "RPC_EMPTY_PROTECTION", expected: "true or false",
         apply: |c, r| { c.empty_protection = r.boolean()?; Some(()) } },
+    Key { name: "client.directory_idle_ms", env: "RPC_DIRECTORY_IDLE_MS", expected: "milliseconds, an integer (0 = never drop)",
+        apply: |c, r| { let d = ms(r)?; c.directory_idle = (!d.is_zero()).then_some(d); Some(()) } },
+    Key { name: "client.max_watches", env: "RPC_MAX_WATCHES", expected: "a positive integer",
+        apply: |c, r| { c.max_watches = positive(r)?; Some(()) } },
     Key { name: "client.snapshot_file", env: "RPC_SNAPSHOT_FILE", expected: "a file path",
         apply: |c, r| { c.snapshot_file = Some(PathBuf::from(r.string().filter(|s| !s.is_empty())?)); Some(()) } },
     Key { name: "client.ejection.consecutive_failures", env: "RPC_EJECTION_FAILURES", expected: "an integer (0 turns ejection off)",
@@ -475,6 +486,8 @@ impl RpcConfig {
         if let Some(path) = &self.snapshot_file {
             cluster = cluster.snapshot_file(path.clone());
         }
+        cluster.directory.idle_timeout = self.directory_idle;
+        cluster.directory.max_watches = self.max_watches;
         cluster
     }
 

@@ -198,6 +198,16 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "true or false",
         ),
         (
+            "[client]\ndirectory_idle_ms = -5",
+            "client.directory_idle_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nmax_watches = 0",
+            "client.max_watches",
+            "positive",
+        ),
+        (
             "[client]\nsnapshot_file = 3",
             "client.snapshot_file",
             "file path",

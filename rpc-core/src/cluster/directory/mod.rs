@@ -74,6 +74,21 @@ impl Default for DirectoryConfig {
     }
 }
 
+impl DirectoryConfig {
+    /// Drops an entry (and its registry watch) no call used for `idle` (`None`: never);
+    /// `client.directory_idle_ms`.
+    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Keeps at most `max` entries (registry watches) live; `client.max_watches`.
+    pub fn max_watches(mut self, max: usize) -> Self {
+        self.max_watches = max.max(1);
+        self
+    }
+}
+
 type Flight = Shared<BoxFuture<'static, Result<Arc<ServiceEntry>, RegistryError>>>;
 
 /// The instance lists of every service key this consumer has looked up.
