@@ -34,6 +34,13 @@ const SHOW_TIMEOUT: Duration = Duration::from_secs(30);
 const REGISTER_CONCURRENCY: usize = 64;
 /// The layout root of the scale test, apart from the other tests' keys.
 const SCALE_ROOT: &str = "/rpcscale";
+/// The scale test's provider options: a heartbeat short enough that several fall inside
+/// the registration of every instance.
+const SCALE_QUERY: &str = "ttl=3&heartbeat=0.25";
+/// Its heartbeat.
+const SCALE_HEARTBEAT: Duration = Duration::from_millis(250);
+/// Heartbeats over which the registry's request rate is counted.
+const COUNTED_HEARTBEATS: u32 = 8;
 
 /// Options of `rpc-bench registry`.
 #[derive(Debug, Clone, clap::Args)]
@@ -161,6 +168,41 @@ pub struct BackendFigures {
     pub register_all_ms: f64,
     /// The new consumer's discovery.
     pub discovery: Discovery,
+    /// The provider client's heartbeat in the scale test, ms.
+    pub heartbeat_ms: f64,
+    /// Requests the registry server received per heartbeat with one instance registered.
+    pub requests_per_heartbeat_one: RequestRate,
+    /// The same with every scale-test instance registered.
+    pub requests_per_heartbeat_all: RequestRate,
+}
+
+/// Requests a registry server received per heartbeat, counted on the server.
+#[derive(Debug, Clone, Serialize)]
+pub struct RequestRate {
+    /// Every kind together.
+    pub total: f64,
+    /// By kind: etcd gRPC method, or ZooKeeper `packets`.
+    pub by_kind: std::collections::BTreeMap<String, f64>,
+}
+
+/// Counts the requests `server` receives over [`COUNTED_HEARTBEATS`] heartbeats.
+async fn request_rate(server: &RegistryServer) -> Result<RequestRate, BenchError> {
+    let before = server.requests_received().await?;
+    tokio::time::sleep(SCALE_HEARTBEAT * COUNTED_HEARTBEATS).await;
+    let after = server.requests_received().await?;
+    let beats = f64::from(COUNTED_HEARTBEATS);
+    let by_kind: std::collections::BTreeMap<String, f64> = after
+        .iter()
+        .map(|(kind, n)| {
+            let delta = n.saturating_sub(before.get(kind).copied().unwrap_or(0));
+            (kind.clone(), delta as f64 / beats)
+        })
+        .filter(|(_, rate)| *rate > 0.0)
+        .collect();
+    Ok(RequestRate {
+        total: by_kind.values().sum(),
+        by_kind,
+    })
 }
 
 /// The `registry` subcommand.
@@ -211,7 +253,7 @@ async fn measure_backend(
         args.instances,
         args.services
     );
-    let (register_all, discovery) = scale(&server, args.instances, args.services).await?;
+    let scaled = scale(&server, args.instances, args.services).await?;
     Ok(BackendFigures {
         backend: backend.name().to_string(),
         register_to_visible: Spread::of(register),
@@ -220,8 +262,11 @@ async fn measure_backend(
         kill_to_gone_ms: kills.into_iter().map(ms).collect(),
         scale_instances: args.instances,
         scale_services: args.services,
-        register_all_ms: ms(register_all),
-        discovery,
+        register_all_ms: ms(scaled.register_all),
+        discovery: scaled.discovery,
+        heartbeat_ms: ms(SCALE_HEARTBEAT),
+        requests_per_heartbeat_one: scaled.rate_one,
+        requests_per_heartbeat_all: scaled.rate_all,
     })
 }
 
@@ -365,15 +410,31 @@ fn scale_name(service: usize) -> String {
     format!("bench.Scale{service:05}")
 }
 
+/// What the scale test measured.
+struct Scaled {
+    register_all: Duration,
+    discovery: Discovery,
+    rate_one: RequestRate,
+    rate_all: RequestRate,
+}
+
 async fn scale(
     server: &RegistryServer,
     instances: usize,
     services: usize,
-) -> Result<(Duration, Discovery), BenchError> {
+) -> Result<Scaled, BenchError> {
     let services = services.max(1);
     let per_service = instances.div_ceil(services);
     let url = with_root(&server.url(""), SCALE_ROOT);
-    let provider = connect(&url).await?;
+    let provider = connect(&with_root(&server.url(SCALE_QUERY), SCALE_ROOT)).await?;
+    provider
+        .register(&ServiceInstance::new(
+            &ServiceKey::new("bench.Idle", "1.0.0"),
+            "127.0.0.1",
+            1,
+        ))
+        .await?;
+    let rate_one = request_rate(server).await?;
     let list: Vec<ServiceInstance> = (0..instances)
         .map(|i| {
             let key = ServiceKey::new(scale_name(i % services), "1.0.0");
@@ -388,6 +449,8 @@ async fn scale(
         .try_collect::<Vec<()>>()
         .await?;
     let register_all = started.elapsed();
+    tokio::time::sleep(SCALE_HEARTBEAT).await;
+    let rate_all = request_rate(server).await?;
 
     let mut command = Command::new(std::env::current_exe()?);
     command
@@ -406,7 +469,12 @@ async fn scale(
     let discovery: Discovery = serde_json::from_str(text.trim())
         .map_err(|e| format!("registry-discover printed {text:?}: {e}"))?;
     drop(provider);
-    Ok((register_all, discovery))
+    Ok(Scaled {
+        register_all,
+        discovery,
+        rate_one,
+        rate_all,
+    })
 }
 
 /// `scheme://hosts?query` with `root` as its path.
@@ -528,9 +596,26 @@ pub fn table(all: &[BackendFigures]) -> String {
             mib(f.discovery.rss_after),
             mib(f.discovery.rss_after.saturating_sub(f.discovery.rss_before)),
         );
+        let _ = writeln!(
+            out,
+            "registry requests per heartbeat ({:.0} ms): 1 instance {:.1}, {} instances {:.1}  [{}]",
+            f.heartbeat_ms,
+            f.requests_per_heartbeat_one.total,
+            f.scale_instances,
+            f.requests_per_heartbeat_all.total,
+            kinds(&f.requests_per_heartbeat_all),
+        );
         out.push('\n');
     }
     out
+}
+
+fn kinds(rate: &RequestRate) -> String {
+    rate.by_kind
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! `PATH`; ZooKeeper from Debian's jar (or `$ZOOKEEPER_CLASSPATH`) run with `java` (or
 //! `$JAVA`). `scripts/install-deps.sh` installs all of them.
 
+use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,6 +88,47 @@ impl RegistryServer {
         }
     }
 
+    /// Requests the server has received so far, by kind: etcd's
+    /// `grpc_server_msg_received_total` per gRPC method (every unary request and every
+    /// message on a stream, keep-alives included) from `/metrics`; ZooKeeper's
+    /// `zk_packets_received` (pings included) from `mntr`.
+    pub async fn requests_received(&self) -> Result<BTreeMap<String, u64>, BenchError> {
+        let (request, what): (&[u8], &str) = match self.backend {
+            Backend::Etcd => (b"GET /metrics HTTP/1.0\r\n\r\n", "/metrics"),
+            Backend::Zookeeper => (b"mntr", "mntr"),
+        };
+        let text = ask(self.port, request)
+            .await
+            .ok_or_else(|| format!("{}: no answer to {what}", self.backend.name()))?;
+        let mut counts = BTreeMap::new();
+        for line in text.lines() {
+            match self.backend {
+                Backend::Etcd => {
+                    let Some(rest) = line.strip_prefix("grpc_server_msg_received_total{") else {
+                        continue;
+                    };
+                    let method = rest
+                        .split("grpc_method=\"")
+                        .nth(1)
+                        .and_then(|m| m.split('"').next())
+                        .unwrap_or("?");
+                    let value = rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok());
+                    *counts.entry(method.to_string()).or_insert(0) += value.unwrap_or(0.0) as u64;
+                }
+                Backend::Zookeeper => {
+                    if let Some(value) = line.strip_prefix("zk_packets_received") {
+                        let value = value.trim().parse::<u64>().unwrap_or(0);
+                        counts.insert("packets".to_string(), value);
+                    }
+                }
+            }
+        }
+        if counts.is_empty() {
+            return Err(format!("{}: {what} had no request counters", self.backend.name()).into());
+        }
+        Ok(counts)
+    }
+
     async fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
@@ -132,17 +174,24 @@ impl Drop for RegistryServer {
 
 /// Sends `request` to the port and checks the answer contains `expect`.
 async fn probe(port: u16, request: &[u8], expect: &str) -> bool {
-    let ask = async {
+    ask(port, request)
+        .await
+        .is_some_and(|answer| answer.contains(expect))
+}
+
+/// Sends `request` to the port and reads the answer until the server closes (2 s at most).
+async fn ask(port: u16, request: &[u8]) -> Option<String> {
+    let exchange = async {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
         stream.write_all(request).await.ok()?;
         let mut answer = Vec::new();
         stream.read_to_end(&mut answer).await.ok()?;
-        Some(String::from_utf8_lossy(&answer).contains(expect))
+        Some(String::from_utf8_lossy(&answer).into_owned())
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), ask).await,
-        Ok(Some(true))
-    )
+    tokio::time::timeout(Duration::from_secs(2), exchange)
+        .await
+        .ok()
+        .flatten()
 }
 
 /// A loopback port that was free a moment ago.
@@ -216,7 +265,7 @@ fn spawn_zookeeper(dir: &Path, port: u16) -> Result<Child, BenchError> {
         format!(
             "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\nclientPort={port}\n\
              clientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n\
-             4lw.commands.whitelist=srvr,ruok\n",
+             4lw.commands.whitelist=srvr,ruok,mntr\n",
             data.display()
         ),
     )?;

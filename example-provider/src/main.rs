@@ -22,9 +22,11 @@ struct Args {
     /// Settings file (rpc.toml); RPC_* environment variables override it, flags override both.
     #[arg(long, env = "RPC_CONFIG")]
     config: Option<std::path::PathBuf>,
-    /// Host that consumers should connect to (default: the listen IP).
-    #[arg(long)]
-    advertise_host: Option<String>,
+    /// Address published for consumers to dial, HOST[:PORT] (the port defaults to the bound
+    /// one) [default: the listen IP, or this host's primary non-loopback address when
+    /// listening on all interfaces; or server.advertise / RPC_ADVERTISE].
+    #[arg(long, alias = "advertise-host", value_name = "HOST[:PORT]")]
+    advertise: Option<String>,
     /// Weight published in the registry.
     #[arg(long, default_value_t = 100)]
     weight: u32,
@@ -61,6 +63,9 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(registry) = &args.registry {
         config.registry = (registry != "none").then(|| registry.clone());
     }
+    if let Some(advertise) = &args.advertise {
+        config.advertise = Some(advertise.clone());
+    }
     if let Some(secs) = args.propagation_grace {
         config.propagation_grace = std::time::Duration::try_from_secs_f64(secs)
             .map_err(|_| format!("bad --propagation-grace {secs}: expected seconds"))?;
@@ -71,9 +76,7 @@ async fn run(args: Args) -> Result<(), String> {
         .serve(GreeterServer::new(provider.clone()))
         .serve(CalculatorServer::new(provider.clone()))
         .weight(args.weight);
-    if let Some(host) = &args.advertise_host {
-        builder = builder.advertise_host(host.clone());
-    }
+
     let registry = match config.registry_url() {
         None => None,
         Some(url) => {
@@ -87,13 +90,9 @@ async fn run(args: Args) -> Result<(), String> {
     // Catch SIGTERM from here on, so a stop during start-up still deregisters cleanly.
     let signal = rpc_core::server::shutdown_signal();
     let server = builder.start().await.map_err(|e| e.to_string())?;
-    let bound = server.local_addr();
-    let host = args
-        .advertise_host
-        .clone()
-        .unwrap_or_else(|| bound.ip().to_string());
-    provider.set_address(format!("{host}:{}", bound.port()));
+    provider.set_address(server.published_addr());
     println!("example-provider listening on {}", server.local_addr());
+    println!("example-provider published as {}", server.published_addr());
     let result = server.run_until(signal).await.map_err(|e| e.to_string());
     if let Some(registry) = registry {
         if let Err(e) = registry.shutdown().await {

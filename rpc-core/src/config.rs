@@ -10,7 +10,8 @@
 //! heartbeat_secs = 10
 //!
 //! [server]
-//! listen = "127.0.0.1:9101"
+//! listen = "0.0.0.0:9101"
+//! advertise = "10.0.0.7"          # what consumers dial; HOST[:PORT]
 //! max_frame_bytes = 16777216
 //!
 //! [client]
@@ -109,6 +110,9 @@ pub struct RpcConfig {
     pub registry_heartbeat: Option<Duration>,
     /// Provider listen address. Default `127.0.0.1:0`.
     pub listen: String,
+    /// Provider: address published for consumers, `HOST[:PORT]`. Default: the bound IP, or
+    /// this host's primary non-loopback address when bound to all interfaces.
+    pub advertise: Option<String>,
     /// Largest frame accepted, both sides. Default 16 MiB.
     pub max_frame: usize,
     /// Provider: connections served at once. Default 10,000.
@@ -168,6 +172,11 @@ pub struct RpcConfig {
     pub empty_protection: bool,
     /// Consumer: file that keeps the last known provider lists. Default none.
     pub snapshot_file: Option<PathBuf>,
+    /// Consumer: a directory entry (and its registry watch) no call used for this long is
+    /// dropped (`None`: never). Default 10 minutes.
+    pub directory_idle: Option<Duration>,
+    /// Consumer: most directory entries (registry watches) live at once. Default 4,096.
+    pub max_watches: usize,
 }
 
 impl Default for RpcConfig {
@@ -178,6 +187,7 @@ impl Default for RpcConfig {
             registry_ttl: None,
             registry_heartbeat: None,
             listen: defaults::LISTEN.to_string(),
+            advertise: None,
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: defaults::MAX_CONNECTIONS,
             max_in_flight: defaults::MAX_IN_FLIGHT,
@@ -207,6 +217,8 @@ impl Default for RpcConfig {
             ejection_max_cooldown: cluster.ejection.max_cooldown,
             empty_protection: cluster.directory.empty_protection,
             snapshot_file: None,
+            directory_idle: cluster.directory.idle_timeout,
+            max_watches: cluster.directory.max_watches,
         }
     }
 }
@@ -293,6 +305,8 @@ const KEYS: &[Key] = &[
         apply: |c, r| { c.registry_heartbeat = Some(r.seconds()?); Some(()) } },
     Key { name: "server.listen", env: "RPC_LISTEN", expected: "host:port, e.g. 127.0.0.1:9101",
         apply: |c, r| { let s = r.string().filter(|s| s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()))?; c.listen = s; Some(()) } },
+    Key { name: "server.advertise", env: "RPC_ADVERTISE", expected: "HOST[:PORT] consumers dial, e.g. 10.0.0.7 or provider-1.internal:9101",
+        apply: |c, r| { let s = r.string()?; crate::server::Advertise::parse(&s).ok()?; c.advertise = Some(s); Some(()) } },
     Key { name: "server.max_frame_bytes", env: "RPC_MAX_FRAME", expected: "a number of bytes from 1024 to 4294967295",
         apply: |c, r| { c.max_frame = r.integer().filter(|n| (1024..=u64::from(u32::MAX)).contains(n))? as usize; Some(()) } },
     Key { name: "server.max_connections", env: "RPC_MAX_CONNECTIONS", expected: "a positive integer",
@@ -341,6 +355,10 @@ const KEYS: &[Key] = &[
         apply: |c, r| { c.ping_timeout = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
     Key { name: "client.empty_protection", env: "RPC_EMPTY_PROTECTION", expected: "true or false",
         apply: |c, r| { c.empty_protection = r.boolean()?; Some(()) } },
+    Key { name: "client.directory_idle_ms", env: "RPC_DIRECTORY_IDLE_MS", expected: "milliseconds, an integer (0 = never drop)",
+        apply: |c, r| { let d = ms(r)?; c.directory_idle = (!d.is_zero()).then_some(d); Some(()) } },
+    Key { name: "client.max_watches", env: "RPC_MAX_WATCHES", expected: "a positive integer",
+        apply: |c, r| { c.max_watches = positive(r)?; Some(()) } },
     Key { name: "client.snapshot_file", env: "RPC_SNAPSHOT_FILE", expected: "a file path",
         apply: |c, r| { c.snapshot_file = Some(PathBuf::from(r.string().filter(|s| !s.is_empty())?)); Some(()) } },
     Key { name: "client.ejection.consecutive_failures", env: "RPC_EJECTION_FAILURES", expected: "an integer (0 turns ejection off)",
@@ -486,7 +504,7 @@ impl RpcConfig {
 
     /// A server builder with the server settings (add services and a registry to it).
     pub fn server_builder(&self) -> ServerBuilder {
-        ServerBuilder::default()
+        let builder = ServerBuilder::default()
             .bind(self.listen.clone())
             .max_frame(self.max_frame)
             .max_connections(self.max_connections)
@@ -497,7 +515,11 @@ impl RpcConfig {
             .frame_timeout(self.frame_timeout)
             .idle_timeout(self.idle_timeout)
             .drain_grace(self.drain_grace)
-            .propagation_grace(self.propagation_grace)
+            .propagation_grace(self.propagation_grace);
+        match &self.advertise {
+            Some(advertise) => builder.advertise(advertise.clone()),
+            None => builder,
+        }
     }
 
     /// The cluster settings: balancer, fault policy, retries, backoff, ejection, directory.
@@ -528,6 +550,8 @@ impl RpcConfig {
         if let Some(path) = &self.snapshot_file {
             cluster = cluster.snapshot_file(path.clone());
         }
+        cluster.directory.idle_timeout = self.directory_idle;
+        cluster.directory.max_watches = self.max_watches;
         cluster
     }
 

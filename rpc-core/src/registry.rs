@@ -217,6 +217,17 @@ pub enum RegistryError {
         /// What went wrong.
         message: String,
     },
+    /// The node is held by another live registration (another provider claims the same
+    /// published `host:port`); nothing was written.
+    #[error("{registry}: {path} is already registered by another live provider ({owner}); give each provider its own published address (server.advertise)")]
+    Taken {
+        /// The backend.
+        registry: &'static str,
+        /// The node path.
+        path: String,
+        /// Who holds it: the lease or session, and what the node says.
+        owner: String,
+    },
     /// A registry URL that cannot be used.
     #[error("bad registry url {url:?}: {message}")]
     BadUrl {
@@ -277,7 +288,9 @@ pub trait Registry: Send + Sync + 'static {
     fn backend(&self) -> &'static str;
 
     /// Publishes an instance, replacing any earlier data at its node; it stays published
-    /// (and is re-published after outages) until deregistered or shut down.
+    /// (and is re-published after outages) until deregistered or shut down. A node that
+    /// another live registration holds is never overwritten: that is
+    /// [`RegistryError::Taken`], naming the path and the owner.
     async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError>;
 
     /// Removes an instance this process registered.

@@ -233,9 +233,24 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "percentage",
         ),
         (
+            "[server]\nadvertise = \"0.0.0.0:9101\"",
+            "server.advertise",
+            "HOST[:PORT]",
+        ),
+        (
             "[client]\nempty_protection = \"maybe\"",
             "client.empty_protection",
             "true or false",
+        ),
+        (
+            "[client]\ndirectory_idle_ms = -5",
+            "client.directory_idle_ms",
+            "milliseconds",
+        ),
+        (
+            "[client]\nmax_watches = 0",
+            "client.max_watches",
+            "positive",
         ),
         (
             "[client]\nsnapshot_file = 3",

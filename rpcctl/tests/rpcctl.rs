@@ -214,11 +214,13 @@ async fn show_lists_instances_with_weight_age_and_lease() {
     let header = row(&text, "ADDRESS");
     assert_eq!(
         header,
-        vec!["ADDRESS", "WEIGHT", "AGE", "LEASE", "TTL", "METADATA"],
+        vec!["ADDRESS", "RESOLVES", "WEIGHT", "AGE", "LEASE", "TTL", "METADATA"],
         "{text}"
     );
     for address in cluster.addresses() {
         let cells = row(&text, &address);
+        assert_eq!(cells[1], "yes", "an IP resolves: {text}");
+        let cells = [&cells[..1], &cells[2..]].concat();
         assert_eq!(cells[1], "100", "weight of {address}: {text}");
         assert!(
             cells[2].ends_with('s'),
@@ -246,6 +248,7 @@ async fn show_lists_instances_with_weight_age_and_lease() {
         assert!(entry["registered_at_ms"].as_u64().is_some_and(|ms| ms > 0));
         assert!(entry["age_ms"].is_u64(), "{json}");
         assert!(entry["metadata"].is_object(), "{json}");
+        assert_eq!(entry["resolved"], true, "{json}");
         let lease = &entry["lease"];
         assert_eq!(lease["expired"], false, "{json}");
         assert_eq!(lease["granted_ttl_secs"], 30, "{json}");
@@ -253,6 +256,29 @@ async fn show_lists_instances_with_weight_age_and_lease() {
         assert!((0..=30).contains(&left), "{json}");
         assert!(lease["id"].as_str().is_some_and(|id| !id.is_empty()));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_marks_an_instance_whose_host_does_not_resolve() {
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("");
+    let path = format!("/rpc/{GREETER}/no-such-host.invalid:9401");
+    let node = r#"{"service":"example.Greeter","version":"1.0.0","host":"no-such-host.invalid","port":9401}"#;
+    etcd.etcdctl(&["put", "--", &path, node])
+        .await
+        .unwrap_or_else(|e| panic!("etcdctl put: {e}"));
+    let text = run_on(&url, &["show", GREETER]).ok();
+    let cells = row(&text, "no-such-host.invalid:9401");
+    assert!(cells[1].starts_with("unresolved:"), "{text}");
+    let json = run_on(&url, &["--json", "show", GREETER]).json();
+    let entry = &json["instances"][0];
+    assert_eq!(entry["resolved"], false, "{json}");
+    assert!(
+        entry["unresolved_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no-such-host.invalid")),
+        "{json}"
+    );
 }
 
 /// A running `rpcctl watch` whose stdout lines arrive on a channel.

@@ -353,3 +353,36 @@ async fn shutdown_or_drop_ends_watch_streams() {
         assert_eq!(end, None, "the stream must end (shut down: {shut_down})");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_overwritten_by_hand_is_put_back_on_the_lease() {
+    tests::logging::init();
+    let etcd = EtcdServer::start().await;
+    let provider = etcd_registry(&etcd.registry_url("ttl=2")).await;
+    let inst = instance("etcd.Overwritten", 21_051);
+    provider.register(&inst).await.expect("register");
+    let ours = etcd.get(&path(&inst)).await.expect("get").expect("node");
+    etcd.etcdctl(&[
+        "put",
+        "--",
+        &path(&inst),
+        r#"{"service":"etcd.Overwritten","version":"1.0.0","host":"10.9.9.9","port":1}"#,
+    ])
+    .await
+    .expect("etcdctl put");
+    let took = wait_until(HEARTBEAT + SLACK, "our value to come back", || async {
+        etcd.get(&path(&inst)).await.ok().flatten().as_ref() == Some(&ours)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    println!("overwritten node put back after {took:?}");
+    let leases = etcd.leases().await.expect("lease list");
+    assert_eq!(leases, vec![provider.lease_id().expect("a live lease")]);
+}
+
+#[tokio::test]
+async fn a_ttl_below_etcds_minimum_is_raised_to_it() {
+    let etcd = EtcdServer::start().await;
+    let provider = etcd_registry(&etcd.registry_url("ttl=1")).await;
+    assert_eq!(provider.options().ttl, Duration::from_secs(2));
+}

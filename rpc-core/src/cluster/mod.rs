@@ -29,7 +29,9 @@ pub use balance::{
     UnknownBalancer, WeightedRandom, WeightedRoundRobin,
 };
 pub use config::ClusterConfig;
-pub use directory::{Directory, DirectoryConfig, ServiceEntry};
+pub use directory::{
+    resolve_instance, Directory, DirectoryConfig, HostResolver, ServiceEntry, Unresolved,
+};
 pub use eject::EjectionConfig;
 pub use endpoint::{Endpoint, Members};
 pub use fault::failback::FailbackConfig;

@@ -1,7 +1,6 @@
 //! Server settings and start-up.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::admission::{Admission, Full};
+use super::advertise::{published, Advertise};
 use super::connection::serve_connection;
 use super::context::ConnectionContext;
 use super::registration::Registration;
@@ -50,7 +50,7 @@ pub struct ServerBuilder {
     propagation_grace: Duration,
     services: Vec<Arc<dyn Service>>,
     registry: Option<Arc<dyn Registry>>,
-    advertise_host: Option<String>,
+    advertise: Option<String>,
     weight: u32,
     metadata: BTreeMap<String, String>,
     metadata_limits: MetadataLimits,
@@ -72,7 +72,7 @@ impl Default for ServerBuilder {
             propagation_grace: defaults::PROPAGATION_GRACE,
             services: Vec::new(),
             registry: None,
-            advertise_host: None,
+            advertise: None,
             weight: crate::registry::DEFAULT_WEIGHT,
             metadata: BTreeMap::new(),
             metadata_limits: MetadataLimits::default(),
@@ -177,10 +177,24 @@ impl ServerBuilder {
         self
     }
 
-    /// The host consumers should connect to (default: the bound IP; `127.0.0.1` when bound
-    /// to all interfaces).
+    /// The address published in the registry for consumers to dial, `HOST[:PORT]`
+    /// (`server.advertise`): the port defaults to the bound one. Default: the bound IP, or,
+    /// when bound to all interfaces, this host's primary non-loopback address (logged).
+    /// A bad value fails [`start`](Self::start).
+    pub fn advertise(mut self, address: impl Into<String>) -> Self {
+        self.advertise = Some(address.into());
+        self
+    }
+
+    /// Publishes `host` with the bound port; the same as [`advertise`](Self::advertise)
+    /// with no port.
     pub fn advertise_host(mut self, host: impl Into<String>) -> Self {
-        self.advertise_host = Some(host.into());
+        let host = host.into();
+        self.advertise = Some(if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host
+        });
         self
     }
 
@@ -226,6 +240,13 @@ impl ServerBuilder {
                 ),
             });
         }
+        let advertise = match &self.advertise {
+            Some(value) => Some(Advertise::parse(value).map_err(|e| ServerError::BadConfig {
+                setting: "advertise",
+                message: e.to_string(),
+            })?),
+            None => None,
+        };
         let mut services: HashMap<String, Arc<dyn Service>> = HashMap::new();
         for service in &self.services {
             let key = service.descriptor().key.to_string();
@@ -280,10 +301,13 @@ impl ServerBuilder {
         };
         tracing::info!(addr = %local_addr, services = self.services.len(), "server listening");
 
-        let host = self
-            .advertise_host
-            .clone()
-            .unwrap_or_else(|| advertised(local_addr));
+        let Some((host, port)) = published(advertise.as_ref(), local_addr) else {
+            stop.cancel();
+            return Err(ServerError::BadConfig {
+                setting: "advertise",
+                message: format!("bound to {local_addr} and this host has no non-loopback address to publish; set server.advertise (RPC_ADVERTISE)"),
+            });
+        };
         let registration = Registration::new(
             self.registry.clone(),
             self.services
@@ -292,7 +316,7 @@ impl ServerBuilder {
                     let mut instance = crate::ServiceInstance::new(
                         &s.descriptor().service_key(),
                         host.clone(),
-                        local_addr.port(),
+                        port,
                     );
                     instance.weight = self.weight;
                     instance.metadata = self.metadata.clone();
@@ -316,15 +340,6 @@ impl ServerBuilder {
             return Err(e);
         }
         Ok(handle)
-    }
-}
-
-fn advertised(addr: SocketAddr) -> String {
-    if addr.ip().is_unspecified() {
-        tracing::warn!(%addr, "bound to all interfaces; advertising 127.0.0.1 (set advertise_host)");
-        "127.0.0.1".to_string()
-    } else {
-        addr.ip().to_string()
     }
 }
 

@@ -2,6 +2,7 @@
 //! registration with a registry, and graceful shutdown.
 
 mod admission;
+mod advertise;
 mod builder;
 mod connection;
 mod context;
@@ -15,6 +16,7 @@ mod stats;
 mod warn_limit;
 mod wire_text;
 
+pub use advertise::{Advertise, BadAdvertise};
 pub use builder::ServerBuilder;
 pub use error::ServerError;
 pub use stats::ServerStats;
@@ -64,6 +66,12 @@ impl ServerHandle {
     /// frame bytes.
     pub fn stats(&self) -> ServerStats {
         self.stats.snapshot()
+    }
+
+    /// The `host:port` published in the registry for consumers to dial (see
+    /// [`ServerBuilder::advertise`]).
+    pub fn published_addr(&self) -> String {
+        self.registration.address()
     }
 
     /// Shuts down gracefully: deregisters from the registry, waits the propagation grace so

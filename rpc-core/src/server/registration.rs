@@ -4,12 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::ServerError;
-use crate::registry::{Registry, ServiceInstance};
+use crate::registry::{Registry, RegistryError, ServiceInstance};
 
 /// What this server published, and where.
 pub(crate) struct Registration {
     registry: Option<Arc<dyn Registry>>,
     instances: Vec<ServiceInstance>,
+    address: String,
     propagation_grace: Duration,
 }
 
@@ -19,23 +20,62 @@ impl Registration {
         instances: Vec<ServiceInstance>,
         propagation_grace: Duration,
     ) -> Registration {
+        let address = instances
+            .first()
+            .map(ServiceInstance::address)
+            .unwrap_or_default();
         Registration {
             registry,
             instances,
+            address,
             propagation_grace,
         }
     }
 
-    /// Registers every instance.
+    /// The published `host:port` (every instance has the same).
+    pub(crate) fn address(&self) -> String {
+        self.address.clone()
+    }
+
+    /// Registers every instance, all at once (a backend batches them), and all or nothing:
+    /// when one fails, every other is withdrawn, and so is the failed one when its outcome is
+    /// unknown (the registry did not answer); a node held by someone else is left alone.
     pub(crate) async fn publish(&self) -> Result<(), ServerError> {
         let Some(registry) = &self.registry else {
             return Ok(());
         };
-        for instance in &self.instances {
-            registry.register(instance).await?;
-            tracing::info!(key = %instance.key(), addr = %instance.address(), registry = registry.backend(), "registered");
+        let results = futures::future::join_all(
+            self.instances
+                .iter()
+                .map(|instance| registry.register(instance)),
+        )
+        .await;
+        let mut first_error = None;
+        let mut to_withdraw = Vec::new();
+        for (instance, result) in self.instances.iter().zip(results) {
+            match result {
+                Ok(()) => {
+                    tracing::info!(key = %instance.key(), addr = %instance.address(), registry = registry.backend(), "registered");
+                    to_withdraw.push(instance);
+                }
+                Err(error) => {
+                    if matches!(error, RegistryError::Unavailable { .. }) {
+                        to_withdraw.push(instance);
+                    }
+                    first_error.get_or_insert(error);
+                }
+            }
         }
-        Ok(())
+        let Some(error) = first_error else {
+            return Ok(());
+        };
+        tracing::warn!(%error, withdrawn = to_withdraw.len(), "registration failed; withdrawing what was registered");
+        for instance in to_withdraw {
+            if let Err(e) = registry.deregister(instance).await {
+                tracing::warn!(key = %instance.key(), error = %e, "withdrawing after a failed start failed");
+            }
+        }
+        Err(error.into())
     }
 
     /// Deregisters every instance, then waits the propagation grace so consumers' watches

@@ -29,6 +29,29 @@ impl Failure {
         }
     }
 
+    /// The same failure again, for each of the claims that shared one failed transaction.
+    pub(crate) fn duplicate(&self) -> Failure {
+        use etcd_client::Error as E;
+        match self {
+            Failure::Unreachable { endpoints, message } => Failure::Unreachable {
+                endpoints: endpoints.clone(),
+                message: message.clone(),
+            },
+            Failure::Rejected(E::GRpcStatus(status)) => {
+                Failure::Rejected(E::GRpcStatus(status.clone()))
+            }
+            Failure::Rejected(E::LeaseKeepAliveError(message)) => {
+                Failure::Rejected(E::LeaseKeepAliveError(message.clone()))
+            }
+            Failure::Rejected(other) => Failure::Rejected(E::InvalidArgs(other.to_string())),
+        }
+    }
+
+    /// Whether the request may have taken effect although no answer came back.
+    pub(crate) fn outcome_unknown(&self) -> bool {
+        matches!(self, Failure::Unreachable { .. })
+    }
+
     /// The error a caller of the [`rpc_core::Registry`] API sees.
     pub(crate) fn into_error(self, op: &'static str, key: &str) -> RegistryError {
         match self {

@@ -1,72 +1,76 @@
 //! The lease keeper: one lease per registry client, kept alive by etcd's keep-alive stream,
 //! replaced when it is lost, and the client's own nodes put back when someone removes them.
 //!
-//! A background task owns the lease, granted when the first instance is registered. Every
-//! heartbeat it sends one keep-alive on the stream; every answer confirms the lease and
-//! starts the self-check, a transaction per own node that puts the node back unless it still
-//! holds this lease and this value. The self-check runs beside the keep-alives, so a slow
-//! write never delays them. When the stream breaks (or an answer is a heartbeat late), the
-//! task reopens it for the same lease, starting on another endpoint; when etcd says the lease
-//! is gone (TTL 0, "lease not found"), it grants a new lease and the first self-check on it
-//! puts every node again. Retries go on forever with jittered backoff capped at the heartbeat
-//! (and 2.5 s), and only changes of state are logged.
+//! Three background tasks share the state here:
+//! - the keep-alive loop ([`super::keep_alive`]): one keep-alive message per heartbeat,
+//!   whatever the number of nodes; a new lease when etcd says the old one is gone, and then
+//!   every own node put again on it;
+//! - the claim writer ([`super::claims`]): every put of an own node, batched into few
+//!   transactions, and only onto a node no other live lease holds;
+//! - the guard ([`super::guard`]): one watch on the layout root that puts back an own node
+//!   deleted or overwritten by someone else, as soon as etcd reports it.
 //!
-//! Every put of an own node uses the lease published in [`Shared::lease`], which is `None`
-//! while no live lease is known, so nothing is put with a lease known to be dead.
+//! So a heartbeat costs one request however many instances there are, and `register` never
+//! waits for a self-check pass. Every put of an own node uses the lease published in
+//! [`Shared::lease`], which is `None` while no live lease is known, so nothing is put with a
+//! lease known to be dead.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use etcd_client::{
-    Compare, CompareOp, LeaseKeepAliveStream, LeaseKeeper as KeepAliveSender, PutOptions, Txn,
-    TxnOp,
-};
+use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use futures::StreamExt;
-use rpc_core::backoff::Retries;
+use rpc_core::registry::RegistryError;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
+use super::claims::{Claimed, Claims};
 use super::endpoints::Endpoints;
-use super::error::Failure;
+use super::error::{Failure, BACKEND};
+use super::own::OwnNodes;
 use super::retries;
 use crate::options::RegistryOptions;
 
 /// The shortest bound on one attempt of the keeper's requests.
 const MIN_ATTEMPT: Duration = Duration::from_millis(300);
+/// Claims in flight while every own node is put again on a new lease.
+const CLAIM_ALL_CONCURRENCY: usize = 1_024;
+/// Attempts to delete a node whose put had an unknown outcome.
+const RESOLVE_ATTEMPTS: usize = 20;
 
-/// State shared by the keeper task and the registry's calls.
-struct Shared {
-    endpoints: Arc<Endpoints>,
-    ttl_secs: i64,
-    heartbeat: Duration,
-    request_timeout: Duration,
+/// State shared by the keeper's tasks and the registry's calls.
+pub(crate) struct Shared {
+    pub(crate) endpoints: Arc<Endpoints>,
+    pub(crate) ttl_secs: i64,
+    pub(crate) heartbeat: Duration,
+    pub(crate) request_timeout: Duration,
     /// The bound on each attempt of the keeper's own requests, and on the wait for a
     /// keep-alive answer: at most a heartbeat, so a member that hangs is left well within
     /// the TTL.
-    attempt: Duration,
+    pub(crate) attempt: Duration,
     /// How long `register` waits for a live lease.
     lease_wait: Duration,
-    /// Node path -> value of every instance this client registered (its current data).
-    instances: Mutex<BTreeMap<String, String>>,
-    /// Serializes writes of own nodes (register, deregister, self-check), so the self-check
-    /// never resurrects a node that is being deregistered.
-    writes: tokio::sync::Mutex<()>,
+    /// `<root>/`: every own node is under it.
+    pub(crate) root_prefix: String,
+    /// Every instance this client registered (its current data).
+    pub(crate) own: OwnNodes,
+    /// Every put of an own node goes through here.
+    pub(crate) claims: Claims,
     /// The live lease, or `None` before the first grant and after a lease was lost.
-    lease: watch::Sender<Option<i64>>,
-    /// Asks the task to check the lease now, not at the next heartbeat.
-    kick: Notify,
+    pub(crate) lease: watch::Sender<Option<i64>>,
+    /// The lease every own node was last put on in full, after a (re)grant.
+    pub(crate) claimed_on: watch::Sender<Option<i64>>,
+    /// Asks the keep-alive loop to check the lease now, not at the next heartbeat.
+    pub(crate) kick: Notify,
     /// Why there is no live lease, for error messages.
-    problem: Mutex<Option<String>>,
+    pub(crate) problem: Mutex<Option<String>>,
 }
 
-/// Keeps one lease alive for a registry client and re-publishes its instances on it.
+/// Keeps one lease alive for a registry client and its instances on it.
 pub(crate) struct LeaseKeeper {
     shared: Arc<Shared>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for LeaseKeeper {
@@ -77,7 +81,7 @@ impl std::fmt::Debug for LeaseKeeper {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -99,14 +103,28 @@ pub(crate) async fn sleep_or_stop(delay: Duration, stop: &mut watch::Receiver<bo
     }
 }
 
+/// The error for a node another live registration holds: names the path and the owner.
+pub(crate) fn taken_error(path: &str, lease: i64, value: &str) -> RegistryError {
+    let owner = rpc_core::registry::ServiceInstance::from_json(value.as_bytes())
+        .map(|i| format!("lease {lease:x}, registered at {} ms", i.registered_at_ms))
+        .unwrap_or_else(|_| format!("lease {lease:x}"));
+    RegistryError::Taken {
+        registry: BACKEND,
+        path: path.to_string(),
+        owner,
+    }
+}
+
 impl LeaseKeeper {
-    /// Starts the keeper task; it grants the lease at once and stops when `stop` says so.
+    /// Starts the keeper's tasks; the lease is granted at once, and they stop when `stop`
+    /// says so.
     pub(crate) fn start(
         endpoints: Arc<Endpoints>,
         options: &RegistryOptions,
         stop: watch::Receiver<bool>,
     ) -> LeaseKeeper {
         let shared = Arc::new(Shared {
+            claims: Claims::start(endpoints.clone()),
             endpoints,
             ttl_secs: (options.ttl.as_secs_f64().ceil() as i64).max(1),
             heartbeat: options.heartbeat,
@@ -116,16 +134,20 @@ impl LeaseKeeper {
                 .min(options.heartbeat)
                 .max(MIN_ATTEMPT),
             lease_wait: options.connect_timeout + options.request_timeout,
-            instances: Mutex::new(BTreeMap::new()),
-            writes: tokio::sync::Mutex::new(()),
+            root_prefix: crate::layout::root_prefix(&options.root),
+            own: OwnNodes::default(),
             lease: watch::channel(None).0,
+            claimed_on: watch::channel(None).0,
             kick: Notify::new(),
             problem: Mutex::new(None),
         });
-        let task = tokio::spawn(run(shared.clone(), stop));
+        let tasks = vec![
+            tokio::spawn(super::keep_alive::run(shared.clone(), stop.clone())),
+            tokio::spawn(super::guard::run(shared.clone(), stop)),
+        ];
         LeaseKeeper {
             shared,
-            task: Mutex::new(Some(task)),
+            tasks: Mutex::new(tasks),
         }
     }
 
@@ -134,10 +156,10 @@ impl LeaseKeeper {
         *self.shared.lease.borrow()
     }
 
-    /// Puts a node with the live lease and keeps it there until deregistered. Waits for a
-    /// live lease (the first grant, or the replacement of a lost one) for at most the
-    /// connect timeout plus the request timeout.
-    pub(crate) async fn register(&self, path: &str, value: &str) -> Result<(), Failure> {
+    /// Puts a node with the live lease and keeps it there until deregistered, unless another
+    /// live lease holds it. Waits for a live lease (the first grant, or the replacement of a
+    /// lost one) for at most the connect timeout plus the request timeout.
+    pub(crate) async fn register(&self, path: &str, value: &str) -> Result<(), RegistryError> {
         let shared = &self.shared;
         let deadline = Instant::now() + shared.lease_wait;
         let mut lease = shared.lease.subscribe();
@@ -149,54 +171,71 @@ impl LeaseKeeper {
                     .await
                     .map(|r| r.map(|id| *id));
             let id = match waited {
-                Ok(Ok(id)) => id,
-                Ok(Err(_)) => return Err(shared.unreachable("the lease keeper has stopped")),
+                Ok(Ok(Some(id))) => id,
+                Ok(Ok(None)) => continue,
+                Ok(Err(_)) => {
+                    let failure = shared.unreachable("the lease keeper has stopped");
+                    return Err(failure.into_error("register", path));
+                }
                 Err(_) => {
-                    self.forget(path).await;
                     let problem = lock(&shared.problem).clone();
-                    return Err(shared.unreachable(&format!(
+                    let failure = shared.unreachable(&format!(
                         "no live lease within {:?}: {}",
                         shared.lease_wait,
                         problem.as_deref().unwrap_or("etcd did not answer")
-                    )));
+                    ));
+                    return Err(failure.into_error("register", path));
                 }
             };
-            let Some(id) = id else { continue };
-            let _writes = shared.writes.lock().await;
-            lock(&shared.instances).insert(path.to_string(), value.to_string());
-            match shared.put(path, value, id).await {
-                Ok(()) => return Ok(()),
+            // Kept before the put, so the guard knows the node from its first event on.
+            shared.own.insert(path, value);
+            match shared.claims.claim(path, value, id).await {
+                Ok(Claimed::Ours { revision }) => {
+                    shared.own.confirmed(path, value, revision);
+                    return Ok(());
+                }
+                Ok(Claimed::Taken { lease, value: held }) => {
+                    shared.own.remove_if(path, value);
+                    return Err(taken_error(path, lease, &held));
+                }
                 Err(failure) if failure.lease_gone() => {
                     // The keeper finds out at its next heartbeat; make that now. The node stays
-                    // in the map, so the keeper puts it with the next lease in any case.
+                    // kept, so the keeper puts it with the next lease in any case.
                     dead = Some(id);
                     shared.kick.notify_one();
                 }
                 Err(failure) => {
-                    lock(&shared.instances).remove(path);
-                    return Err(failure);
+                    shared.own.remove_if(path, value);
+                    if failure.outcome_unknown() {
+                        // The put may have committed: do not leave it on the lease, forgotten.
+                        tokio::spawn(resolve_unknown(
+                            Arc::clone(shared),
+                            path.to_string(),
+                            value.to_string(),
+                            id,
+                        ));
+                    }
+                    return Err(failure.into_error("register", path));
                 }
             }
         }
     }
 
-    /// Deletes a node and stops keeping it.
+    /// Deletes a node, if it is ours, and stops keeping it.
     pub(crate) async fn deregister(&self, path: &str) -> Result<(), Failure> {
-        let _writes = self.shared.writes.lock().await;
-        lock(&self.shared.instances).remove(path);
-        self.shared.delete(path).await
+        self.shared.own.remove(path);
+        match self.lease_id() {
+            Some(lease) => self.shared.delete_if_ours(path, lease, None).await,
+            // No live lease: whatever we put went with the lost one.
+            None => Ok(()),
+        }
     }
 
-    async fn forget(&self, path: &str) {
-        let _writes = self.shared.writes.lock().await;
-        lock(&self.shared.instances).remove(path);
-    }
-
-    /// Waits for the task to stop (the registry has signalled it), deletes every own node
-    /// and revokes the lease. Every step is tried; the first failure is returned.
+    /// Stops the tasks (the registry has signalled them) and revokes the lease, which
+    /// deletes every own node at once.
     pub(crate) async fn shutdown(&self) -> Result<(), Failure> {
-        let task = lock(&self.task).take();
-        if let Some(mut task) = task {
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        for mut task in tasks {
             if tokio::time::timeout(self.shared.request_timeout, &mut task)
                 .await
                 .is_err()
@@ -205,377 +244,126 @@ impl LeaseKeeper {
             }
         }
         let shared = &self.shared;
-        let _writes = shared.writes.lock().await;
-        let paths: Vec<String> = std::mem::take(&mut *lock(&shared.instances))
-            .into_keys()
-            .collect();
-        let lease = shared.lease.send_replace(None);
-        let mut first_failure = None;
-        for path in paths {
-            if let Err(failure) = shared.delete(&path).await {
-                first_failure.get_or_insert(failure);
+        shared.own.clear();
+        let Some(id) = shared.lease.send_replace(None) else {
+            return Ok(());
+        };
+        let revoked = shared
+            .endpoints
+            .call(|mut client| async move { client.lease_revoke(id).await })
+            .await;
+        match revoked {
+            Ok(_) => {
+                tracing::debug!(lease = format!("{id:x}"), "etcd lease revoked");
+                Ok(())
             }
+            Err(failure) if failure.lease_gone() => Ok(()),
+            Err(failure) => Err(failure),
         }
-        if let Some(id) = lease {
-            let revoked = shared
-                .endpoints
-                .call(|mut client| async move { client.lease_revoke(id).await })
-                .await;
-            match revoked {
-                Ok(_) => tracing::debug!(lease = format!("{id:x}"), "etcd lease revoked"),
-                Err(failure) if failure.lease_gone() => {}
-                Err(failure) => {
-                    first_failure.get_or_insert(failure);
-                }
-            }
-        }
-        first_failure.map_or(Ok(()), Err)
     }
 }
 
-/// How one keep-alive session ended.
-enum End {
-    /// The registry asked to stop.
-    Stopped,
-    /// The stream broke; the lease may still live.
-    Broken(String),
-    /// etcd says the lease is gone.
-    Gone(String),
+impl Drop for LeaseKeeper {
+    fn drop(&mut self) {
+        for task in lock(&self.tasks).iter() {
+            task.abort();
+        }
+    }
 }
 
 impl Shared {
-    fn unreachable(&self, message: &str) -> Failure {
+    pub(crate) fn unreachable(&self, message: &str) -> Failure {
         Failure::Unreachable {
             endpoints: self.endpoints.label().to_string(),
             message: message.to_string(),
         }
     }
 
-    async fn put(&self, path: &str, value: &str, lease: i64) -> Result<(), Failure> {
+    /// Deletes `path` if it holds `lease` (and `value`, when given).
+    pub(crate) async fn delete_if_ours(
+        &self,
+        path: &str,
+        lease: i64,
+        value: Option<&str>,
+    ) -> Result<(), Failure> {
+        let mut compare = vec![Compare::lease(path, CompareOp::Equal, lease)];
+        if let Some(value) = value {
+            compare.push(Compare::value(path, CompareOp::Equal, value));
+        }
+        let txn = Txn::new()
+            .when(compare)
+            .and_then([TxnOp::delete(path, None)]);
         self.endpoints
             .call(|mut client| {
-                let (path, value) = (path.to_string(), value.to_string());
-                async move {
-                    let options = PutOptions::new().with_lease(lease);
-                    client.put(path, value, Some(options)).await.map(drop)
-                }
+                let txn = txn.clone();
+                async move { client.txn(txn).await.map(drop) }
             })
             .await
     }
 
-    async fn delete(&self, path: &str) -> Result<(), Failure> {
-        self.endpoints
-            .call(|mut client| {
-                let path = path.to_string();
-                async move { client.delete(path, None).await.map(drop) }
+    /// Puts every own node on `lease` (after a new grant), batched; a node another live
+    /// lease took meanwhile is given up, loudly. Returns how many were put.
+    pub(crate) async fn claim_all(&self, lease: i64) -> Result<usize, Failure> {
+        let nodes = self.own.all();
+        let results: Vec<_> = futures::stream::iter(nodes)
+            .map(|(path, value)| async move {
+                let claimed = self.claims.claim(&path, &value, lease).await;
+                (path, value, claimed)
             })
-            .await
-    }
-
-    async fn grant(&self) -> Result<i64, Failure> {
-        let ttl = self.ttl_secs;
-        self.endpoints
-            .call_once(self.attempt, |mut client| async move {
-                Ok(client.lease_grant(ttl, None).await?.id())
-            })
-            .await
-    }
-
-    async fn open_keep_alive(
-        &self,
-        lease: i64,
-    ) -> Result<(KeepAliveSender, LeaseKeepAliveStream), Failure> {
-        self.endpoints
-            .call_once(self.attempt, |mut client| async move {
-                client.lease_keep_alive(lease).await
-            })
-            .await
-    }
-
-    /// The self-check: puts back every own node that is missing, changed, or not on `lease`.
-    /// Returns the paths put back.
-    async fn check_all(&self, lease: i64) -> Result<Vec<String>, Failure> {
-        let _writes = self.writes.lock().await;
-        let nodes: Vec<(String, String)> = lock(&self.instances)
-            .iter()
-            .map(|(path, value)| (path.clone(), value.clone()))
-            .collect();
-        let mut restored = Vec::new();
-        for (path, value) in nodes {
-            let txn = Txn::new()
-                .when([
-                    Compare::lease(path.as_str(), CompareOp::Equal, lease),
-                    Compare::value(path.as_str(), CompareOp::Equal, value.as_str()),
-                ])
-                .or_else([TxnOp::put(
-                    path.as_str(),
-                    value.as_str(),
-                    Some(PutOptions::new().with_lease(lease)),
-                )]);
-            let response = self
-                .endpoints
-                .call_once(self.attempt, |mut client| {
-                    let txn = txn.clone();
-                    async move { client.txn(txn).await }
-                })
-                .await?;
-            if !response.succeeded() {
-                restored.push(path);
-            }
-        }
-        Ok(restored)
-    }
-
-    /// One keep-alive session on an open stream, until it breaks, the lease is gone, or the
-    /// registry stops. Each answer resets `backoff` and starts a self-check (the first one
-    /// starts at once, re-putting every node after a new lease). The self-check runs beside
-    /// the keep-alives: it may wait for a `register` that holds the write lock, but the
-    /// keep-alives never wait for it.
-    async fn keep_alive(
-        &self,
-        lease: i64,
-        mut sender: KeepAliveSender,
-        mut stream: LeaseKeepAliveStream,
-        stop: &mut watch::Receiver<bool>,
-        backoff: &mut Retries,
-    ) -> End {
-        let mut ticker = tokio::time::interval_at(Instant::now() + self.heartbeat, self.heartbeat);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut waiting_since: Option<Instant> = None;
-        let mut check: Option<Check<'_>> = Some(Box::pin(self.check_all(lease)));
-        let mut first_check = true;
-        loop {
-            let send_now = tokio::select! {
-                _ = stop.changed() => {
-                    if stopped(stop) {
-                        return End::Stopped;
-                    }
-                    false
+            .buffer_unordered(CLAIM_ALL_CONCURRENCY)
+            .collect()
+            .await;
+        let mut put = 0;
+        let mut first_failure = None;
+        for (path, value, claimed) in results {
+            match claimed {
+                Ok(Claimed::Ours { revision }) => {
+                    put += 1;
+                    self.after_claim(&path, &value, lease, revision).await;
                 }
-                _ = ticker.tick() => true,
-                _ = self.kick.notified() => true,
-                checked = run_check(&mut check) => {
-                    check = None;
-                    match checked {
-                        Ok(restored) => report_restored(lease, &restored, first_check),
-                        Err(failure) if failure.lease_gone() => {
-                            return End::Gone(failure.to_string());
-                        }
-                        Err(failure) => return End::Broken(failure.to_string()),
-                    }
-                    first_check = false;
-                    false
-                }
-                message = stream.next() => match message {
-                    Some(Ok(answer)) if answer.ttl() > 0 => {
-                        waiting_since = None;
-                        backoff.reset();
-                        if check.is_none() {
-                            check = Some(Box::pin(self.check_all(lease)));
-                        }
-                        false
-                    }
-                    Some(Ok(_)) => {
-                        return End::Gone("etcd answered the keep-alive with TTL 0".into());
-                    }
-                    Some(Err(e)) => return End::Broken(format!("keep-alive stream failed: {e}")),
-                    None => return End::Broken("keep-alive stream closed".into()),
-                },
-            };
-            if send_now {
-                if let Some(since) = waiting_since {
-                    if since.elapsed() > self.attempt {
-                        return End::Broken(format!(
-                            "no keep-alive answer within {:?}",
-                            self.attempt
-                        ));
-                    }
-                }
-                if let Err(e) = sender.keep_alive().await {
-                    return End::Broken(format!("keep-alive stream failed: {e}"));
-                }
-                waiting_since.get_or_insert_with(Instant::now);
-            }
-        }
-    }
-}
-
-/// A self-check in progress: the paths it put back.
-type Check<'a> = Pin<Box<dyn Future<Output = Result<Vec<String>, Failure>> + Send + 'a>>;
-
-/// Waits for the self-check in progress; never finishes when there is none.
-async fn run_check(check: &mut Option<Check<'_>>) -> Result<Vec<String>, Failure> {
-    match check {
-        Some(check) => check.await,
-        None => std::future::pending().await,
-    }
-}
-
-/// Logs what a self-check put back: after a (re)opened session, a summary (a new lease means
-/// every node is put again); later, each node someone else deleted or changed.
-fn report_restored(lease: i64, restored: &[String], first: bool) {
-    let lease = format!("{lease:x}");
-    if first {
-        if !restored.is_empty() {
-            tracing::info!(
-                lease,
-                count = restored.len(),
-                "etcd: instances put (again) on the lease"
-            );
-        }
-        return;
-    }
-    for path in restored {
-        tracing::info!(
-            node = %path,
-            lease,
-            "etcd: own node was deleted or changed by someone else; put it back"
-        );
-    }
-}
-
-/// The keeper's state, as far as logs are concerned: each change is logged once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Health {
-    Starting,
-    Live,
-    Unreachable,
-    /// The lease is gone and a new one is being granted.
-    Lost,
-    /// The lease is gone and etcd cannot be reached to grant a new one.
-    LostUnreachable,
-}
-
-struct HealthLog<'a> {
-    shared: &'a Shared,
-    state: Health,
-}
-
-impl HealthLog<'_> {
-    fn count(&self) -> usize {
-        lock(&self.shared.instances).len()
-    }
-
-    fn live(&mut self, lease: i64) {
-        let lease = format!("{lease:x}");
-        match self.state {
-            Health::Starting => tracing::info!(
-                endpoints = self.shared.endpoints.label(),
-                lease,
-                ttl_s = self.shared.ttl_secs,
-                "etcd lease granted"
-            ),
-            Health::Lost | Health::LostUnreachable => tracing::info!(
-                endpoints = self.shared.endpoints.label(),
-                lease,
-                instances = self.count(),
-                "etcd: new lease granted; registering every instance again"
-            ),
-            Health::Unreachable => tracing::info!(
-                endpoints = self.shared.endpoints.label(),
-                lease,
-                "etcd reachable again; lease kept alive"
-            ),
-            Health::Live => {}
-        }
-        self.state = Health::Live;
-        *lock(&self.shared.problem) = None;
-    }
-
-    fn unreachable(&mut self, reason: &str) {
-        match self.state {
-            Health::Unreachable | Health::LostUnreachable => {
-                tracing::debug!("etcd still unreachable: {reason}");
-            }
-            _ => tracing::warn!(
-                endpoints = self.shared.endpoints.label(),
-                instances = self.count(),
-                "etcd unreachable, retrying: {reason}"
-            ),
-        }
-        self.state = match self.state {
-            Health::Lost | Health::LostUnreachable => Health::LostUnreachable,
-            _ => Health::Unreachable,
-        };
-        *lock(&self.shared.problem) = Some(reason.to_string());
-    }
-
-    fn lost(&mut self, lease: i64, reason: &str) {
-        self.shared.lease.send_replace(None);
-        if !matches!(self.state, Health::Lost | Health::LostUnreachable) {
-            tracing::warn!(
-                endpoints = self.shared.endpoints.label(),
-                lease = format!("{lease:x}"),
-                instances = self.count(),
-                "etcd lease lost ({reason}); granting a new one and registering again"
-            );
-        }
-        self.state = Health::Lost;
-        *lock(&self.shared.problem) = Some(format!("lease lost: {reason}"));
-    }
-}
-
-/// The keeper task.
-async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let mut health = HealthLog {
-        shared: &shared,
-        state: Health::Starting,
-    };
-    let mut backoff = retries(shared.heartbeat);
-    let mut lease: Option<i64> = None;
-    loop {
-        if stopped(&stop) {
-            return;
-        }
-        let id = match lease {
-            Some(id) => id,
-            None => match shared.grant().await {
-                Ok(id) => {
-                    lease = Some(id);
-                    shared.lease.send_replace(Some(id));
-                    id
+                Ok(Claimed::Taken { lease: owner, .. }) => {
+                    self.own.remove_if(&path, &value);
+                    tracing::error!(
+                        node = %path,
+                        owner = format!("{owner:x}"),
+                        "etcd: another live provider took this node while our lease was lost; no longer publishing it"
+                    );
                 }
                 Err(failure) => {
-                    health.unreachable(&format!("cannot grant a lease: {failure}"));
-                    if sleep_or_stop(backoff.next_delay(), &mut stop).await {
-                        return;
-                    }
-                    continue;
-                }
-            },
-        };
-        let (sender, stream) = match shared.open_keep_alive(id).await {
-            Ok(pair) => pair,
-            Err(failure) if failure.lease_gone() => {
-                lease = None;
-                health.lost(id, &failure.to_string());
-                continue;
-            }
-            Err(failure) => {
-                health.unreachable(&failure.to_string());
-                if sleep_or_stop(backoff.next_delay(), &mut stop).await {
-                    return;
-                }
-                continue;
-            }
-        };
-        health.live(id);
-        match shared
-            .keep_alive(id, sender, stream, &mut stop, &mut backoff)
-            .await
-        {
-            End::Stopped => return,
-            End::Gone(reason) => {
-                lease = None;
-                health.lost(id, &reason);
-            }
-            End::Broken(reason) => {
-                shared.endpoints.demote();
-                health.unreachable(&reason);
-                if sleep_or_stop(backoff.next_delay(), &mut stop).await {
-                    return;
+                    first_failure.get_or_insert(failure);
                 }
             }
         }
+        first_failure.map_or(Ok(put), Err)
     }
+
+    /// After a put that made `path` ours: records it, or (when it was deregistered
+    /// meanwhile) deletes it again.
+    pub(crate) async fn after_claim(&self, path: &str, value: &str, lease: i64, revision: i64) {
+        if self.own.holds(path, value) {
+            self.own.confirmed(path, value, revision);
+        } else if self.own.get(path).is_none() {
+            let _ = self.delete_if_ours(path, lease, Some(value)).await;
+        }
+    }
+}
+
+/// Deletes a node whose put had no answer, unless it is registered again meanwhile: retried
+/// with backoff until etcd answers, the lease is gone, or the attempts run out.
+async fn resolve_unknown(shared: Arc<Shared>, path: String, value: String, lease: i64) {
+    let mut backoff = retries(shared.heartbeat);
+    for _ in 0..RESOLVE_ATTEMPTS {
+        if shared.own.get(&path).is_some() {
+            return;
+        }
+        match shared.delete_if_ours(&path, lease, Some(&value)).await {
+            Ok(()) => {
+                tracing::debug!(node = %path, "etcd: a put with an unknown outcome was undone");
+                return;
+            }
+            Err(failure) if failure.lease_gone() => return,
+            Err(_) => tokio::time::sleep(backoff.next_delay()).await,
+        }
+    }
+    tracing::warn!(node = %path, lease = format!("{lease:x}"), "etcd: could not undo a put with an unknown outcome; it stays until the lease ends");
 }

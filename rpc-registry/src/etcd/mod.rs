@@ -1,15 +1,20 @@
 //! `etcd://host:port[,host:port...][/root]`: the etcd v3 backend, on etcd-client.
 //!
 //! - [`endpoints`]: one client per endpoint; requests fail over to the next endpoint;
-//! - [`lease`]: one lease per registry client, kept alive, replaced when lost, own nodes
-//!   put back when someone removes them;
+//! - [`lease`]: one lease per registry client, kept alive ([`keep_alive`]), replaced when
+//!   lost; own nodes put in batches that never take a node another live lease holds
+//!   ([`claims`]), and put back when someone removes them ([`guard`]);
 //! - [`listing`] and [`watch`]: discovery, and snapshots that follow a prefix watch.
 
+mod claims;
 mod documents;
 mod endpoints;
 mod error;
+mod guard;
+mod keep_alive;
 mod lease;
 mod listing;
+mod own;
 mod watch;
 
 use std::collections::BTreeSet;
@@ -30,6 +35,10 @@ use self::listing::Reader;
 use crate::layout::{self, WarnOnce};
 use crate::options::{RegistryOptions, RegistryUrl, Scheme};
 
+/// The shortest lease etcd grants with its default election timeout (1 s): 1.5 election
+/// timeouts, rounded up to whole seconds.
+pub(crate) const MIN_TTL: Duration = Duration::from_secs(2);
+
 /// The first retry delay of the background tasks (lease keeper, watches).
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// Their longest retry delay, whatever the heartbeat.
@@ -47,9 +56,11 @@ pub(crate) fn retries(heartbeat: Duration) -> Retries {
 /// A [`Registry`] on etcd v3.
 ///
 /// Instances are put under one lease per client, granted on the first `register` with the
-/// configured TTL and kept alive every heartbeat on etcd's keep-alive stream. A lost lease is
-/// replaced and every instance put again; an own node deleted by someone else is put back
-/// within a heartbeat. Requests fail over between the endpoints. Dropping the registry stops
+/// configured TTL and kept alive every heartbeat on etcd's keep-alive stream: one message per
+/// heartbeat, however many instances. A lost lease is replaced and every instance put again;
+/// an own node deleted or overwritten by someone else is put back as soon as etcd reports it
+/// (one watch on the root). A node another live lease holds is never taken: `register` fails
+/// with [`RegistryError::Taken`]. Concurrent registrations are batched into few transactions. Requests fail over between the endpoints. Dropping the registry stops
 /// its background tasks without deleting anything (the lease then expires after its TTL);
 /// [`Registry::shutdown`] deletes the nodes and revokes the lease at once.
 #[derive(Debug)]
@@ -72,10 +83,21 @@ impl EtcdRegistry {
                 message: "not an etcd:// URL".into(),
             });
         }
-        let endpoints = Arc::new(Endpoints::connect(&url.endpoints, &url.options).await?);
+        let mut options = url.options;
+        if options.ttl < MIN_TTL {
+            // etcd grants no lease shorter than 1.5 election timeouts (2 s with its defaults)
+            // and would lengthen it silently; say so instead.
+            tracing::warn!(
+                asked_s = options.ttl.as_secs_f64(),
+                ttl_s = MIN_TTL.as_secs_f64(),
+                "etcd: ttl below etcd's minimum lease TTL; using the minimum"
+            );
+            options.ttl = MIN_TTL;
+        }
+        let endpoints = Arc::new(Endpoints::connect(&url.endpoints, &options).await?);
         Ok(EtcdRegistry {
             endpoints,
-            options: url.options,
+            options,
             keeper: OnceLock::new(),
             warned: Arc::new(WarnOnce::default()),
             stop: tokio::sync::watch::channel(false).0,
@@ -130,27 +152,20 @@ impl Registry for EtcdRegistry {
     async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
         self.check_open()?;
         let path = layout::node_path(&self.options.root, instance);
-        self.keeper()
-            .register(&path, &instance.to_json())
-            .await
-            .map_err(|f| f.into_error("register", &path))
+        self.keeper().register(&path, &instance.to_json()).await
     }
 
     async fn deregister(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
         self.check_open()?;
         let path = layout::node_path(&self.options.root, instance);
-        let result = match self.keeper.get() {
-            Some(keeper) => keeper.deregister(&path).await,
-            None => {
-                self.endpoints
-                    .call(|mut client| {
-                        let path = path.clone();
-                        async move { client.delete(path, None).await.map(drop) }
-                    })
-                    .await
-            }
-        };
-        result.map_err(|f| f.into_error("deregister", &path))
+        // Only our own node is deleted: a client that registered nothing owns nothing.
+        match self.keeper.get() {
+            Some(keeper) => keeper
+                .deregister(&path)
+                .await
+                .map_err(|f| f.into_error("deregister", &path)),
+            None => Ok(()),
+        }
     }
 
     async fn discover(&self, key: &ServiceKey) -> Result<Vec<ServiceInstance>, RegistryError> {

@@ -17,6 +17,7 @@ mod paths;
 mod read;
 mod session;
 mod shared;
+mod slot;
 mod watch;
 
 use std::sync::Arc;
@@ -30,9 +31,12 @@ use tracing::info;
 use zookeeper_client as zk;
 
 use self::error::{op_error, request_error, within, REGISTRY};
-use self::nodes::{delete_node, ensure_node};
+use self::nodes::{delete_node, ensure_node, Ensured};
 use self::shared::{open_session, Shared};
 use crate::options::RegistryUrl;
+
+/// Attempts to delete a node whose create had an unknown outcome.
+const UNDO_ATTEMPTS: usize = 20;
 
 /// Retry delays for watches that list or watch again after a failure: 100 ms doubling up to
 /// 3 s, each drawn from the upper half of its step (jitter 0.5).
@@ -77,6 +81,15 @@ impl ZookeeperRegistry {
             timeout_ms = client.session_timeout().as_millis() as u64,
             "opened session"
         );
+        if client.session_timeout() > url.options.ttl {
+            // The server clamps session timeouts to 2 to 20 ticks.
+            tracing::warn!(
+                registry = REGISTRY,
+                asked_ms = url.options.ttl.as_millis() as u64,
+                granted_ms = client.session_timeout().as_millis() as u64,
+                "ttl below the server's minimum session timeout (2 ticks); the server raised it"
+            );
+        }
         let shared = Arc::new(Shared::new(endpoints, url.options, client));
         session::spawn_keeper(shared.clone());
         Ok(ZookeeperRegistry { shared })
@@ -98,6 +111,34 @@ impl ZookeeperRegistry {
     }
 }
 
+/// The error for a node another client's live session owns: names the path and the owner.
+fn taken_error(path: &str, owner: i64, data: &[u8]) -> RegistryError {
+    let mut owner = format!("session {}", zk::SessionId(owner));
+    if let Ok(instance) = ServiceInstance::from_json(data) {
+        owner.push_str(&format!(", registered at {} ms", instance.registered_at_ms));
+    }
+    RegistryError::Taken {
+        registry: REGISTRY,
+        path: path.to_string(),
+        owner,
+    }
+}
+
+/// Deletes a node whose create had no answer, unless it is registered again meanwhile.
+async fn undo_unknown(shared: Arc<Shared>, client: zk::Client, path: String) {
+    let mut backoff = RETRY.retries();
+    for _ in 0..UNDO_ATTEMPTS {
+        if shared.registered.lock().await.contains_key(&path) {
+            return;
+        }
+        match delete_node(&client, &path, shared.options.request_timeout).await {
+            Ok(()) => return,
+            Err(zk::Error::SessionExpired | zk::Error::ClientClosed) => return,
+            Err(_) => backoff.wait().await,
+        }
+    }
+}
+
 impl Drop for ZookeeperRegistry {
     fn drop(&mut self) {
         self.shared.close();
@@ -113,26 +154,44 @@ impl Registry for ZookeeperRegistry {
     async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
         let path = self.shared.layout.node_path(instance);
         paths::check_instance(instance).map_err(|m| op_error("register", &path, m))?;
-        let mut registered = self.shared.registered.lock().await;
         let client = self.shared.client()?;
+        // Kept first, so the guard puts it back from the first event on; the lock is not
+        // held across the request, so many registrations are in flight at once.
+        self.shared
+            .registered
+            .lock()
+            .await
+            .insert(path.clone(), instance.clone());
         let data = instance.to_json();
-        ensure_node(
-            &client,
-            &path,
-            data.as_bytes(),
-            self.shared.options.request_timeout,
-        )
-        .await
-        .map_err(|e| self.unavailable("register", &path, &e))?;
-        registered.insert(path, instance.clone());
-        Ok(())
+        let limit = self.shared.options.request_timeout;
+        let ours = |owner| self.shared.is_ours(owner);
+        match ensure_node(&client, &path, data.as_bytes(), limit, &ours).await {
+            Ok(Ensured::Taken { owner, data }) => {
+                self.shared.forget_if(&path, instance).await;
+                Err(taken_error(&path, owner, &data))
+            }
+            Ok(_) => {
+                if self.shared.registered.lock().await.get(&path) != Some(instance) {
+                    // Deregistered while it was being created.
+                    let _ = delete_node(&client, &path, limit).await;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.shared.forget_if(&path, instance).await;
+                if error::is_unavailable(&e) {
+                    // The create may have gone through: do not leave it behind, forgotten.
+                    tokio::spawn(undo_unknown(self.shared.clone(), client, path.clone()));
+                }
+                Err(self.unavailable("register", &path, &e))
+            }
+        }
     }
 
     async fn deregister(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
         let path = self.shared.layout.node_path(instance);
-        let mut registered = self.shared.registered.lock().await;
         let client = self.shared.client()?;
-        registered.remove(&path);
+        self.shared.registered.lock().await.remove(&path);
         delete_node(&client, &path, self.shared.options.request_timeout)
             .await
             .map_err(|e| self.unavailable("deregister", &path, &e))

@@ -3,18 +3,23 @@
 //! - It follows the session state. When the session expires or closes, it opens a new one
 //!   (jittered backoff, forever), installs it for everyone, and re-creates every registered
 //!   node with its current data, replacing nodes still owned by the dead session.
-//! - Every heartbeat interval, and after every reconnect, it checks each registered node
-//!   exists and is ours, and re-creates the ones deleted by hand.
+//! - One persistent recursive watch on the root reports an own node deleted or changed by
+//!   hand, and it is put back at once; after every reconnect every node is checked. There is
+//!   no per-heartbeat pass: the client's pings keep the session, whatever the node count.
+//! - A node another client's live session owns is never taken.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rpc_core::backoff::Backoff;
 use tokio::time::MissedTickBehavior;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 use zookeeper_client as zk;
 
-use super::nodes::{ensure_node, Ensured};
+use futures::StreamExt;
+
+use super::error::within;
+use super::nodes::{delete_node, ensure_node, Ensured};
 use super::shared::Shared;
 
 /// Starts the keeper for `shared`; it ends when the registry is shut down or dropped.
@@ -34,13 +39,19 @@ async fn keep(shared: &Shared) {
         return;
     };
     let mut states = client.state_watcher();
-    let mut heartbeat = tokio::time::interval(shared.options.heartbeat);
-    heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut guard = add_guard(shared, &client).await;
+    // Only while the guard watch could not be added: try again, and check every node.
+    let mut retry = tokio::time::interval(shared.options.heartbeat);
+    retry.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             state = states.changed() => {
                 if !state.is_terminated() {
-                    on_state(shared, &client, state).await;
+                    if on_state(shared, &client, state).await {
+                        // The server we are connected to now may not hold the watch.
+                        guard = add_guard(shared, &client).await;
+                        restore_all(shared, &client).await;
+                    }
                     continue;
                 }
                 warn!(
@@ -54,10 +65,19 @@ async fn keep(shared: &Shared) {
                     return;
                 }
                 states = client.state_watcher();
+                guard = add_guard(shared, &client).await;
                 restore_all(shared, &client).await;
             }
-            _ = heartbeat.tick() => {
+            event = next_event(&mut guard) => match event.event_type {
+                zk::EventType::NodeDeleted | zk::EventType::NodeDataChanged => {
+                    restore_one(shared, &client, &event.path).await;
+                }
+                zk::EventType::Session if event.session_state.is_terminated() => guard = None,
+                _ => {}
+            },
+            _ = retry.tick(), if guard.is_none() => {
                 if client.state() == zk::SessionState::SyncConnected {
+                    guard = add_guard(shared, &client).await;
                     restore_all(shared, &client).await;
                 }
             }
@@ -65,19 +85,44 @@ async fn keep(shared: &Shared) {
     }
 }
 
-/// Logs a connection change of a live session; after a reconnect, checks every node.
-async fn on_state(shared: &Shared, client: &zk::Client, state: zk::SessionState) {
+/// One persistent recursive watch on the root: it reports a deleted or changed own node at
+/// once, for the cost of one watch however many nodes there are.
+async fn add_guard(shared: &Shared, client: &zk::Client) -> Option<zk::PersistentWatcher> {
+    let root = shared.layout.root();
+    let mode = zk::AddWatchMode::PersistentRecursive;
+    match within(shared.options.request_timeout, client.watch(root, mode)).await {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            debug!(registry = "zookeeper", %error, "cannot watch own nodes yet; retrying every heartbeat");
+            None
+        }
+    }
+}
+
+/// The guard's next event; never, without a guard.
+async fn next_event(guard: &mut Option<zk::PersistentWatcher>) -> zk::WatchedEvent {
+    match guard {
+        Some(watcher) => watcher.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Logs a connection change of a live session; returns whether it connected again.
+async fn on_state(shared: &Shared, client: &zk::Client, state: zk::SessionState) -> bool {
     let session = client.session_id();
     match state {
-        zk::SessionState::Disconnected => warn!(
-            registry = "zookeeper",
-            %session,
-            endpoints = %shared.endpoints,
-            "lost the connection; the client is trying the servers again"
-        ),
+        zk::SessionState::Disconnected => {
+            warn!(
+                registry = "zookeeper",
+                %session,
+                endpoints = %shared.endpoints,
+                "lost the connection; the client is trying the servers again"
+            );
+            false
+        }
         _ => {
             info!(registry = "zookeeper", %session, ?state, "connected again");
-            restore_all(shared, client).await;
+            true
         }
     }
 }
@@ -111,47 +156,57 @@ async fn new_session(shared: &Shared) -> zk::Client {
     }
 }
 
+/// Nodes checked at once after a reconnect or a new session.
+const RESTORE_CONCURRENCY: usize = 64;
+
 /// Checks every registered node against the current session, re-creating what is missing
-/// or owned by another session. Failures are logged and left to the next heartbeat.
+/// or owned by an earlier session of ours. Failures are logged; the next reconnect (or the
+/// guard's next event) tries again.
 pub(crate) async fn restore_all(shared: &Shared, client: &zk::Client) {
     let paths: Vec<String> = shared.registered.lock().await.keys().cloned().collect();
-    for path in paths {
-        // Take the lock per node so that register/deregister never wait for a whole pass,
-        // and so that a node deregistered meanwhile is not brought back.
-        let registered = shared.registered.lock().await;
-        let Some(instance) = registered.get(&path) else {
-            continue;
-        };
-        let data = instance.to_json();
-        let limit = shared.options.request_timeout;
-        match ensure_node(client, &path, data.as_bytes(), limit).await {
-            Ok(Ensured::Unchanged) => {}
-            Ok(Ensured::Updated) => {
-                info!(registry = "zookeeper", node = %path, "node data was changed; restored it");
-            }
-            Ok(Ensured::Created) => {
-                let session = client.session_id();
-                info!(
-                    registry = "zookeeper",
-                    node = %path,
-                    %session,
-                    "node was missing; re-created it",
-                );
-            }
-            Ok(Ensured::Replaced { previous_owner }) => info!(
-                registry = "zookeeper", node = %path, session = %client.session_id(),
-                previous_owner = %zk::SessionId(previous_owner),
-                "node belonged to another session; deleted and re-created it"
-            ),
-            Err(error) => {
-                warn!(
-                    registry = "zookeeper",
-                    node = %path,
-                    %error,
-                    "cannot restore node; retrying",
-                );
-                return;
-            }
+    futures::stream::iter(paths)
+        .for_each_concurrent(RESTORE_CONCURRENCY, |path| async move {
+            restore_one(shared, client, &path).await;
+        })
+        .await;
+}
+
+/// Re-creates one own node if it is missing or not as registered; other paths are ignored.
+async fn restore_one(shared: &Shared, client: &zk::Client, path: &str) {
+    let Some(instance) = shared.registered.lock().await.get(path).cloned() else {
+        return;
+    };
+    let data = instance.to_json();
+    let limit = shared.options.request_timeout;
+    let ours = |owner| shared.is_ours(owner);
+    match ensure_node(client, path, data.as_bytes(), limit, &ours).await {
+        Ok(Ensured::Unchanged) => {}
+        Ok(Ensured::Updated) => {
+            info!(registry = "zookeeper", node = %path, "node data was changed; restored it");
         }
+        Ok(Ensured::Created) => {
+            let session = client.session_id();
+            info!(registry = "zookeeper", node = %path, %session, "node was missing; re-created it");
+        }
+        Ok(Ensured::Replaced { previous_owner }) => info!(
+            registry = "zookeeper", node = %path, session = %client.session_id(),
+            previous_owner = %zk::SessionId(previous_owner),
+            "node belonged to an earlier session of ours; deleted and re-created it"
+        ),
+        Ok(Ensured::Taken { owner, .. }) => {
+            shared.forget_if(path, &instance).await;
+            error!(
+                registry = "zookeeper", node = %path, owner = %zk::SessionId(owner),
+                "another live provider took this node; no longer publishing it"
+            );
+        }
+        Err(error) => {
+            warn!(registry = "zookeeper", node = %path, %error, "cannot restore node");
+            return;
+        }
+    }
+    // Deregistered while it was being restored: take it away again.
+    if shared.registered.lock().await.get(path) != Some(&instance) {
+        let _ = delete_node(client, path, limit).await;
     }
 }

@@ -1,7 +1,7 @@
 //! State shared by the registry handle, its session keeper and its watch tasks: the current
 //! session, what this process registered, and how to open a new session.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use rpc_core::registry::{RegistryError, ServiceInstance};
 use tokio::sync::watch;
@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub(crate) registered: tokio::sync::Mutex<BTreeMap<String, ServiceInstance>>,
     /// Bad nodes already warned about, by path and modification zxid.
     pub(crate) warn_once: WarnOnce,
+    /// Every session this client opened: a node one of them still owns is ours to replace.
+    sessions: std::sync::Mutex<HashSet<i64>>,
 }
 
 impl Shared {
@@ -39,9 +41,26 @@ impl Shared {
             endpoints,
             options,
             layout,
+            sessions: std::sync::Mutex::new(HashSet::from([client.session_id().0])),
             session: watch::Sender::new(Some(client)),
             registered: tokio::sync::Mutex::new(BTreeMap::new()),
             warn_once: WarnOnce::default(),
+        }
+    }
+
+    /// Whether `session` is one this client opened.
+    pub(crate) fn is_ours(&self, session: i64) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&session)
+    }
+
+    /// Stops keeping `path` if it is still registered as `instance`.
+    pub(crate) async fn forget_if(&self, path: &str, instance: &ServiceInstance) {
+        let mut registered = self.registered.lock().await;
+        if registered.get(path) == Some(instance) {
+            registered.remove(path);
         }
     }
 
@@ -61,6 +80,10 @@ impl Shared {
     /// Makes `client` the current session, unless the registry was shut down meanwhile.
     /// Returns whether it was installed.
     pub(crate) fn replace_client(&self, client: zk::Client) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(client.session_id().0);
         let mut client = Some(client);
         self.session.send_if_modified(|current| {
             if current.is_none() {

@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::FutureExt;
 use rpc_core::registry::{RegistryError, ServiceInstance, ServiceKey, WatchEvent};
-use tokio::sync::mpsc;
 use tracing::debug;
 use zookeeper_client as zk;
 
 use super::error::{request_error, within};
 use super::read::list_instances;
 use super::shared::Shared;
+use super::slot::{slot, SlotSender};
 use super::RETRY;
 
 /// Starts watching `key`: the current snapshot first, then one snapshot per change.
@@ -29,8 +29,8 @@ pub(crate) async fn watch(
     let (watcher, snapshot) = start(&shared, &client, &key)
         .await
         .map_err(|e| request_error("watch", &path, &shared.endpoints, &e))?;
-    let (tx, rx) = mpsc::unbounded_channel();
-    let _ = tx.send(WatchEvent::Snapshot(snapshot.clone()));
+    // One slot, last state wins: memory stays bounded however slow the reader is.
+    let (tx, stream) = slot(snapshot.clone());
     let follower = Follower {
         shared,
         key,
@@ -38,10 +38,7 @@ pub(crate) async fn watch(
         last: Some(snapshot),
     };
     tokio::spawn(follower.run(client, watcher));
-    Ok(futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|event| (event, rx))
-    })
-    .boxed())
+    Ok(stream)
 }
 
 /// Adds the watch, then lists: no change can fall between the two.
@@ -85,7 +82,7 @@ enum Next {
 struct Follower {
     shared: Arc<Shared>,
     key: ServiceKey,
-    tx: mpsc::UnboundedSender<WatchEvent>,
+    tx: SlotSender,
     /// The last snapshot sent; `None` after a `Disconnected`, so the next one always goes out.
     last: Option<Vec<ServiceInstance>>,
 }
@@ -268,7 +265,7 @@ impl Follower {
             return;
         }
         self.last = Some(snapshot.clone());
-        let _ = self.tx.send(WatchEvent::Snapshot(snapshot));
+        self.tx.send(WatchEvent::Snapshot(snapshot));
     }
 
     fn disconnected(&mut self, reason: &str) {
@@ -281,7 +278,7 @@ impl Follower {
             "{reason}; keeping the last snapshot until reconnected",
         );
         self.last = None;
-        let _ = self.tx.send(WatchEvent::Disconnected {
+        self.tx.send(WatchEvent::Disconnected {
             reason: reason.to_string(),
         });
     }

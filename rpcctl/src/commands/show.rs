@@ -1,9 +1,12 @@
 //! `rpcctl show <service-key>`: the instances of one service version, with address, weight,
-//! metadata and age, plus the lease TTL left on etcd.
+//! metadata and age, plus the lease TTL left on etcd, and each host name's resolution as a
+//! consumer's directory does it (an instance whose host does not resolve is shown as
+//! unresolved, with the reason).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use rpc_core::cluster::{resolve_instance, HostResolver};
 use rpc_core::registry::now_ms;
 use rpc_core::{ServiceInstance, ServiceKey};
 use rpc_registry::Scheme;
@@ -29,6 +32,16 @@ pub async fn run(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
         CliResult::Ok((instances, leases))
     })
     .await?;
+    let resolver = HostResolver::system();
+    let resolved: Vec<Result<(), String>> = futures::future::join_all(
+        instances
+            .iter()
+            .map(|instance| resolve_instance(&resolver, instance)),
+    )
+    .await
+    .into_iter()
+    .map(|r| r.map(drop))
+    .collect();
     let leases: Option<BTreeMap<String, Lease>> = match leases {
         Some(Ok(map)) => Some(map),
         Some(Err(e)) => {
@@ -46,7 +59,8 @@ pub async fn run(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
     if out.is_json() {
         let list: Vec<_> = instances
             .iter()
-            .map(|instance| {
+            .zip(&resolved)
+            .map(|(instance, resolution)| {
                 let mut entry = json!({
                     "address": instance.address(),
                     "host": instance.host,
@@ -55,7 +69,11 @@ pub async fn run(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
                     "metadata": instance.metadata,
                     "registered_at_ms": instance.registered_at_ms,
                     "age_ms": output::age_ms(instance.registered_at_ms, now),
+                    "resolved": resolution.is_ok(),
                 });
+                if let Err(reason) = resolution {
+                    entry["unresolved_reason"] = json!(reason);
+                }
                 if let Some(lease) = lease_of(instance) {
                     entry["lease"] = lease.map_or(serde_json::Value::Null, Lease::to_json);
                 }
@@ -82,17 +100,26 @@ pub async fn run(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
         instances.len(),
         target.label()
     ))?;
-    let mut headers = vec!["ADDRESS", "WEIGHT", "AGE"];
+    let mut headers = vec!["ADDRESS", "RESOLVES", "WEIGHT", "AGE"];
     if etcd {
         headers.push("LEASE TTL");
     }
     headers.push("METADATA");
     let mut table = Table::new(&headers);
-    for instance in &instances {
+    for (instance, resolution) in instances.iter().zip(&resolved) {
         let age = output::age_ms(instance.registered_at_ms, now)
             .map(|ms| output::age(Duration::from_millis(ms)))
             .unwrap_or_else(|| "?".to_string());
-        let mut row = vec![instance.address(), instance.weight.to_string(), age];
+        let resolves = match resolution {
+            Ok(()) => "yes".to_string(),
+            Err(reason) => format!("unresolved: {reason}"),
+        };
+        let mut row = vec![
+            instance.address(),
+            resolves,
+            instance.weight.to_string(),
+            age,
+        ];
         if let Some(lease) = lease_of(instance) {
             row.push(lease.map_or_else(|| "?".to_string(), |l| l.describe()));
         }

@@ -1,11 +1,13 @@
 //! One service key's entry: the current snapshot, readable without a lock or an await.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::{ArcSwap, Guard};
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
+use super::resolve::Unresolved;
 use crate::cluster::endpoint::Members;
 use crate::registry::{ServiceInstance, ServiceKey};
 
@@ -18,7 +20,13 @@ pub struct ServiceEntry {
     members: ArcSwap<Members>,
     stale: AtomicBool,
     protected: AtomicBool,
+    /// Instances of the current list with no usable address (yet).
+    unresolved: Mutex<Arc<Vec<Unresolved>>>,
     generation: watch::Sender<u64>,
+    /// When a call last looked it up, in ms of the directory's clock.
+    last_used: AtomicU64,
+    /// Stops its watch when the directory drops it (idle, or over the watch bound).
+    stop: CancellationToken,
 }
 
 impl std::fmt::Debug for ServiceEntry {
@@ -33,14 +41,28 @@ impl std::fmt::Debug for ServiceEntry {
 }
 
 impl ServiceEntry {
-    pub(super) fn new(key: ServiceKey, members: Members, stale: bool) -> ServiceEntry {
+    pub(super) fn new(
+        key: ServiceKey,
+        (members, unresolved): (Members, Vec<Unresolved>),
+        stale: bool,
+        (stop, now): (CancellationToken, u64),
+    ) -> ServiceEntry {
         ServiceEntry {
+            last_used: AtomicU64::new(now),
+            stop,
             key,
             members: ArcSwap::from_pointee(members),
             stale: AtomicBool::new(stale),
             protected: AtomicBool::new(false),
+            unresolved: Mutex::new(Arc::new(unresolved)),
             generation: watch::Sender::new(0),
         }
+    }
+
+    /// The listed instances that have no usable address yet (a host name that does not
+    /// resolve, a bad port); the directory keeps trying them with backoff.
+    pub fn unresolved(&self) -> Arc<Vec<Unresolved>> {
+        Arc::clone(&self.unresolved.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// The service key.
@@ -91,9 +113,32 @@ impl ServiceEntry {
         newer.unwrap_or_else(|| self.generation())
     }
 
-    pub(super) fn store(&self, members: Members) {
+    pub(super) fn store(&self, (members, unresolved): (Members, Vec<Unresolved>)) {
+        *self.unresolved.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(unresolved);
         self.members.store(Arc::new(members));
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Records a use at `now` (the directory's clock, ms); cheap enough for every call.
+    pub(super) fn touch(&self, now: u64) {
+        if self.last_used.load(Ordering::Relaxed) < now {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// When it was last used (the directory's clock, ms).
+    pub(super) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// The token that stops its watch.
+    pub(super) fn stop(&self) -> &CancellationToken {
+        &self.stop
+    }
+
+    /// Whether the directory dropped it: its list is no longer kept current.
+    pub fn is_dropped(&self) -> bool {
+        self.stop.is_cancelled()
     }
 
     /// Sets the stale flag; returns the previous value.

@@ -9,6 +9,7 @@
 //! - Empty protection keeps the last list when the registry suddenly reports none.
 
 mod entry;
+mod idle;
 mod resolve;
 mod snapshot_file;
 mod watch;
@@ -23,6 +24,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio_util::sync::CancellationToken;
 
 pub use entry::ServiceEntry;
+pub use resolve::{resolve_instance, HostResolver, Unresolved};
 
 use super::endpoint::{EndpointTable, Members, RemovalHook};
 use crate::backoff::Backoff;
@@ -44,6 +46,17 @@ pub struct DirectoryConfig {
     /// How long the first lookup of a key waits for the registry's first snapshot before
     /// falling back to the snapshot file or failing. Default: 5 s.
     pub discover_timeout: Duration,
+    /// How host names in the registry become addresses. Default: the system resolver.
+    pub resolver: HostResolver,
+    /// Delays between attempts to resolve instances that did not resolve. Default: 250 ms
+    /// doubling to 30 s, jitter 0.5; reset by every new list from the registry.
+    pub resolve_backoff: Backoff,
+    /// An entry no call looked up for this long is dropped with its watch (`None`: kept
+    /// forever). An entry held outside the directory is kept. Default: 10 minutes.
+    pub idle_timeout: Option<Duration>,
+    /// The most entries (each with one registry watch) live at once; at the bound the least
+    /// recently used entries nobody holds make room. Default: 4,096.
+    pub max_watches: usize,
 }
 
 impl Default for DirectoryConfig {
@@ -53,7 +66,26 @@ impl Default for DirectoryConfig {
             empty_protection: true,
             rewatch_backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             discover_timeout: Duration::from_secs(5),
+            resolver: HostResolver::system(),
+            resolve_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_watches: 4_096,
         }
+    }
+}
+
+impl DirectoryConfig {
+    /// Drops an entry (and its registry watch) no call used for `idle` (`None`: never);
+    /// `client.directory_idle_ms`.
+    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// Keeps at most `max` entries (registry watches) live; `client.max_watches`.
+    pub fn max_watches(mut self, max: usize) -> Self {
+        self.max_watches = max.max(1);
+        self
     }
 }
 
@@ -77,6 +109,19 @@ pub(super) struct Context {
     ready: ArcSwap<HashMap<String, Arc<ServiceEntry>>>,
     /// First lookups in progress.
     pending: Mutex<HashMap<String, Flight>>,
+    /// The origin of the entries' use times.
+    epoch: std::time::Instant,
+    /// Serializes making room under `max_watches` with inserting a new entry.
+    admit: Mutex<()>,
+    /// Whether the idle sweeper runs.
+    sweeper_started: std::sync::atomic::AtomicBool,
+}
+
+impl Context {
+    /// Milliseconds since the directory was made: the clock of the entries' use times.
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
 }
 
 impl std::fmt::Debug for Directory {
@@ -115,6 +160,9 @@ impl Directory {
                 shutdown: CancellationToken::new(),
                 ready: ArcSwap::from_pointee(HashMap::new()),
                 pending: Mutex::new(HashMap::new()),
+                admit: Mutex::new(()),
+                epoch: std::time::Instant::now(),
+                sweeper_started: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -142,9 +190,15 @@ impl Directory {
         self.ctx.ready.load().get(&key.to_string()).cloned()
     }
 
-    /// Every entry looked up so far.
+    /// Every live entry (looked up, and not dropped as idle).
     pub fn entries(&self) -> Vec<Arc<ServiceEntry>> {
         self.ctx.ready.load().values().cloned().collect()
+    }
+
+    /// How many entries, each with one registry watch, are live: at most
+    /// [`DirectoryConfig::max_watches`].
+    pub fn live_watches(&self) -> usize {
+        self.ctx.ready.load().len()
     }
 
     /// The entry for the key spelled `key` (`<name>:<version>`); `make` builds the key on a
@@ -155,6 +209,7 @@ impl Directory {
         make: impl FnOnce() -> ServiceKey,
     ) -> Result<Arc<ServiceEntry>, RegistryError> {
         if let Some(entry) = self.ctx.ready.load().get(key) {
+            entry.touch(self.ctx.now());
             return Ok(Arc::clone(entry));
         }
         let flight = {
@@ -213,7 +268,7 @@ async fn open(
     let opened = match result {
         Ok((list, stream)) => {
             let members = build_members(&ctx, &name, list, &mut warned).await;
-            let entry = Arc::new(ServiceEntry::new(key, members, false));
+            let entry = Arc::new(ServiceEntry::new(key, members, false, entry_clock(&ctx)));
             if let Some(file) = &ctx.file {
                 file.update(entry.key(), &entry.instances());
             }
@@ -229,18 +284,39 @@ async fn open(
                     "registry unreachable; using the snapshot file's list until it is back"
                 );
                 let members = build_members(&ctx, &name, list, &mut warned).await;
-                Ok((Arc::new(ServiceEntry::new(key, members, true)), stream))
+                Ok((
+                    Arc::new(ServiceEntry::new(key, members, true, entry_clock(&ctx))),
+                    stream,
+                ))
             }
             None => Err(error),
         },
     };
+    idle::start_sweeper(&ctx);
+    // Room and insert under one lock, so concurrent first lookups never pass the bound.
+    let admitted = ctx.admit.lock().unwrap_or_else(|p| p.into_inner());
+    let opened = opened.and_then(|(entry, stream)| {
+        if !idle::make_room(&ctx) {
+            return Err(RegistryError::Operation {
+                registry: ctx.registry.backend(),
+                op: "watch",
+                key: name.clone(),
+                message: format!(
+                    "the directory already watches {} keys (max_watches), all in use",
+                    ctx.config.max_watches
+                ),
+            });
+        }
+        ctx.ready.rcu(|ready| {
+            let mut ready = HashMap::clone(ready);
+            ready.insert(name.clone(), Arc::clone(&entry));
+            ready
+        });
+        Ok((entry, stream))
+    });
+    drop(admitted);
     match opened {
         Ok((entry, stream)) => {
-            ctx.ready.rcu(|ready| {
-                let mut ready = HashMap::clone(ready);
-                ready.insert(name.clone(), Arc::clone(&entry));
-                ready
-            });
             remove_pending(&ctx, &name);
             tokio::spawn(watch::follow(
                 Arc::clone(&ctx),
@@ -257,6 +333,11 @@ async fn open(
     }
 }
 
+/// A new entry's stop token and first use time.
+fn entry_clock(ctx: &Context) -> (CancellationToken, u64) {
+    (ctx.shutdown.child_token(), ctx.now())
+}
+
 fn remove_pending(ctx: &Context, name: &str) {
     ctx.pending
         .lock()
@@ -264,14 +345,17 @@ fn remove_pending(ctx: &Context, name: &str) {
         .remove(name);
 }
 
-/// Parses a list into a snapshot.
+/// Resolves a list into a snapshot, and the instances that did not resolve.
 async fn build_members(
     ctx: &Context,
     name: &str,
     list: Vec<ServiceInstance>,
     warned: &mut HashSet<String>,
-) -> Members {
-    let parsed = resolve::resolve(name, &list, warned).await;
-    let endpoints = ctx.table.endpoints(parsed);
-    Members::new(Arc::new(list), endpoints)
+) -> (Members, Vec<resolve::Unresolved>) {
+    let resolution = resolve::resolve(name, &ctx.config.resolver, &list, warned).await;
+    let endpoints = ctx.table.endpoints(resolution.usable);
+    (
+        Members::new(Arc::new(list), endpoints),
+        resolution.unresolved,
+    )
 }

@@ -3,11 +3,19 @@
 //!
 //! The file is JSON (`{"format":1,"saved_at_ms":..,"services":{"<key>":[<layout JSON>..]}}`),
 //! rewritten on every change through a temporary file and a rename, so a reader never sees
-//! half a file. Lists of keys this process never looked up are kept as they were.
+//! half a file.
+//!
+//! One file may be shared by several directories, in one process or many: each write reads
+//! the file first and replaces only the keys this directory updated (merge on write), so
+//! nobody drops another's lists; every temporary file has a name of its own (process id, a
+//! counter and a random number), so writers never interleave in one; and after the rename
+//! the file is read back, and written again (a few times at most) if a concurrent writer's
+//! rename replaced this one's lists.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -25,16 +33,24 @@ struct FileBody {
     services: BTreeMap<String, Vec<ServiceInstance>>,
 }
 
+/// How many times a write is repeated when a concurrent writer replaced it.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// Tells temporary files of one process apart.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 /// The last known lists, in memory and on disk.
 pub(crate) struct SnapshotFile {
     path: PathBuf,
-    lists: Mutex<Lists>,
+    lists: Arc<Mutex<Lists>>,
     /// The generation last written; writes of older generations are skipped.
     written: Arc<Mutex<u64>>,
 }
 
 struct Lists {
     services: BTreeMap<String, Vec<ServiceInstance>>,
+    /// The keys this directory updated: the ones its writes own.
+    updated: BTreeSet<String>,
     generation: u64,
 }
 
@@ -42,30 +58,13 @@ impl SnapshotFile {
     /// Opens `path`, loading whatever lists it holds; a missing or unreadable file starts
     /// empty (unreadable ones with a warning).
     pub(crate) fn open(path: &Path) -> SnapshotFile {
-        let services = match std::fs::read(path) {
-            Ok(bytes) => match serde_json::from_slice::<FileBody>(&bytes) {
-                Ok(body) if body.format == FORMAT => body.services,
-                Ok(body) => {
-                    tracing::warn!(path = %path.display(), format = body.format, "snapshot file has an unknown format; ignoring it");
-                    BTreeMap::new()
-                }
-                Err(error) => {
-                    tracing::warn!(path = %path.display(), %error, "snapshot file does not parse; ignoring it");
-                    BTreeMap::new()
-                }
-            },
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cannot read snapshot file; ignoring it");
-                BTreeMap::new()
-            }
-        };
         SnapshotFile {
             path: path.to_path_buf(),
-            lists: Mutex::new(Lists {
-                services,
+            lists: Arc::new(Mutex::new(Lists {
+                services: read_lists(path, true),
+                updated: BTreeSet::new(),
                 generation: 0,
-            }),
+            })),
             written: Arc::new(Mutex::new(0)),
         }
     }
@@ -83,31 +82,22 @@ impl SnapshotFile {
 
     /// Replaces `key`'s list and rewrites the file in the background.
     pub(crate) fn update(&self, key: &ServiceKey, list: &[ServiceInstance]) {
-        let (bytes, generation) = {
+        let generation = {
             let mut lists = self.lists.lock().unwrap_or_else(|p| p.into_inner());
             lists.services.insert(key.to_string(), list.to_vec());
+            lists.updated.insert(key.to_string());
             lists.generation += 1;
-            let body = FileBody {
-                format: FORMAT,
-                saved_at_ms: now_ms(),
-                services: lists.services.clone(),
-            };
-            match serde_json::to_vec_pretty(&body) {
-                Ok(bytes) => (bytes, lists.generation),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot encode the snapshot file");
-                    return;
-                }
-            }
+            lists.generation
         };
         let path = self.path.clone();
+        let lists = Arc::clone(&self.lists);
         let written = Arc::clone(&self.written);
         tokio::task::spawn_blocking(move || {
             let mut last = written.lock().unwrap_or_else(|p| p.into_inner());
             if *last >= generation {
                 return;
             }
-            match write_atomically(&path, &bytes) {
+            match write_merged(&path, &lists) {
                 Ok(()) => *last = generation,
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "cannot write the snapshot file")
@@ -115,6 +105,67 @@ impl SnapshotFile {
             }
         });
     }
+}
+
+/// The lists in the file at `path`; an unreadable file gives none (with a warning when
+/// `warn`).
+fn read_lists(path: &Path, warn: bool) -> BTreeMap<String, Vec<ServiceInstance>> {
+    match std::fs::read(path) {
+        Ok(bytes) => match serde_json::from_slice::<FileBody>(&bytes) {
+            Ok(body) if body.format == FORMAT => body.services,
+            Ok(body) => {
+                if warn {
+                    tracing::warn!(path = %path.display(), format = body.format, "snapshot file has an unknown format; ignoring it");
+                }
+                BTreeMap::new()
+            }
+            Err(error) => {
+                if warn {
+                    tracing::warn!(path = %path.display(), %error, "snapshot file does not parse; ignoring it");
+                }
+                BTreeMap::new()
+            }
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Err(error) => {
+            if warn {
+                tracing::warn!(path = %path.display(), %error, "cannot read snapshot file; ignoring it");
+            }
+            BTreeMap::new()
+        }
+    }
+}
+
+/// Merges this directory's lists over the file's and writes the result; reads it back and
+/// writes again while a concurrent writer's rename dropped ours.
+fn write_merged(path: &Path, lists: &Mutex<Lists>) -> std::io::Result<()> {
+    for _ in 0..WRITE_ATTEMPTS {
+        let mut services = read_lists(path, false);
+        let ours: BTreeMap<String, Vec<ServiceInstance>> = {
+            let lists = lists.lock().unwrap_or_else(|p| p.into_inner());
+            lists
+                .updated
+                .iter()
+                .filter_map(|key| Some((key.clone(), lists.services.get(key)?.clone())))
+                .collect()
+        };
+        services.extend(ours.clone());
+        let body = FileBody {
+            format: FORMAT,
+            saved_at_ms: now_ms(),
+            services,
+        };
+        let bytes = serde_json::to_vec_pretty(&body).map_err(std::io::Error::other)?;
+        write_atomically(path, &bytes)?;
+        let on_disk = read_lists(path, false);
+        if ours
+            .iter()
+            .all(|(key, list)| on_disk.get(key) == Some(list))
+        {
+            return Ok(());
+        }
+    }
+    Ok(())
 }
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`.
@@ -128,7 +179,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "directory-snapshot.json".to_string());
-    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let temp = dir.join(format!(
+        ".{name}.{}.{}.{:x}.tmp",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u64>()
+    ));
     let result = (|| {
         let mut file = std::fs::File::create(&temp)?;
         file.write_all(bytes)?;
@@ -168,6 +224,69 @@ mod tests {
         }
         std::fs::write(&path, b"{not json").unwrap();
         assert!(SnapshotFile::open(&path).get(&a).is_none());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[cfg(test)]
+mod sharing {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Two directories (each holds one `SnapshotFile`) share a file and keep updating their
+    /// own keys; a third reader, throughout and at the end, parses the file and finds both.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_directories_sharing_a_snapshot_file_under_churn_leave_both_lists() {
+        let dir = std::env::temp_dir().join(format!(
+            "rpc-snap-share-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        let path = dir.join("shared.json");
+        let a = ServiceKey::new("t.A", "1");
+        let b = ServiceKey::new("t.B", "1");
+        let first = SnapshotFile::open(&path);
+        let second = SnapshotFile::open(&path);
+        let rounds: u16 = 200;
+        for port in 1..=rounds {
+            first.update(&a, &[ServiceInstance::new(&a, "127.0.0.1", port)]);
+            second.update(&b, &[ServiceInstance::new(&b, "127.0.0.1", port)]);
+            if let Ok(bytes) = std::fs::read(&path) {
+                serde_json::from_slice::<FileBody>(&bytes)
+                    .unwrap_or_else(|e| panic!("a reader saw a broken file during churn: {e}"));
+            }
+            tokio::task::yield_now().await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let body: FileBody = match std::fs::read(&path) {
+                Ok(bytes) => serde_json::from_slice(&bytes)
+                    .unwrap_or_else(|e| panic!("the third reader cannot parse the file: {e}")),
+                Err(_) => FileBody {
+                    format: FORMAT,
+                    saved_at_ms: 0,
+                    services: BTreeMap::new(),
+                },
+            };
+            let last = |key: &ServiceKey| {
+                body.services
+                    .get(&key.to_string())
+                    .and_then(|l| l.first())
+                    .map(|i| i.port)
+            };
+            let files = std::fs::read_dir(&dir).map_or(0, |d| d.count());
+            // Both lists current, and no write still in progress (no temporary file left).
+            if last(&a) == Some(rounds) && last(&b) == Some(rounds) && files == 1 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the file lost a list or a temporary file stayed: A {:?}, B {:?}, {files} files",
+                last(&a),
+                last(&b)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -51,6 +51,7 @@ pub(super) async fn follow(
     mut warned: HashSet<String>,
 ) {
     let name = entry.key().to_string();
+    let mut unresolved = Retry::after_list(&ctx, &entry);
     loop {
         let mut events = match stream.take() {
             Some(events) => events,
@@ -61,12 +62,18 @@ pub(super) async fn follow(
         };
         loop {
             let event = tokio::select! {
-                _ = ctx.shutdown.cancelled() => return,
+                _ = entry.stop().cancelled() => return,
+                _ = unresolved.due() => {
+                    resolve_again(&ctx, &entry, &name, &mut warned).await;
+                    unresolved.next(&ctx, &entry);
+                    continue;
+                }
                 event = events.next() => event,
             };
             match event {
                 Some(WatchEvent::Snapshot(list)) => {
-                    apply(&ctx, &entry, &name, list, &mut warned).await
+                    apply(&ctx, &entry, &name, list, &mut warned).await;
+                    unresolved = Retry::after_list(&ctx, &entry);
                 }
                 Some(WatchEvent::Disconnected { reason }) => {
                     if !entry.set_stale(true) {
@@ -82,13 +89,62 @@ pub(super) async fn follow(
     }
 }
 
+/// When to resolve the instances that did not resolve again: with backoff, from the first
+/// attempt after each new list.
+struct Retry {
+    attempt: u32,
+    at: Option<tokio::time::Instant>,
+}
+
+impl Retry {
+    fn after_list(ctx: &Context, entry: &ServiceEntry) -> Retry {
+        let mut retry = Retry {
+            attempt: 0,
+            at: None,
+        };
+        retry.next(ctx, entry);
+        retry
+    }
+
+    fn next(&mut self, ctx: &Context, entry: &ServiceEntry) {
+        self.at = (!entry.unresolved().is_empty())
+            .then(|| tokio::time::Instant::now() + ctx.config.resolve_backoff.delay(self.attempt));
+        self.attempt = self.attempt.saturating_add(1);
+    }
+
+    /// Resolves when a retry is due; never, when none is.
+    async fn due(&self) {
+        match self.at {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Resolves the current list again and swaps it in when that changed what resolves: an
+/// instance whose lookup failed joins as soon as its name resolves, with no registry change.
+async fn resolve_again(
+    ctx: &Context,
+    entry: &ServiceEntry,
+    name: &str,
+    warned: &mut HashSet<String>,
+) {
+    let list = entry.instances().to_vec();
+    let built = build_members(ctx, name, list, warned).await;
+    if built.1 != *entry.unresolved() {
+        let joined = entry.unresolved().len().saturating_sub(built.1.len());
+        tracing::info!(service = %name, joined, still_unresolved = built.1.len(), "instances resolved again");
+        entry.store(built);
+    }
+}
+
 /// Opens a new watch, retrying with backoff until it works or the directory is dropped.
 async fn rewatch(ctx: &Context, entry: &ServiceEntry) -> Option<Events> {
     let mut attempt = 0u32;
     loop {
         let delay = ctx.config.rewatch_backoff.delay(attempt);
         tokio::select! {
-            _ = ctx.shutdown.cancelled() => return None,
+            _ = entry.stop().cancelled() => return None,
             _ = tokio::time::sleep(delay) => {}
         }
         match ctx.registry.watch(entry.key()).await {
