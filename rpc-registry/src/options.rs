@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use rpc_core::registry::RegistryError;
 
+use crate::credentials::{self, Credentials};
+
 /// Which backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -13,6 +15,8 @@ pub enum Scheme {
     Etcd,
     /// `zookeeper://` or `zk://`
     Zookeeper,
+    /// `redis://[user:password@]host:port[/db]`
+    Redis,
 }
 
 /// Options shared by the backends. Every field has a default; the URL query overrides them.
@@ -28,6 +32,10 @@ pub struct RegistryOptions {
     pub connect_timeout: Duration,
     /// Time allowed for one request (`request_timeout`, seconds), default 5 s.
     pub request_timeout: Duration,
+    /// Redis database number, the URL's path (`redis://host:port/2`), default 0.
+    pub db: u32,
+    /// User name and password from the URL's user-info part; `Debug` hides the password.
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for RegistryOptions {
@@ -39,6 +47,8 @@ impl Default for RegistryOptions {
             heartbeat: ttl / 3,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            db: 0,
+            credentials: None,
         }
     }
 }
@@ -72,7 +82,7 @@ pub struct RegistryUrl {
     pub endpoints: Vec<String>,
     /// Options from the path and query, over the defaults.
     pub options: RegistryOptions,
-    /// The URL as given, for messages.
+    /// The URL as given, for messages, with any password replaced by `***`.
     pub original: String,
 }
 
@@ -81,9 +91,13 @@ impl RegistryUrl {
     ///
     /// Options: `ttl`, `heartbeat`, `connect_timeout`, `request_timeout` (seconds, fractions
     /// allowed) and `root`. Unknown options are an error, so a typo never goes unnoticed.
+    ///
+    /// `redis://[user:password@]host:port[/db]` takes one endpoint, the database number as its
+    /// path (so its root comes only from `?root=`) and optional percent-encoded credentials.
     pub fn parse(url: &str) -> Result<RegistryUrl, RegistryError> {
+        let shown = credentials::redact(url);
         let bad = |message: String| RegistryError::BadUrl {
-            url: url.to_string(),
+            url: shown.clone(),
             message,
         };
         let (scheme_str, rest) = url
@@ -93,9 +107,10 @@ impl RegistryUrl {
             "memory" => Scheme::Memory,
             "etcd" => Scheme::Etcd,
             "zookeeper" | "zk" => Scheme::Zookeeper,
+            "redis" => Scheme::Redis,
             other => {
                 return Err(bad(format!(
-                    "unknown scheme {other:?}; expected memory, etcd, zookeeper or zk"
+                    "unknown scheme {other:?}; expected memory, etcd, zookeeper, zk or redis"
                 )))
             }
         };
@@ -108,12 +123,27 @@ impl RegistryUrl {
             None => (before_query, None),
         };
         let mut options = RegistryOptions::default();
-        if let Some(path) = path {
-            let root = path.trim_end_matches('/');
-            if !root.is_empty() {
-                options.root = root.to_string();
+        let hosts = if scheme == Scheme::Redis {
+            let (credentials, hosts) = credentials::split_user_info(hosts).map_err(|m| bad(m))?;
+            options.credentials = credentials;
+            if let Some(path) = path {
+                options.db = redis_db(path).map_err(&bad)?;
             }
-        }
+            if hosts.contains(',') {
+                return Err(bad(
+                    "redis:// takes one host:port (Sentinel and Cluster are not supported)".into(),
+                ));
+            }
+            hosts
+        } else {
+            if let Some(path) = path {
+                let root = path.trim_end_matches('/');
+                if !root.is_empty() {
+                    options.root = root.to_string();
+                }
+            }
+            hosts
+        };
         let endpoints: Vec<String> = hosts
             .split(',')
             .filter(|h| !h.is_empty())
@@ -163,7 +193,7 @@ impl RegistryUrl {
             scheme,
             endpoints,
             options,
-            original: url.to_string(),
+            original: shown,
         })
     }
 }
@@ -244,6 +274,19 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The database number of a `redis://host:port/<db>` URL.
+fn redis_db(path: &str) -> Result<u32, String> {
+    let db = path.trim_matches('/');
+    if db.is_empty() {
+        return Ok(0);
+    }
+    db.parse::<u32>().map_err(|_| {
+        format!(
+            "redis:// takes a database number as its path, not {path:?}; set the root with ?root="
+        )
+    })
+}
+
 fn seconds(option: &str, value: &str) -> Result<Duration, RegistryError> {
     let bad = || RegistryError::BadOption {
         option: option.to_string(),
@@ -287,10 +330,32 @@ mod tests {
     }
 
     #[test]
+    fn redis_urls_carry_db_credentials_and_root_from_the_query() {
+        let url = RegistryUrl::parse("redis://app:pw@127.0.0.1:6379/3?root=/apps&ttl=2").unwrap();
+        assert_eq!(url.scheme, Scheme::Redis);
+        assert_eq!(url.endpoints, vec!["127.0.0.1:6379"]);
+        assert_eq!(url.options.db, 3);
+        assert_eq!(url.options.root, "/apps");
+        assert_eq!(url.options.credentials.as_ref().unwrap().password(), "pw");
+        assert_eq!(
+            url.original,
+            "redis://app:***@127.0.0.1:6379/3?root=/apps&ttl=2"
+        );
+        assert!(!format!("{url:?}").contains("pw"));
+        let err = RegistryUrl::parse("redis://app:pw@h:1?nope=1").unwrap_err();
+        assert!(!err.to_string().contains("pw"), "{err}");
+        let plain = RegistryUrl::parse("redis://127.0.0.1:6379").unwrap();
+        assert_eq!((plain.options.db, plain.options.root.as_str()), (0, "/rpc"));
+    }
+
+    #[test]
     fn bad_urls_name_what_is_wrong() {
         let cases = [
             ("127.0.0.1:2379", "scheme"),
-            ("redis://x:1", "unknown scheme"),
+            ("redis2://x:1", "unknown scheme"),
+            ("redis://x:1/rpc", "database number"),
+            ("redis://a:1,b:2", "one host:port"),
+            ("redis://user@x:1", "user:password"),
             ("etcd://", "no host"),
             ("etcd://host", "no port"),
             ("etcd://host:99999", "bad port"),
