@@ -8,7 +8,8 @@
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
-//! - [`zookeeper`]: a real ZooKeeper server and its conformance backend.
+//! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
+//! - [`redis`]: a real Redis server and its conformance backend.
 
 pub mod conformance;
 pub mod consumer;
@@ -17,6 +18,7 @@ pub mod logging;
 pub mod memory;
 pub mod net;
 pub mod process;
+pub mod redis;
 pub mod servers;
 pub mod wait;
 pub mod zookeeper;
