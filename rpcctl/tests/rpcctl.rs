@@ -1,4 +1,4 @@
-//! The `rpcctl` binary against a real etcd (and a ZooKeeper smoke test) holding real
+//! The `rpcctl` binary against a real etcd (and ZooKeeper and Redis smoke tests) holding real
 //! `example-provider` processes: `list`, `show`, `watch`, `call` and `ping`, each in human
 //! and `--json` output, and the errors for bad input.
 //!
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tests::etcd::EtcdServer;
 use tests::process::Provider;
+use tests::redis::RedisServer;
 use tests::wait::wait_until;
 use tests::zookeeper::ZookeeperServer;
 
@@ -626,4 +627,48 @@ async fn zookeeper_list_and_show() {
     assert_eq!(instances.len(), 2, "{json}");
     // Leases are etcd's; ZooKeeper has sessions, so no lease field.
     assert!(instances.iter().all(|i| i.get("lease").is_none()), "{json}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_list_show_and_watch() {
+    let redis = RedisServer::start().await;
+    let url = redis.registry_url("ttl=2");
+    let providers = [Provider::start(&url, &[]), Provider::start(&url, &[])];
+    wait_registered(&url, 2).await;
+
+    let table = run_on(&url, &["list"]).ok();
+    for service in ["example.Greeter", "example.Calculator"] {
+        assert_eq!(row(&table, service), vec![service, "1.0.0", "2"], "{table}");
+    }
+    let json = run_on(&url, &["--json", "show", GREETER]).json();
+    assert_eq!(json["registry"], "redis", "{json}");
+    assert_eq!(json["instances"].as_array().map(Vec::len), Some(2), "{json}");
+
+    let mut watcher = Watcher::start(&[
+        "--registry",
+        &url,
+        "watch",
+        GREETER,
+        "--count",
+        "2",
+        "--timeout",
+        "120",
+    ]);
+    for provider in &providers {
+        let address = provider.address();
+        watcher.wait_line(&format!("{address} present"), |l| {
+            l.contains(&address) && l.contains(" present ")
+        });
+    }
+    let mut third = Provider::start(&url, &[]);
+    let address = third.address();
+    watcher.wait_line(&format!("{address} join"), |l| {
+        l.contains(&address) && l.contains(" join ")
+    });
+    // SIGKILL: the key expires by its TTL, with nobody deleting it.
+    third.kill();
+    watcher.wait_line(&format!("{address} leave"), |l| {
+        l.contains(&address) && l.contains(" leave ")
+    });
+    assert_eq!(watcher.wait_exit(), Some(0), "exit after --count 2");
 }
