@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The newcomer's first command. It starts a real registry (etcd, or ZooKeeper with
-# `--registry zookeeper`), three providers and a consumer; halfway through it stops one
+# `--registry zookeeper`, or Redis with `--registry redis`), three providers and a consumer; halfway through it stops one
 # provider gracefully (SIGTERM) and kills another (SIGKILL). The consumer keeps calling,
 # shows who answered and what the registry says, and ends with a summary. Exits non-zero if
 # any call failed. Everything it starts is stopped, and its temp dir removed, on exit or Ctrl-C.
 #
-#   scripts/demo.sh [--registry etcd|zookeeper] [--duration SECS] [--no-build] [--bin-dir DIR]
+#   scripts/demo.sh [--registry etcd|zookeeper|redis] [--duration SECS] [--no-build] [--bin-dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,8 +24,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$registry" in
-  etcd|zookeeper) ;;
-  *) echo "demo: --registry must be etcd or zookeeper, not $registry" >&2; exit 2 ;;
+  etcd|zookeeper|redis) ;;
+  *) echo "demo: --registry must be etcd, zookeeper or redis, not $registry" >&2; exit 2 ;;
 esac
 
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
@@ -98,6 +98,17 @@ CFG
   pids+=($!)
   wait_for 30 "ZooKeeper start" zk_ready "$port"
   url="zookeeper://127.0.0.1:$port?ttl=3"
+}
+
+start_redis() {
+  local port
+  port=$(free_port)
+  # No persistence: the demo's registry lives and dies with it.
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+    --daemonize no > "$work/redis.log" 2>&1 &
+  pids+=($!)
+  wait_for 20 "Redis start" redis-cli -h 127.0.0.1 -p "$port" ping
+  url="redis://127.0.0.1:$port?ttl=3"
 }
 
 say "starting $registry on a free loopback port (temp dir $work)"
