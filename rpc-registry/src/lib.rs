@@ -4,7 +4,9 @@
 //! - `etcd://host:port[,host:port...][/root]` — etcd v3, one lease per client;
 //! - `zookeeper://host:port[,host:port...][/root]` (alias `zk://`) — ephemeral nodes;
 //! - `redis://[user:password@]host:port[/db]` — one key per instance with a TTL, watched by
-//!   keyspace notifications (docs/redis-registry.md).
+//!   keyspace notifications (docs/redis-registry.md);
+//! - `nacos://host:port[?namespace=…&group=…]` — ephemeral Nacos instances through the
+//!   official `nacos-sdk` (feature `nacos`, off by default; docs/nacos-registry.md).
 //!
 //! `memory://` is always built; `etcd://` and `zookeeper://` need the Cargo features `etcd`
 //! and `zookeeper` (both on by default). With a backend left out, [`connect`] of its URL fails
@@ -56,6 +58,8 @@ mod credentials;
 mod etcd;
 mod layout;
 mod memory;
+#[cfg(feature = "nacos")]
+mod nacos;
 mod options;
 #[cfg(feature = "redis")]
 mod redis;
@@ -68,6 +72,8 @@ pub use credentials::Credentials;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdRegistry;
 pub use memory::MemoryRegistry;
+#[cfg(feature = "nacos")]
+pub use nacos::NacosRegistry;
 pub use options::{RegistryOptions, RegistryUrl, Scheme};
 #[cfg(feature = "redis")]
 pub use redis::RedisRegistry;
@@ -99,11 +105,20 @@ pub async fn connect_with(url: RegistryUrl) -> Result<Arc<dyn Registry>, Registr
         Scheme::Redis => Arc::new(RedisRegistry::connect(url).await?),
         #[cfg(not(feature = "redis"))]
         Scheme::Redis => return Err(feature_disabled("redis", &url)),
+        #[cfg(feature = "nacos")]
+        Scheme::Nacos => Arc::new(NacosRegistry::connect(url).await?),
+        #[cfg(not(feature = "nacos"))]
+        Scheme::Nacos => return Err(feature_disabled("nacos", &url)),
     })
 }
 
 /// The error for a URL whose backend this build left out.
-#[cfg(not(all(feature = "etcd", feature = "zookeeper", feature = "redis")))]
+#[cfg(not(all(
+    feature = "etcd",
+    feature = "zookeeper",
+    feature = "redis",
+    feature = "nacos"
+)))]
 fn feature_disabled(feature: &'static str, url: &RegistryUrl) -> RegistryError {
     // The scheme as written (`zk` or `zookeeper`), for the message.
     let scheme = url

@@ -17,6 +17,8 @@ pub enum Scheme {
     Zookeeper,
     /// `redis://[user:password@]host:port[/db]`
     Redis,
+    /// `nacos://host:port[?namespace=...&group=...]`
+    Nacos,
 }
 
 /// Options shared by the backends. Every field has a default; the URL query overrides them.
@@ -36,6 +38,12 @@ pub struct RegistryOptions {
     pub db: u32,
     /// User name and password from the URL's user-info part; `Debug` hides the password.
     pub credentials: Option<Credentials>,
+    /// Nacos namespace id (`namespace`), default `""`: Nacos's `public`.
+    pub namespace: String,
+    /// Nacos group (`group`), default `DEFAULT_GROUP`.
+    pub group: String,
+    /// Nacos gRPC port (`grpc_port`), default the HTTP port + 1000 (Nacos's convention).
+    pub grpc_port: Option<u16>,
 }
 
 impl Default for RegistryOptions {
@@ -49,6 +57,9 @@ impl Default for RegistryOptions {
             request_timeout: Duration::from_secs(5),
             db: 0,
             credentials: None,
+            namespace: String::new(),
+            group: "DEFAULT_GROUP".to_string(),
+            grpc_port: None,
         }
     }
 }
@@ -108,9 +119,10 @@ impl RegistryUrl {
             "etcd" => Scheme::Etcd,
             "zookeeper" | "zk" => Scheme::Zookeeper,
             "redis" => Scheme::Redis,
+            "nacos" => Scheme::Nacos,
             other => {
                 return Err(bad(format!(
-                    "unknown scheme {other:?}; expected memory, etcd, zookeeper, zk or redis"
+                    "unknown scheme {other:?}; expected memory, etcd, zookeeper, zk, redis or nacos"
                 )))
             }
         };
@@ -132,6 +144,14 @@ impl RegistryUrl {
             if hosts.contains(',') {
                 return Err(bad(
                     "redis:// takes one host:port (Sentinel and Cluster are not supported)".into(),
+                ));
+            }
+            hosts
+        } else if scheme == Scheme::Nacos {
+            if path.is_some_and(|p| !p.trim_matches('/').is_empty()) {
+                return Err(bad(
+                    "nacos:// takes no path; choose the namespace and group with ?namespace=&group="
+                        .into(),
                 ));
             }
             hosts
@@ -168,10 +188,32 @@ impl RegistryUrl {
                 }
                 "connect_timeout" => options.connect_timeout = seconds(key, value)?,
                 "request_timeout" => options.request_timeout = seconds(key, value)?,
-                "root" => options.root = root(value)?,
+                "root" if scheme != Scheme::Nacos => options.root = root(value)?,
+                "namespace" | "group" if scheme == Scheme::Nacos => {
+                    nacos_name(key, value)?;
+                    if key == "namespace" {
+                        options.namespace = value.to_string();
+                    } else {
+                        options.group = value.to_string();
+                    }
+                }
+                "grpc_port" if scheme == Scheme::Nacos => {
+                    options.grpc_port =
+                        Some(value.parse().map_err(|_| RegistryError::BadOption {
+                            option: key.into(),
+                            value: value.into(),
+                            expected: "a port number, 1-65535",
+                        })?)
+                }
                 other => {
                     return Err(bad(format!(
-                        "unknown option {other:?}; known: ttl, heartbeat, connect_timeout, request_timeout, root"
+                        "unknown option {other:?}; known: ttl, heartbeat, connect_timeout, \
+                         request_timeout, {}",
+                        if scheme == Scheme::Nacos {
+                            "namespace, group, grpc_port"
+                        } else {
+                            "root"
+                        }
                     )))
                 }
             }
@@ -274,6 +316,25 @@ fn check_endpoint(endpoint: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a Nacos namespace or group: letters, digits, `.`, `:`, `_` and `-` (what Nacos
+/// itself accepts), so no `@@` (the SDK's group separator) can slip in.
+fn nacos_name(option: &str, value: &str) -> Result<(), RegistryError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::BadOption {
+            option: option.to_string(),
+            value: value.to_string(),
+            expected: "1-128 letters, digits, '.', ':', '_' or '-'",
+        })
+    }
+}
+
 /// The database number of a `redis://host:port/<db>` URL.
 fn redis_db(path: &str) -> Result<u32, String> {
     let db = path.trim_matches('/');
@@ -344,6 +405,35 @@ mod tests {
         assert!(!format!("{url:?}").contains("pw"));
         let err = RegistryUrl::parse("redis://app:pw@h:1?nope=1").unwrap_err();
         assert!(!err.to_string().contains("pw"), "{err}");
+        let nacos =
+            RegistryUrl::parse("nacos://127.0.0.1:8848?namespace=dev&group=rpc&grpc_port=9849")
+                .unwrap();
+        assert_eq!(nacos.scheme, Scheme::Nacos);
+        assert_eq!(
+            (
+                nacos.options.namespace.as_str(),
+                nacos.options.group.as_str()
+            ),
+            ("dev", "rpc")
+        );
+        assert_eq!(nacos.options.grpc_port, Some(9849));
+        let plain = RegistryUrl::parse("nacos://127.0.0.1:8848").unwrap();
+        assert_eq!(
+            (
+                plain.options.namespace.as_str(),
+                plain.options.group.as_str()
+            ),
+            ("", "DEFAULT_GROUP")
+        );
+        for (url, needle) in [
+            ("nacos://h:1/x", "no path"),
+            ("nacos://h:1?group=a@@b", "group"),
+            ("nacos://h:1?root=/x", "unknown option"),
+            ("redis://h:1?group=x", "unknown option"),
+        ] {
+            let err = RegistryUrl::parse(url).unwrap_err().to_string();
+            assert!(err.contains(needle), "{url}: {err}");
+        }
         let plain = RegistryUrl::parse("redis://127.0.0.1:6379").unwrap();
         assert_eq!((plain.options.db, plain.options.root.as_str()), (0, "/rpc"));
     }

@@ -642,7 +642,11 @@ async fn redis_list_show_and_watch() {
     }
     let json = run_on(&url, &["--json", "show", GREETER]).json();
     assert_eq!(json["registry"], "redis", "{json}");
-    assert_eq!(json["instances"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(
+        json["instances"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
 
     let mut watcher = Watcher::start(&[
         "--registry",
