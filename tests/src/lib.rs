@@ -9,13 +9,16 @@
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
-//! - [`redis`]: a real Redis server and its conformance backend.
+//! - [`redis`]: a real Redis server and its conformance backend;
+//! - [`nacos`] (feature `nacos`): a real rnacos server and its conformance backend.
 
 pub mod conformance;
 pub mod consumer;
 pub mod etcd;
 pub mod logging;
 pub mod memory;
+#[cfg(feature = "nacos")]
+pub mod nacos;
 pub mod net;
 pub mod process;
 pub mod redis;
