@@ -188,7 +188,10 @@ mod tests {
     #[cfg(not(feature = "nacos"))]
     #[tokio::test]
     async fn nacos_without_its_feature_names_the_feature() {
-        let err = connect("nacos://127.0.0.1:8848").await.err().expect("no nacos backend");
+        let err = connect("nacos://127.0.0.1:8848")
+            .await
+            .err()
+            .expect("no nacos backend");
         assert_eq!(
             err.to_string(),
             "nacos:// needs the `nacos` feature of rpc-registry (features = [\"nacos\"])"

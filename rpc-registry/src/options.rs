@@ -136,7 +136,7 @@ impl RegistryUrl {
         };
         let mut options = RegistryOptions::default();
         let hosts = if scheme == Scheme::Redis {
-            let (credentials, hosts) = credentials::split_user_info(hosts).map_err(|m| bad(m))?;
+            let (credentials, hosts) = credentials::split_user_info(hosts).map_err(&bad)?;
             options.credentials = credentials;
             if let Some(path) = path {
                 options.db = redis_db(path).map_err(&bad)?;

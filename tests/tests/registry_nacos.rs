@@ -123,7 +123,7 @@ async fn calls_keep_flowing_while_nacos_is_down_and_providers_return_after_a_res
     wait_listed(
         &client,
         &greeter_key(),
-        &[address.clone()],
+        std::slice::from_ref(&address),
         Duration::from_secs(15),
     )
     .await;
