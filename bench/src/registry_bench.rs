@@ -1,4 +1,4 @@
-//! `rpc-bench registry`: registry figures with real etcd and ZooKeeper servers.
+//! `rpc-bench registry`: registry figures with real etcd, ZooKeeper and Redis servers.
 //!
 //! - **Propagation**: a provider registers (then deregisters) an instance; the time from the
 //!   start of that call until a watching consumer's [`Directory`] lists it (no longer lists
@@ -143,7 +143,7 @@ pub struct Discovery {
 /// Every figure of one backend.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendFigures {
-    /// `etcd` or `zookeeper`.
+    /// `etcd`, `zookeeper` or `redis`.
     pub backend: String,
     /// Registration until the consumer's directory lists the instance.
     pub register_to_visible: Spread,
@@ -411,10 +411,9 @@ async fn scale(
 
 /// `scheme://hosts?query` with `root` as its path.
 fn with_root(url: &str, root: &str) -> String {
-    match url.split_once('?') {
-        Some((base, query)) => format!("{base}{root}?{query}"),
-        None => format!("{url}{root}"),
-    }
+    // The `root` option, not the URL path: a redis:// path is the database number.
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}root={root}")
 }
 
 /// The hidden `registry-discover` subcommand: a new consumer that discovers every service of
@@ -548,7 +547,10 @@ mod tests {
 
     #[test]
     fn root_goes_before_the_query() {
-        assert_eq!(with_root("etcd://h:1?ttl=2", "/r"), "etcd://h:1/r?ttl=2");
-        assert_eq!(with_root("etcd://h:1", "/r"), "etcd://h:1/r");
+        assert_eq!(
+            with_root("etcd://h:1?ttl=2", "/r"),
+            "etcd://h:1?ttl=2&root=/r"
+        );
+        assert_eq!(with_root("redis://h:1", "/r"), "redis://h:1?root=/r");
     }
 }

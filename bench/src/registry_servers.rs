@@ -1,8 +1,9 @@
-//! Real etcd and ZooKeeper servers for `rpc-bench registry`: each on free loopback ports with
+//! Real etcd, ZooKeeper and Redis servers for `rpc-bench registry`: each on free loopback ports with
 //! its data in a temp dir, killed with SIGKILL when dropped (and when this process dies).
 //! A small copy of the start logic of the `tests` crate's harness: etcd from `$ETCD_BIN` or
 //! `PATH`; ZooKeeper from Debian's jar (or `$ZOOKEEPER_CLASSPATH`) run with `java` (or
-//! `$JAVA`). `scripts/install-deps.sh` installs all of them.
+//! `$JAVA`); Redis from `redis-server` on `PATH`, without persistence. `scripts/install-deps.sh`
+//! installs all of them.
 
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub enum Backend {
     Etcd,
     /// Standalone ZooKeeper.
     Zookeeper,
+    /// One Redis server.
+    Redis,
 }
 
 impl Backend {
@@ -35,6 +38,7 @@ impl Backend {
         match self {
             Backend::Etcd => "etcd",
             Backend::Zookeeper => "zookeeper",
+            Backend::Redis => "redis",
         }
     }
 }
@@ -59,6 +63,7 @@ impl RegistryServer {
             let child = match backend {
                 Backend::Etcd => spawn_etcd(dir.path(), port)?,
                 Backend::Zookeeper => spawn_zookeeper(dir.path(), port)?,
+                Backend::Redis => spawn_redis(dir.path(), port)?,
             };
             let mut server = RegistryServer {
                 backend,
@@ -76,10 +81,7 @@ impl RegistryServer {
 
     /// The registry URL for `rpc_registry::connect`, with `query` options (e.g. `ttl=2`).
     pub fn url(&self, query: &str) -> String {
-        let scheme = match self.backend {
-            Backend::Etcd => "etcd",
-            Backend::Zookeeper => "zookeeper",
-        };
+        let scheme = self.backend.name();
         if query.is_empty() {
             format!("{scheme}://127.0.0.1:{}", self.port)
         } else {
@@ -103,6 +105,7 @@ impl RegistryServer {
                     .await
                 }
                 Backend::Zookeeper => probe(self.port, b"srvr", "Mode:").await,
+                Backend::Redis => probe(self.port, b"PING\r\nQUIT\r\n", "+PONG").await,
             };
             if ready {
                 return true;
@@ -236,4 +239,23 @@ fn spawn_zookeeper(dir: &Path, port: u16) -> Result<Child, BenchError> {
     Ok(command
         .spawn()
         .map_err(|e| format!("cannot run {java}: {e} (scripts/install-deps.sh installs Java)"))?)
+}
+
+fn spawn_redis(dir: &Path, port: u16) -> Result<Child, BenchError> {
+    let bin = find_on_path("redis-server")
+        .ok_or("redis-server not found: put it on PATH (scripts/install-deps.sh)")?;
+    let (out, err) = log_file(dir)?;
+    let mut command = Command::new(&bin);
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    die_with_parent(&mut command);
+    Ok(command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?)
 }
