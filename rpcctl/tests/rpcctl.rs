@@ -676,3 +676,50 @@ async fn redis_list_show_and_watch() {
     });
     assert_eq!(watcher.wait_exit(), Some(0), "exit after --count 2");
 }
+
+/// Needs `--features nacos` (and rnacos: `scripts/install-deps.sh --nacos`), and the provider
+/// built with it: `cargo build -p example-provider --features nacos`.
+#[cfg(feature = "nacos")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nacos_list_show_and_watch() {
+    let nacos = tests::nacos::RnacosServer::start().await;
+    let url = nacos.registry_url("");
+    let providers = [Provider::start(&url, &[]), Provider::start(&url, &[])];
+    wait_registered(&url, 2).await;
+
+    let table = run_on(&url, &["list"]).ok();
+    for service in ["example.Greeter", "example.Calculator"] {
+        assert_eq!(row(&table, service), vec![service, "1.0.0", "2"], "{table}");
+    }
+    let json = run_on(&url, &["--json", "show", GREETER]).json();
+    assert_eq!(json["registry"], "nacos", "{json}");
+    assert_eq!(json["instances"].as_array().map(Vec::len), Some(2), "{json}");
+
+    let mut watcher = Watcher::start(&[
+        "--registry",
+        &url,
+        "watch",
+        GREETER,
+        "--count",
+        "2",
+        "--timeout",
+        "120",
+    ]);
+    for provider in &providers {
+        let address = provider.address();
+        watcher.wait_line(&format!("{address} present"), |l| {
+            l.contains(&address) && l.contains(" present ")
+        });
+    }
+    let mut third = Provider::start(&url, &[]);
+    let address = third.address();
+    watcher.wait_line(&format!("{address} join"), |l| {
+        l.contains(&address) && l.contains(" join ")
+    });
+    // SIGKILL: the server drops the instance with its connection.
+    third.kill();
+    watcher.wait_line(&format!("{address} leave"), |l| {
+        l.contains(&address) && l.contains(" leave ")
+    });
+    assert_eq!(watcher.wait_exit(), Some(0), "exit after --count 2");
+}
