@@ -579,9 +579,9 @@ async fn ping_reports_round_trip_times() {
 fn bad_input_exits_1_and_says_what_was_wrong() {
     // Nothing needs to listen: input is checked before the registry is reached.
     let unreachable = "etcd://127.0.0.1:1";
-    run(&["--registry", "redis://127.0.0.1:6379", "list"]).fails_with(&[
+    run(&["--registry", "consul://127.0.0.1:8500", "list"]).fails_with(&[
         "bad registry url",
-        "redis://",
+        "consul://",
         "unknown scheme",
     ]);
     run(&["--registry", "etcd://localhost", "list"]).fails_with(&["bad registry url", "no port"]);
@@ -693,7 +693,11 @@ async fn nacos_list_show_and_watch() {
     }
     let json = run_on(&url, &["--json", "show", GREETER]).json();
     assert_eq!(json["registry"], "nacos", "{json}");
-    assert_eq!(json["instances"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(
+        json["instances"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
 
     let mut watcher = Watcher::start(&[
         "--registry",
