@@ -53,6 +53,7 @@
 
 #![deny(missing_docs)]
 
+mod backend_options;
 mod credentials;
 #[cfg(feature = "etcd")]
 mod etcd;
