@@ -629,19 +629,18 @@ async fn zookeeper_list_and_show() {
     assert!(instances.iter().all(|i| i.get("lease").is_none()), "{json}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_list_show_and_watch() {
-    let redis = RedisServer::start().await;
-    let url = redis.registry_url("ttl=2");
-    let providers = [Provider::start(&url, &[]), Provider::start(&url, &[])];
-    wait_registered(&url, 2).await;
+/// `list`, `show` and `watch` against a registry at `url` that holds two providers already:
+/// a third joins, is killed with SIGKILL, and leaves (by the backend's own expiry).
+async fn list_show_and_watch(url: &str, backend: &str) {
+    let providers = [Provider::start(url, &[]), Provider::start(url, &[])];
+    wait_registered(url, 2).await;
 
-    let table = run_on(&url, &["list"]).ok();
+    let table = run_on(url, &["list"]).ok();
     for service in ["example.Greeter", "example.Calculator"] {
         assert_eq!(row(&table, service), vec![service, "1.0.0", "2"], "{table}");
     }
-    let json = run_on(&url, &["--json", "show", GREETER]).json();
-    assert_eq!(json["registry"], "redis", "{json}");
+    let json = run_on(url, &["--json", "show", GREETER]).json();
+    assert_eq!(json["registry"], backend, "{json}");
     assert_eq!(
         json["instances"].as_array().map(Vec::len),
         Some(2),
@@ -650,7 +649,7 @@ async fn redis_list_show_and_watch() {
 
     let mut watcher = Watcher::start(&[
         "--registry",
-        &url,
+        url,
         "watch",
         GREETER,
         "--count",
@@ -664,12 +663,11 @@ async fn redis_list_show_and_watch() {
             l.contains(&address) && l.contains(" present ")
         });
     }
-    let mut third = Provider::start(&url, &[]);
+    let mut third = Provider::start(url, &[]);
     let address = third.address();
     watcher.wait_line(&format!("{address} join"), |l| {
         l.contains(&address) && l.contains(" join ")
     });
-    // SIGKILL: the key expires by its TTL, with nobody deleting it.
     third.kill();
     watcher.wait_line(&format!("{address} leave"), |l| {
         l.contains(&address) && l.contains(" leave ")
@@ -677,53 +675,19 @@ async fn redis_list_show_and_watch() {
     assert_eq!(watcher.wait_exit(), Some(0), "exit after --count 2");
 }
 
-/// Needs `--features nacos` (and rnacos: `scripts/install-deps.sh --nacos`), and the provider
+/// On Redis a killed provider's key expires by its TTL, with nobody deleting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_list_show_and_watch() {
+    let redis = RedisServer::start().await;
+    list_show_and_watch(&redis.registry_url("ttl=2"), "redis").await;
+}
+
+/// On Nacos the server drops a killed provider's instance with its connection. Needs
+/// `--features nacos` (and rnacos: `scripts/install-deps.sh --nacos`), and the provider
 /// built with it: `cargo build -p example-provider --features nacos`.
 #[cfg(feature = "nacos")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nacos_list_show_and_watch() {
     let nacos = tests::nacos::RnacosServer::start().await;
-    let url = nacos.registry_url("");
-    let providers = [Provider::start(&url, &[]), Provider::start(&url, &[])];
-    wait_registered(&url, 2).await;
-
-    let table = run_on(&url, &["list"]).ok();
-    for service in ["example.Greeter", "example.Calculator"] {
-        assert_eq!(row(&table, service), vec![service, "1.0.0", "2"], "{table}");
-    }
-    let json = run_on(&url, &["--json", "show", GREETER]).json();
-    assert_eq!(json["registry"], "nacos", "{json}");
-    assert_eq!(
-        json["instances"].as_array().map(Vec::len),
-        Some(2),
-        "{json}"
-    );
-
-    let mut watcher = Watcher::start(&[
-        "--registry",
-        &url,
-        "watch",
-        GREETER,
-        "--count",
-        "2",
-        "--timeout",
-        "120",
-    ]);
-    for provider in &providers {
-        let address = provider.address();
-        watcher.wait_line(&format!("{address} present"), |l| {
-            l.contains(&address) && l.contains(" present ")
-        });
-    }
-    let mut third = Provider::start(&url, &[]);
-    let address = third.address();
-    watcher.wait_line(&format!("{address} join"), |l| {
-        l.contains(&address) && l.contains(" join ")
-    });
-    // SIGKILL: the server drops the instance with its connection.
-    third.kill();
-    watcher.wait_line(&format!("{address} leave"), |l| {
-        l.contains(&address) && l.contains(" leave ")
-    });
-    assert_eq!(watcher.wait_exit(), Some(0), "exit after --count 2");
+    list_show_and_watch(&nacos.registry_url(""), "nacos").await;
 }
