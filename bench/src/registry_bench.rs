@@ -143,7 +143,7 @@ pub struct Discovery {
 /// Every figure of one backend.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendFigures {
-    /// `etcd`, `zookeeper` or `redis`.
+    /// `etcd`, `zookeeper`, `redis` or `nacos`.
     pub backend: String,
     /// Registration until the consumer's directory lists the instance.
     pub register_to_visible: Spread,
@@ -411,9 +411,13 @@ async fn scale(
 
 /// `scheme://hosts?query` with `root` as its path.
 fn with_root(url: &str, root: &str) -> String {
-    // The `root` option, not the URL path: a redis:// path is the database number.
+    // The `root` option, not the URL path: a redis:// path is the database number. Nacos has
+    // groups instead of roots.
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}root={root}")
+    match url.strip_prefix("nacos://") {
+        Some(_) => format!("{url}{separator}group={}", root.trim_start_matches('/')),
+        None => format!("{url}{separator}root={root}"),
+    }
 }
 
 /// The hidden `registry-discover` subcommand: a new consumer that discovers every service of
@@ -546,11 +550,15 @@ mod tests {
     }
 
     #[test]
-    fn root_goes_before_the_query() {
+    fn root_goes_in_the_query() {
         assert_eq!(
             with_root("etcd://h:1?ttl=2", "/r"),
             "etcd://h:1?ttl=2&root=/r"
         );
         assert_eq!(with_root("redis://h:1", "/r"), "redis://h:1?root=/r");
+        assert_eq!(
+            with_root("nacos://h:1?grpc_port=2", "/r"),
+            "nacos://h:1?grpc_port=2&group=r"
+        );
     }
 }

@@ -30,6 +30,8 @@ pub enum Backend {
     Zookeeper,
     /// One Redis server.
     Redis,
+    /// rnacos, a Nacos 2.x-compatible server (needs rpc-bench built with `--features nacos`).
+    Nacos,
 }
 
 impl Backend {
@@ -39,6 +41,7 @@ impl Backend {
             Backend::Etcd => "etcd",
             Backend::Zookeeper => "zookeeper",
             Backend::Redis => "redis",
+            Backend::Nacos => "nacos",
         }
     }
 }
@@ -47,6 +50,8 @@ impl Backend {
 pub struct RegistryServer {
     backend: Backend,
     port: u16,
+    /// rnacos's gRPC port (0 for the others).
+    grpc_port: u16,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -60,14 +65,21 @@ impl RegistryServer {
                 .prefix(&format!("rpc-bench-{}-", backend.name()))
                 .tempdir()?;
             let port = free_port()?;
+            let grpc_port = if backend == Backend::Nacos {
+                free_port()?
+            } else {
+                0
+            };
             let child = match backend {
                 Backend::Etcd => spawn_etcd(dir.path(), port)?,
                 Backend::Zookeeper => spawn_zookeeper(dir.path(), port)?,
                 Backend::Redis => spawn_redis(dir.path(), port)?,
+                Backend::Nacos => spawn_rnacos(dir.path(), port, grpc_port)?,
             };
             let mut server = RegistryServer {
                 backend,
                 port,
+                grpc_port,
                 child,
                 dir,
             };
@@ -82,6 +94,17 @@ impl RegistryServer {
     /// The registry URL for `rpc_registry::connect`, with `query` options (e.g. `ttl=2`).
     pub fn url(&self, query: &str) -> String {
         let scheme = self.backend.name();
+        if self.backend == Backend::Nacos {
+            let url = format!(
+                "nacos://127.0.0.1:{}?grpc_port={}",
+                self.port, self.grpc_port
+            );
+            return if query.is_empty() {
+                url
+            } else {
+                format!("{url}&{query}")
+            };
+        }
         if query.is_empty() {
             format!("{scheme}://127.0.0.1:{}", self.port)
         } else {
@@ -106,6 +129,10 @@ impl RegistryServer {
                 }
                 Backend::Zookeeper => probe(self.port, b"srvr", "Mode:").await,
                 Backend::Redis => probe(self.port, b"PING\r\nQUIT\r\n", "+PONG").await,
+                Backend::Nacos => {
+                    let ask = b"GET /nacos/v1/console/health/readiness HTTP/1.0\r\n\r\n";
+                    probe(self.port, ask, " 200 ").await
+                }
             };
             if ready {
                 return true;
@@ -251,6 +278,36 @@ fn spawn_redis(dir: &Path, port: u16) -> Result<Child, BenchError> {
         .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
         .arg("--dir")
         .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    die_with_parent(&mut command);
+    Ok(command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?)
+}
+
+/// rnacos from `$RNACOS_BIN`, `PATH` or `~/.cargo/bin` (`scripts/install-deps.sh --nacos`),
+/// run in `dir` (it reads a `.env` from its working directory; the temp dir has none).
+fn spawn_rnacos(dir: &Path, http_port: u16, grpc_port: u16) -> Result<Child, BenchError> {
+    let cargo_bin =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/rnacos"));
+    let bin = std::env::var_os("RNACOS_BIN")
+        .map(PathBuf::from)
+        .or_else(|| find_on_path("rnacos"))
+        .or(cargo_bin.filter(|path| path.is_file()))
+        .ok_or("rnacos not found: run scripts/install-deps.sh --nacos or set RNACOS_BIN")?;
+    let console_port = free_port()?;
+    let (out, err) = log_file(dir)?;
+    let mut command = Command::new(&bin);
+    command
+        .current_dir(dir)
+        .env("RNACOS_HTTP_PORT", http_port.to_string())
+        .env("RNACOS_GRPC_PORT", grpc_port.to_string())
+        .env("RNACOS_HTTP_CONSOLE_PORT", console_port.to_string())
+        .env("RNACOS_SDK_HOST", "127.0.0.1")
+        .env("RNACOS_CONSOLE_HOST", "127.0.0.1")
+        .env("RNACOS_DATA_DIR", dir.join("data"))
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err);
