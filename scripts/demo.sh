@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The newcomer's first command. It starts a real registry (etcd, or ZooKeeper with
-# `--registry zookeeper`), three providers and a consumer; halfway through it stops one
+# `--registry zookeeper`, Redis with `--registry redis`, or rnacos, a Nacos server, with
+# `--registry nacos`), three providers and a consumer; halfway through it stops one
 # provider gracefully (SIGTERM) and kills another (SIGKILL). The consumer keeps calling,
 # shows who answered and what the registry says, and ends with a summary. Exits non-zero if
 # any call failed. Everything it starts is stopped, and its temp dir removed, on exit or Ctrl-C.
 #
-#   scripts/demo.sh [--registry etcd|zookeeper] [--duration SECS] [--no-build] [--bin-dir DIR]
+#   scripts/demo.sh [--registry etcd|zookeeper|redis|nacos] [--duration SECS] [--no-build] [--bin-dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,16 +25,23 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$registry" in
-  etcd|zookeeper) ;;
-  *) echo "demo: --registry must be etcd or zookeeper, not $registry" >&2; exit 2 ;;
+  etcd|zookeeper|redis|nacos) ;;
+  *) echo "demo: --registry must be etcd, zookeeper, redis or nacos, not $registry" >&2; exit 2 ;;
 esac
 
 say() { printf '\033[1m[demo]\033[0m %s\n' "$*"; }
 
+features=()
+deps=()
+if [ "$registry" = nacos ]; then
+  # The Nacos client is off by default; so is installing rnacos.
+  features=(--features example-provider/nacos,example-consumer/nacos)
+  deps=(--nacos)
+fi
 if [ "$build" = 1 ]; then
-  scripts/install-deps.sh
+  scripts/install-deps.sh "${deps[@]}"
   say "building (release)"
-  cargo build --release --quiet -p example-provider -p example-consumer
+  cargo build --release --quiet -p example-provider -p example-consumer "${features[@]}"
 fi
 
 work=$(mktemp -d -t rpc-demo.XXXXXX)
@@ -98,6 +106,31 @@ CFG
   pids+=($!)
   wait_for 30 "ZooKeeper start" zk_ready "$port"
   url="zookeeper://127.0.0.1:$port?ttl=3"
+}
+
+start_redis() {
+  local port
+  port=$(free_port)
+  # No persistence: the demo's registry lives and dies with it.
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$work" \
+    --daemonize no > "$work/redis.log" 2>&1 &
+  pids+=($!)
+  wait_for 20 "Redis start" redis-cli -h 127.0.0.1 -p "$port" ping
+  url="redis://127.0.0.1:$port?ttl=3"
+}
+
+start_nacos() {
+  local http grpc console bin
+  http=$(free_port); grpc=$(free_port); console=$(free_port)
+  bin=$(command -v rnacos || echo "${CARGO_HOME:-$HOME/.cargo}/bin/rnacos")
+  mkdir -p "$work/nacos"
+  # rnacos reads a .env from its working directory: run it in the temp dir, which has none.
+  (cd "$work/nacos" && RNACOS_HTTP_PORT=$http RNACOS_GRPC_PORT=$grpc \
+    RNACOS_HTTP_CONSOLE_PORT=$console RNACOS_SDK_HOST=127.0.0.1 RNACOS_CONSOLE_HOST=127.0.0.1 \
+    RNACOS_DATA_DIR="$work/nacos/data" exec "$bin" > "$work/nacos.log" 2>&1) &
+  pids+=($!)
+  wait_for 20 "rnacos start" curl -sf "http://127.0.0.1:$http/nacos/v1/console/health/readiness"
+  url="nacos://127.0.0.1:$http?grpc_port=$grpc&ttl=3"
 }
 
 say "starting $registry on a free loopback port (temp dir $work)"

@@ -14,11 +14,11 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "memory-only-app builds no etcd or ZooKeeper client"
-# rpc-registry with default-features = false must leave out etcd-client, tonic, prost and
-# zookeeper-client (and their tonic-*/prost-* companions).
+step "memory-only-app builds no etcd, ZooKeeper, Redis or Nacos client"
+# rpc-registry with default-features = false must leave out etcd-client, tonic, prost,
+# zookeeper-client, redis and nacos-sdk (and the tonic-*/prost-* companions).
 tree=$(cargo tree -p memory-only-app -e normal --prefix none)
-leaked=$(grep -E '^(etcd-client|tonic(-[a-z-]+)?|prost(-[a-z-]+)?|zookeeper-client) v' <<<"$tree" | sed 's/ (\*)$//' | sort -u || true)
+leaked=$(grep -E '^(etcd-client|tonic(-[a-z-]+)?|prost(-[a-z-]+)?|zookeeper-client|redis|nacos-sdk) v' <<<"$tree" | sed 's/ (\*)$//' | sort -u || true)
 if [[ -n "$leaked" ]]; then
     printf 'memory-only-app depends on a registry client it should not build:\n%s\n' "$leaked" >&2
     exit 1

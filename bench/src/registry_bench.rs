@@ -1,4 +1,4 @@
-//! `rpc-bench registry`: registry figures with real etcd and ZooKeeper servers.
+//! `rpc-bench registry`: registry figures with real etcd, ZooKeeper and Redis servers.
 //!
 //! - **Propagation**: a provider registers (then deregisters) an instance; the time from the
 //!   start of that call until a watching consumer's [`Directory`] lists it (no longer lists
@@ -150,7 +150,7 @@ pub struct Discovery {
 /// Every figure of one backend.
 #[derive(Debug, Clone, Serialize)]
 pub struct BackendFigures {
-    /// `etcd` or `zookeeper`.
+    /// `etcd`, `zookeeper`, `redis` or `nacos`.
     pub backend: String,
     /// Registration until the consumer's directory lists the instance.
     pub register_to_visible: Spread,
@@ -188,6 +188,13 @@ pub struct RequestRate {
 /// Counts the requests `server` receives over [`COUNTED_HEARTBEATS`] heartbeats.
 async fn request_rate(server: &RegistryServer) -> Result<RequestRate, BenchError> {
     let before = server.requests_received().await?;
+    if before.is_empty() {
+        // Not measured on this backend: NaN, which the JSON shows as null.
+        return Ok(RequestRate {
+            total: f64::NAN,
+            by_kind: Default::default(),
+        });
+    }
     tokio::time::sleep(SCALE_HEARTBEAT * COUNTED_HEARTBEATS).await;
     let after = server.requests_received().await?;
     let beats = f64::from(COUNTED_HEARTBEATS);
@@ -479,9 +486,12 @@ async fn scale(
 
 /// `scheme://hosts?query` with `root` as its path.
 fn with_root(url: &str, root: &str) -> String {
-    match url.split_once('?') {
-        Some((base, query)) => format!("{base}{root}?{query}"),
-        None => format!("{url}{root}"),
+    // The `root` option, not the URL path: a redis:// path is the database number. Nacos has
+    // groups instead of roots.
+    let separator = if url.contains('?') { '&' } else { '?' };
+    match url.strip_prefix("nacos://") {
+        Some(_) => format!("{url}{separator}group={}", root.trim_start_matches('/')),
+        None => format!("{url}{separator}root={root}"),
     }
 }
 
@@ -632,8 +642,15 @@ mod tests {
     }
 
     #[test]
-    fn root_goes_before_the_query() {
-        assert_eq!(with_root("etcd://h:1?ttl=2", "/r"), "etcd://h:1/r?ttl=2");
-        assert_eq!(with_root("etcd://h:1", "/r"), "etcd://h:1/r");
+    fn root_goes_in_the_query() {
+        assert_eq!(
+            with_root("etcd://h:1?ttl=2", "/r"),
+            "etcd://h:1?ttl=2&root=/r"
+        );
+        assert_eq!(with_root("redis://h:1", "/r"), "redis://h:1?root=/r");
+        assert_eq!(
+            with_root("nacos://h:1?grpc_port=2", "/r"),
+            "nacos://h:1?grpc_port=2&group=r"
+        );
     }
 }

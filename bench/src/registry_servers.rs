@@ -1,8 +1,9 @@
-//! Real etcd and ZooKeeper servers for `rpc-bench registry`: each on free loopback ports with
+//! Real etcd, ZooKeeper and Redis servers for `rpc-bench registry`: each on free loopback ports with
 //! its data in a temp dir, killed with SIGKILL when dropped (and when this process dies).
 //! A small copy of the start logic of the `tests` crate's harness: etcd from `$ETCD_BIN` or
 //! `PATH`; ZooKeeper from Debian's jar (or `$ZOOKEEPER_CLASSPATH`) run with `java` (or
-//! `$JAVA`). `scripts/install-deps.sh` installs all of them.
+//! `$JAVA`); Redis from `redis-server` on `PATH`, without persistence. `scripts/install-deps.sh`
+//! installs all of them.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -28,6 +29,10 @@ pub enum Backend {
     Etcd,
     /// Standalone ZooKeeper.
     Zookeeper,
+    /// One Redis server.
+    Redis,
+    /// rnacos, a Nacos 2.x-compatible server (needs rpc-bench built with `--features nacos`).
+    Nacos,
 }
 
 impl Backend {
@@ -36,6 +41,8 @@ impl Backend {
         match self {
             Backend::Etcd => "etcd",
             Backend::Zookeeper => "zookeeper",
+            Backend::Redis => "redis",
+            Backend::Nacos => "nacos",
         }
     }
 }
@@ -44,6 +51,8 @@ impl Backend {
 pub struct RegistryServer {
     backend: Backend,
     port: u16,
+    /// rnacos's gRPC port (0 for the others).
+    grpc_port: u16,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -57,13 +66,21 @@ impl RegistryServer {
                 .prefix(&format!("rpc-bench-{}-", backend.name()))
                 .tempdir()?;
             let port = free_port()?;
+            let grpc_port = if backend == Backend::Nacos {
+                free_port()?
+            } else {
+                0
+            };
             let child = match backend {
                 Backend::Etcd => spawn_etcd(dir.path(), port)?,
                 Backend::Zookeeper => spawn_zookeeper(dir.path(), port)?,
+                Backend::Redis => spawn_redis(dir.path(), port)?,
+                Backend::Nacos => spawn_rnacos(dir.path(), port, grpc_port)?,
             };
             let mut server = RegistryServer {
                 backend,
                 port,
+                grpc_port,
                 child,
                 dir,
             };
@@ -77,10 +94,18 @@ impl RegistryServer {
 
     /// The registry URL for `rpc_registry::connect`, with `query` options (e.g. `ttl=2`).
     pub fn url(&self, query: &str) -> String {
-        let scheme = match self.backend {
-            Backend::Etcd => "etcd",
-            Backend::Zookeeper => "zookeeper",
-        };
+        let scheme = self.backend.name();
+        if self.backend == Backend::Nacos {
+            let url = format!(
+                "nacos://127.0.0.1:{}?grpc_port={}",
+                self.port, self.grpc_port
+            );
+            return if query.is_empty() {
+                url
+            } else {
+                format!("{url}&{query}")
+            };
+        }
         if query.is_empty() {
             format!("{scheme}://127.0.0.1:{}", self.port)
         } else {
@@ -91,11 +116,15 @@ impl RegistryServer {
     /// Requests the server has received so far, by kind: etcd's
     /// `grpc_server_msg_received_total` per gRPC method (every unary request and every
     /// message on a stream, keep-alives included) from `/metrics`; ZooKeeper's
-    /// `zk_packets_received` (pings included) from `mntr`.
+    /// `zk_packets_received` (pings included) from `mntr`; Redis's `total_commands_processed`
+    /// (the bench's own INFO included) from `INFO stats`. Nacos: none (an empty map).
     pub async fn requests_received(&self) -> Result<BTreeMap<String, u64>, BenchError> {
         let (request, what): (&[u8], &str) = match self.backend {
             Backend::Etcd => (b"GET /metrics HTTP/1.0\r\n\r\n", "/metrics"),
             Backend::Zookeeper => (b"mntr", "mntr"),
+            Backend::Redis => (b"INFO stats\r\nQUIT\r\n", "INFO stats"),
+            // rnacos publishes no request counter this bench knows how to read.
+            Backend::Nacos => return Ok(BTreeMap::new()),
         };
         let text = ask(self.port, request)
             .await
@@ -121,6 +150,13 @@ impl RegistryServer {
                         counts.insert("packets".to_string(), value);
                     }
                 }
+                Backend::Redis => {
+                    if let Some(value) = line.strip_prefix("total_commands_processed:") {
+                        let value = value.trim().parse::<u64>().unwrap_or(0);
+                        counts.insert("commands".to_string(), value);
+                    }
+                }
+                Backend::Nacos => {}
             }
         }
         if counts.is_empty() {
@@ -145,6 +181,11 @@ impl RegistryServer {
                     .await
                 }
                 Backend::Zookeeper => probe(self.port, b"srvr", "Mode:").await,
+                Backend::Redis => probe(self.port, b"PING\r\nQUIT\r\n", "+PONG").await,
+                Backend::Nacos => {
+                    let ask = b"GET /nacos/v1/console/health/readiness HTTP/1.0\r\n\r\n";
+                    probe(self.port, ask, " 200 ").await
+                }
             };
             if ready {
                 return true;
@@ -285,4 +326,53 @@ fn spawn_zookeeper(dir: &Path, port: u16) -> Result<Child, BenchError> {
     Ok(command
         .spawn()
         .map_err(|e| format!("cannot run {java}: {e} (scripts/install-deps.sh installs Java)"))?)
+}
+
+fn spawn_redis(dir: &Path, port: u16) -> Result<Child, BenchError> {
+    let bin = find_on_path("redis-server")
+        .ok_or("redis-server not found: put it on PATH (scripts/install-deps.sh)")?;
+    let (out, err) = log_file(dir)?;
+    let mut command = Command::new(&bin);
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    die_with_parent(&mut command);
+    Ok(command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?)
+}
+
+/// rnacos from `$RNACOS_BIN`, `PATH` or `~/.cargo/bin` (`scripts/install-deps.sh --nacos`),
+/// run in `dir` (it reads a `.env` from its working directory; the temp dir has none).
+fn spawn_rnacos(dir: &Path, http_port: u16, grpc_port: u16) -> Result<Child, BenchError> {
+    let cargo_bin =
+        std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo/bin/rnacos"));
+    let bin = std::env::var_os("RNACOS_BIN")
+        .map(PathBuf::from)
+        .or_else(|| find_on_path("rnacos"))
+        .or(cargo_bin.filter(|path| path.is_file()))
+        .ok_or("rnacos not found: run scripts/install-deps.sh --nacos or set RNACOS_BIN")?;
+    let console_port = free_port()?;
+    let (out, err) = log_file(dir)?;
+    let mut command = Command::new(&bin);
+    command
+        .current_dir(dir)
+        .env("RNACOS_HTTP_PORT", http_port.to_string())
+        .env("RNACOS_GRPC_PORT", grpc_port.to_string())
+        .env("RNACOS_HTTP_CONSOLE_PORT", console_port.to_string())
+        .env("RNACOS_SDK_HOST", "127.0.0.1")
+        .env("RNACOS_CONSOLE_HOST", "127.0.0.1")
+        .env("RNACOS_DATA_DIR", dir.join("data"))
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    die_with_parent(&mut command);
+    Ok(command
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?)
 }

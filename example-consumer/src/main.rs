@@ -19,7 +19,7 @@ struct Args {
     /// Call one provider at this address instead of discovering providers.
     #[arg(long)]
     connect: Option<String>,
-    /// Registry URL (etcd://, zookeeper://, memory://), or `none` (then --connect is needed)
+    /// Registry URL (etcd://, zookeeper://, redis://, nacos:// with the `nacos` feature, memory://), or `none` (then --connect is needed)
     /// [default: etcd://127.0.0.1:2379, or registry.url / RPC_REGISTRY].
     #[arg(long)]
     registry: Option<String>,

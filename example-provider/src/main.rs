@@ -15,7 +15,7 @@ struct Args {
     /// [default: 127.0.0.1:0, or server.listen / RPC_LISTEN].
     #[arg(long)]
     listen: Option<String>,
-    /// Registry URL (etcd://, zookeeper://, memory://), or `none` to skip registration
+    /// Registry URL (etcd://, zookeeper://, redis://, nacos:// with the `nacos` feature, memory://), or `none` to skip registration
     /// [default: etcd://127.0.0.1:2379, or registry.url / RPC_REGISTRY].
     #[arg(long)]
     registry: Option<String>,

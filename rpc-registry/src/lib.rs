@@ -2,7 +2,11 @@
 //!
 //! - `memory://` — in-process, for embedding and single-process apps;
 //! - `etcd://host:port[,host:port...][/root]` — etcd v3, one lease per client;
-//! - `zookeeper://host:port[,host:port...][/root]` (alias `zk://`) — ephemeral nodes.
+//! - `zookeeper://host:port[,host:port...][/root]` (alias `zk://`) — ephemeral nodes;
+//! - `redis://[user:password@]host:port[/db]` — one key per instance with a TTL, watched by
+//!   keyspace notifications (docs/redis-registry.md);
+//! - `nacos://host:port[?namespace=…&group=…]` — ephemeral Nacos instances through the
+//!   official `nacos-sdk` (feature `nacos`, off by default; docs/nacos-registry.md).
 //!
 //! `memory://` is always built; `etcd://` and `zookeeper://` need the Cargo features `etcd`
 //! and `zookeeper` (both on by default). With a backend left out, [`connect`] of its URL fails
@@ -49,21 +53,32 @@
 
 #![deny(missing_docs)]
 
+mod backend_options;
+mod credentials;
 mod documents;
 #[cfg(feature = "etcd")]
 mod etcd;
 mod layout;
 mod memory;
+#[cfg(feature = "nacos")]
+mod nacos;
 mod options;
+#[cfg(feature = "redis")]
+mod redis;
 #[cfg(feature = "zookeeper")]
 mod zookeeper;
 
 use std::sync::Arc;
 
+pub use credentials::Credentials;
 #[cfg(feature = "etcd")]
 pub use etcd::EtcdRegistry;
 pub use memory::MemoryRegistry;
+#[cfg(feature = "nacos")]
+pub use nacos::NacosRegistry;
 pub use options::{RegistryOptions, RegistryUrl, Scheme};
+#[cfg(feature = "redis")]
+pub use redis::RedisRegistry;
 pub use rpc_core::registry::{Registry, RegistryError};
 #[cfg(feature = "zookeeper")]
 pub use zookeeper::ZookeeperRegistry;
@@ -88,11 +103,24 @@ pub async fn connect_with(url: RegistryUrl) -> Result<Arc<dyn Registry>, Registr
         Scheme::Etcd => return Err(feature_disabled("etcd", &url)),
         #[cfg(not(feature = "zookeeper"))]
         Scheme::Zookeeper => return Err(feature_disabled("zookeeper", &url)),
+        #[cfg(feature = "redis")]
+        Scheme::Redis => Arc::new(RedisRegistry::connect(url).await?),
+        #[cfg(not(feature = "redis"))]
+        Scheme::Redis => return Err(feature_disabled("redis", &url)),
+        #[cfg(feature = "nacos")]
+        Scheme::Nacos => Arc::new(NacosRegistry::connect(url).await?),
+        #[cfg(not(feature = "nacos"))]
+        Scheme::Nacos => return Err(feature_disabled("nacos", &url)),
     })
 }
 
 /// The error for a URL whose backend this build left out.
-#[cfg(not(all(feature = "etcd", feature = "zookeeper")))]
+#[cfg(not(all(
+    feature = "etcd",
+    feature = "zookeeper",
+    feature = "redis",
+    feature = "nacos"
+)))]
 fn feature_disabled(feature: &'static str, url: &RegistryUrl) -> RegistryError {
     // The scheme as written (`zk` or `zookeeper`), for the message.
     let scheme = url
@@ -144,6 +172,32 @@ mod tests {
                 format!("{scheme}:// needs the `zookeeper` feature of rpc-registry (features = [\"zookeeper\"])")
             );
         }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[tokio::test]
+    async fn redis_without_its_feature_names_the_feature() {
+        let err = connect("redis://:secret@127.0.0.1:6379")
+            .await
+            .err()
+            .expect("no redis backend");
+        assert_eq!(
+            err.to_string(),
+            "redis:// needs the `redis` feature of rpc-registry (features = [\"redis\"])"
+        );
+    }
+
+    #[cfg(not(feature = "nacos"))]
+    #[tokio::test]
+    async fn nacos_without_its_feature_names_the_feature() {
+        let err = connect("nacos://127.0.0.1:8848")
+            .await
+            .err()
+            .expect("no nacos backend");
+        assert_eq!(
+            err.to_string(),
+            "nacos:// needs the `nacos` feature of rpc-registry (features = [\"nacos\"])"
+        );
     }
 
     #[tokio::test]

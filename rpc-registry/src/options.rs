@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use rpc_core::registry::RegistryError;
 
+use crate::backend_options::{nacos_name, redis_db};
+use crate::credentials::{self, Credentials};
+
 /// Which backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -13,6 +16,10 @@ pub enum Scheme {
     Etcd,
     /// `zookeeper://` or `zk://`
     Zookeeper,
+    /// `redis://[user:password@]host:port[/db]`
+    Redis,
+    /// `nacos://host:port[?namespace=...&group=...]`
+    Nacos,
 }
 
 /// Options shared by the backends. Every field has a default; the URL query overrides them.
@@ -28,6 +35,16 @@ pub struct RegistryOptions {
     pub connect_timeout: Duration,
     /// Time allowed for one request (`request_timeout`, seconds), default 5 s.
     pub request_timeout: Duration,
+    /// Redis database number, the URL's path (`redis://host:port/2`), default 0.
+    pub db: u32,
+    /// User name and password from the URL's user-info part; `Debug` hides the password.
+    pub credentials: Option<Credentials>,
+    /// Nacos namespace id (`namespace`), default `""`: Nacos's `public`.
+    pub namespace: String,
+    /// Nacos group (`group`), default `DEFAULT_GROUP`.
+    pub group: String,
+    /// Nacos gRPC port (`grpc_port`), default the HTTP port + 1000 (Nacos's convention).
+    pub grpc_port: Option<u16>,
 }
 
 impl Default for RegistryOptions {
@@ -39,6 +56,11 @@ impl Default for RegistryOptions {
             heartbeat: ttl / 3,
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(5),
+            db: 0,
+            credentials: None,
+            namespace: String::new(),
+            group: "DEFAULT_GROUP".to_string(),
+            grpc_port: None,
         }
     }
 }
@@ -72,7 +94,7 @@ pub struct RegistryUrl {
     pub endpoints: Vec<String>,
     /// Options from the path and query, over the defaults.
     pub options: RegistryOptions,
-    /// The URL as given, for messages.
+    /// The URL as given, for messages, with any password replaced by `***`.
     pub original: String,
 }
 
@@ -81,9 +103,13 @@ impl RegistryUrl {
     ///
     /// Options: `ttl`, `heartbeat`, `connect_timeout`, `request_timeout` (seconds, fractions
     /// allowed) and `root`. Unknown options are an error, so a typo never goes unnoticed.
+    ///
+    /// `redis://[user:password@]host:port[/db]` takes one endpoint, the database number as its
+    /// path (so its root comes only from `?root=`) and optional percent-encoded credentials.
     pub fn parse(url: &str) -> Result<RegistryUrl, RegistryError> {
+        let shown = credentials::redact(url);
         let bad = |message: String| RegistryError::BadUrl {
-            url: url.to_string(),
+            url: shown.clone(),
             message,
         };
         let (scheme_str, rest) = url
@@ -93,9 +119,11 @@ impl RegistryUrl {
             "memory" => Scheme::Memory,
             "etcd" => Scheme::Etcd,
             "zookeeper" | "zk" => Scheme::Zookeeper,
+            "redis" => Scheme::Redis,
+            "nacos" => Scheme::Nacos,
             other => {
                 return Err(bad(format!(
-                    "unknown scheme {other:?}; expected memory, etcd, zookeeper or zk"
+                    "unknown scheme {other:?}; expected memory, etcd, zookeeper, zk, redis or nacos"
                 )))
             }
         };
@@ -108,12 +136,35 @@ impl RegistryUrl {
             None => (before_query, None),
         };
         let mut options = RegistryOptions::default();
-        if let Some(path) = path {
-            let root = path.trim_end_matches('/');
-            if !root.is_empty() {
-                options.root = root.to_string();
+        let hosts = if scheme == Scheme::Redis {
+            let (credentials, hosts) = credentials::split_user_info(hosts).map_err(&bad)?;
+            options.credentials = credentials;
+            if let Some(path) = path {
+                options.db = redis_db(path).map_err(&bad)?;
             }
-        }
+            if hosts.contains(',') {
+                return Err(bad(
+                    "redis:// takes one host:port (Sentinel and Cluster are not supported)".into(),
+                ));
+            }
+            hosts
+        } else if scheme == Scheme::Nacos {
+            if path.is_some_and(|p| !p.trim_matches('/').is_empty()) {
+                return Err(bad(
+                    "nacos:// takes no path; choose the namespace and group with ?namespace=&group="
+                        .into(),
+                ));
+            }
+            hosts
+        } else {
+            if let Some(path) = path {
+                let root = path.trim_end_matches('/');
+                if !root.is_empty() {
+                    options.root = root.to_string();
+                }
+            }
+            hosts
+        };
         let endpoints: Vec<String> = hosts
             .split(',')
             .filter(|h| !h.is_empty())
@@ -138,10 +189,32 @@ impl RegistryUrl {
                 }
                 "connect_timeout" => options.connect_timeout = seconds(key, value)?,
                 "request_timeout" => options.request_timeout = seconds(key, value)?,
-                "root" => options.root = root(value)?,
+                "root" if scheme != Scheme::Nacos => options.root = root(value)?,
+                "namespace" | "group" if scheme == Scheme::Nacos => {
+                    nacos_name(key, value)?;
+                    if key == "namespace" {
+                        options.namespace = value.to_string();
+                    } else {
+                        options.group = value.to_string();
+                    }
+                }
+                "grpc_port" if scheme == Scheme::Nacos => {
+                    options.grpc_port =
+                        Some(value.parse().map_err(|_| RegistryError::BadOption {
+                            option: key.into(),
+                            value: value.into(),
+                            expected: "a port number, 1-65535",
+                        })?)
+                }
                 other => {
                     return Err(bad(format!(
-                        "unknown option {other:?}; known: ttl, heartbeat, connect_timeout, request_timeout, root"
+                        "unknown option {other:?}; known: ttl, heartbeat, connect_timeout, \
+                         request_timeout, {}",
+                        if scheme == Scheme::Nacos {
+                            "namespace, group, grpc_port"
+                        } else {
+                            "root"
+                        }
                     )))
                 }
             }
@@ -163,7 +236,7 @@ impl RegistryUrl {
             scheme,
             endpoints,
             options,
-            original: url.to_string(),
+            original: shown,
         })
     }
 }
@@ -290,7 +363,10 @@ mod tests {
     fn bad_urls_name_what_is_wrong() {
         let cases = [
             ("127.0.0.1:2379", "scheme"),
-            ("redis://x:1", "unknown scheme"),
+            ("redis2://x:1", "unknown scheme"),
+            ("redis://x:1/rpc", "database number"),
+            ("redis://a:1,b:2", "one host:port"),
+            ("redis://user@x:1", "user:password"),
             ("etcd://", "no host"),
             ("etcd://host", "no port"),
             ("etcd://host:99999", "bad port"),

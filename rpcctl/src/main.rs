@@ -42,14 +42,15 @@ use crate::output::Output;
     arg_required_else_help = true
 )]
 struct Cli {
-    /// The registry URL, `etcd://...` or `zookeeper://...`.
+    /// The registry URL, `etcd://...`, `zookeeper://...` or `redis://...`.
     #[arg(
         long,
         env = "RPC_REGISTRY",
         global = true,
         value_name = "URL",
         help = "Registry URL: etcd://host:port[,host:port...][/root][?options] or \
-                zookeeper://host:port[,...] (alias zk://)"
+                zookeeper://host:port[,...] (alias zk://) or \
+                redis://[user:password@]host:port[/db][?root=...]"
     )]
     registry: Option<String>,
     /// Print JSON for scripts instead of tables and lines for people.

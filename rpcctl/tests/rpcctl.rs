@@ -1,4 +1,4 @@
-//! The `rpcctl` binary against a real etcd (and a ZooKeeper smoke test) holding real
+//! The `rpcctl` binary against a real etcd (and ZooKeeper and Redis smoke tests) holding real
 //! `example-provider` processes: `list`, `show`, `watch`, `call` and `ping`, each in human
 //! and `--json` output, and the errors for bad input.
 //!
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tests::etcd::EtcdServer;
 use tests::process::Provider;
+use tests::redis::RedisServer;
 use tests::wait::wait_until;
 use tests::zookeeper::ZookeeperServer;
 
@@ -604,9 +605,9 @@ async fn ping_reports_round_trip_times() {
 fn bad_input_exits_1_and_says_what_was_wrong() {
     // Nothing needs to listen: input is checked before the registry is reached.
     let unreachable = "etcd://127.0.0.1:1";
-    run(&["--registry", "redis://127.0.0.1:6379", "list"]).fails_with(&[
+    run(&["--registry", "consul://127.0.0.1:8500", "list"]).fails_with(&[
         "bad registry url",
-        "redis://",
+        "consul://",
         "unknown scheme",
     ]);
     run(&["--registry", "etcd://localhost", "list"]).fails_with(&["bad registry url", "no port"]);
@@ -652,4 +653,67 @@ async fn zookeeper_list_and_show() {
     assert_eq!(instances.len(), 2, "{json}");
     // Leases are etcd's; ZooKeeper has sessions, so no lease field.
     assert!(instances.iter().all(|i| i.get("lease").is_none()), "{json}");
+}
+
+/// `list`, `show` and `watch` against a registry at `url` that holds two providers already:
+/// a third joins, is killed with SIGKILL, and leaves (by the backend's own expiry).
+async fn list_show_and_watch(url: &str, backend: &str) {
+    let providers = [Provider::start(url, &[]), Provider::start(url, &[])];
+    wait_registered(url, 2).await;
+
+    let table = run_on(url, &["list"]).ok();
+    for service in ["example.Greeter", "example.Calculator"] {
+        assert_eq!(row(&table, service), vec![service, "1.0.0", "2"], "{table}");
+    }
+    let json = run_on(url, &["--json", "show", GREETER]).json();
+    assert_eq!(json["registry"], backend, "{json}");
+    assert_eq!(
+        json["instances"].as_array().map(Vec::len),
+        Some(2),
+        "{json}"
+    );
+
+    let mut watcher = Watcher::start(&[
+        "--registry",
+        url,
+        "watch",
+        GREETER,
+        "--count",
+        "2",
+        "--timeout",
+        "120",
+    ]);
+    for provider in &providers {
+        let address = provider.address();
+        watcher.wait_line(&format!("{address} present"), |l| {
+            l.contains(&address) && l.contains(" present ")
+        });
+    }
+    let mut third = Provider::start(url, &[]);
+    let address = third.address();
+    watcher.wait_line(&format!("{address} join"), |l| {
+        l.contains(&address) && l.contains(" join ")
+    });
+    third.kill();
+    watcher.wait_line(&format!("{address} leave"), |l| {
+        l.contains(&address) && l.contains(" leave ")
+    });
+    assert_eq!(watcher.wait_exit(), Some(0), "exit after --count 2");
+}
+
+/// On Redis a killed provider's key expires by its TTL, with nobody deleting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_list_show_and_watch() {
+    let redis = RedisServer::start().await;
+    list_show_and_watch(&redis.registry_url("ttl=2"), "redis").await;
+}
+
+/// On Nacos the server drops a killed provider's instance with its connection. Needs
+/// `--features nacos` (and rnacos: `scripts/install-deps.sh --nacos`), and the provider
+/// built with it: `cargo build -p example-provider --features nacos`.
+#[cfg(feature = "nacos")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nacos_list_show_and_watch() {
+    let nacos = tests::nacos::RnacosServer::start().await;
+    list_show_and_watch(&nacos.registry_url(""), "nacos").await;
 }

@@ -9,7 +9,9 @@
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
-//! - [`zookeeper`]: a real ZooKeeper server and its conformance backend.
+//! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
+//! - [`redis`]: a real Redis server and its conformance backend;
+//! - [`nacos`] (feature `nacos`): a real rnacos server and its conformance backend.
 
 pub mod conformance;
 mod conformance_documents;
@@ -17,9 +19,12 @@ pub mod consumer;
 pub mod etcd;
 pub mod logging;
 pub mod memory;
+#[cfg(feature = "nacos")]
+pub mod nacos;
 pub mod net;
 pub mod process;
 pub mod raw;
+pub mod redis;
 pub mod servers;
 pub mod wait;
 pub mod zookeeper;

@@ -57,7 +57,8 @@ impl Target {
             )));
         }
         let registry = spinner::waiting(
-            format!("connecting to {url}"),
+            // The parsed form: its password, if any, is `***`.
+            format!("connecting to {}", parsed.original),
             rpc_registry::connect_with(parsed.clone()),
         )
         .await?;
