@@ -11,7 +11,7 @@
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
 //! - [`redis`]: a real Redis server and its conformance backend;
-//! - [`nacos`] (feature `nacos`): a real rnacos server and its conformance backend.
+//! - `nacos` (feature `nacos`): a real rnacos server and its conformance backend.
 
 pub mod conformance;
 mod conformance_documents;

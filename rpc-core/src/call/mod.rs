@@ -1,4 +1,4 @@
-//! One call as every layer below the user's stub sees it: what to send ([`Call`]), the
+//! One call as every layer below the user's stub sees it: what to send (`Call`), the
 //! caller's per-call settings ([`CallOptions`]), its time budget ([`Deadline`]) and the stable
 //! hash that routes a key ([`StableHasher`]), and on the serving side the [`context`] of the
 //! call a handler runs in, with the [`TraceParent`] that links calls into one trace.

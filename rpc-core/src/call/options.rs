@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::protocol::Codec;
 
 /// Options for the calls made through one client stub. Build them with the `with_*` methods;
-/// unset fields fall back to the [`Client`](super::Client)'s defaults.
+/// unset fields fall back to the [`Client`](crate::Client)'s defaults.
 ///
 /// ```
 /// use std::time::Duration;

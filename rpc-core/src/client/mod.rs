@@ -1,4 +1,4 @@
-//! The calling side, as users see it: [`Client`] turns a method call into a [`Call`] and hands
+//! The calling side, as users see it: [`Client`] turns a method call into a `Call` and hands
 //! it to its route, either one fixed address (through the transport) or the providers a
 //! registry lists (through the cluster's invoker).
 //!
