@@ -31,4 +31,7 @@ step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
 step "cargo test"
-cargo test --workspace --no-fail-fast
+# memory-only-app runs on its own: in a workspace-wide run Cargo unifies rpc-registry's
+# features with the crates that enable etcd and ZooKeeper, which is what it checks are off.
+cargo test --workspace --exclude memory-only-app --no-fail-fast
+cargo test -p memory-only-app

@@ -20,7 +20,8 @@ use tests::process::{binary, Provider};
 use tests::wait::holds_for;
 use tests::zookeeper::ZookeeperServer;
 
-/// The heartbeat with `ttl=2`.
+/// The heartbeat with `ttl=2` (and the one the etcd claimant test sets with a longer ttl,
+/// so that a slow machine cannot let its lease lapse).
 const HEARTBEAT: Duration = Duration::from_millis(667);
 
 fn node(address: &str) -> String {
@@ -141,7 +142,7 @@ async fn a_wildcard_listen_without_advertise_publishes_a_non_loopback_address() 
 #[tokio::test]
 async fn a_second_claimant_on_etcd_fails_naming_the_path_and_the_first_node_is_untouched() {
     let etcd = EtcdServer::start().await;
-    let url = etcd.registry_url("ttl=2");
+    let url = etcd.registry_url("ttl=4&heartbeat=0.667");
     let port = free_port();
     let first = start_provider(format!("127.0.0.1:{port}"), url.clone(), vec![]).await;
     let path = node(&first.address());

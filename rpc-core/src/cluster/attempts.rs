@@ -52,7 +52,10 @@ pub(crate) async fn run(
             Ok(body) => return Ok(body),
             Err(error) => error,
         };
-        if let Some(Status::UnknownService | Status::UnknownMethod) = error.status() {
+        // Unknown service: that address serves something else, so skip it for this service.
+        // Unknown method is failed over too, but not held against the address: it is as
+        // likely the caller's typo, which must not take every provider out of rotation.
+        if let Some(Status::UnknownService) = error.status() {
             if cluster.not_serving.mark(&call.service_key, endpoint.addr()) {
                 tracing::warn!(
                     service = &*call.service_key,
