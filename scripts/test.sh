@@ -35,3 +35,15 @@ step "cargo test"
 # features with the crates that enable etcd and ZooKeeper, which is what it checks are off.
 cargo test --workspace --exclude memory-only-app --no-fail-fast
 cargo test -p memory-only-app
+
+step "Nacos tests (real rnacos)"
+# rnacos takes about 9 CPU-minutes to install, so it is installed only on request
+# (scripts/install-deps.sh --nacos); where it is installed, its tests run here, last, because
+# they build the examples with the `nacos` feature.
+if command -v rnacos >/dev/null 2>&1 || [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/rnacos" ]; then
+    cargo build -p example-provider --features nacos
+    cargo test -p tests --features nacos --test registry_nacos
+    cargo test -p rpcctl --features nacos --test rpcctl nacos
+else
+    echo "skipped: rnacos is not installed; scripts/install-deps.sh --nacos installs it"
+fi
