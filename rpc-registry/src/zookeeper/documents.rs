@@ -14,6 +14,7 @@ use tracing::debug;
 use zookeeper_client as zk;
 
 use super::error::{request_error, within, REGISTRY};
+use super::nodes::persistent;
 use super::paths::parent;
 use super::shared::Shared;
 use super::RETRY;
@@ -21,10 +22,6 @@ use crate::documents::text_of;
 
 /// Snapshots buffered for a slow reader before the task waits for it.
 const BUFFER: usize = 16;
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
 
 /// The path of one document of `key`.
 pub(crate) fn path(shared: &Shared, key: &ServiceKey, kind: DocumentKind) -> String {

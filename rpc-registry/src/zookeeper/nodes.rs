@@ -40,7 +40,8 @@ fn ephemeral() -> zk::CreateOptions<'static> {
     zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
 }
 
-fn persistent() -> zk::CreateOptions<'static> {
+/// Options for the persistent nodes: provider parents and governance documents.
+pub(crate) fn persistent() -> zk::CreateOptions<'static> {
     zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
 }
 
