@@ -143,6 +143,11 @@ async fn session(shared: &Shared, from: &mut Option<i64>, stop: &mut watch::Rece
 fn judge(shared: &Shared, kv: &KeyValue, deleted: bool) -> Option<Repair> {
     let path = std::str::from_utf8(kv.key()).ok()?;
     let own = shared.own.get(path)?;
+    // Not yet confirmed ours: the claim in flight decides, and must never be raced by a
+    // restore that would overwrite a node another live provider holds.
+    if own.revision == 0 {
+        return None;
+    }
     // Events up to our own last put are history.
     if kv.mod_revision() <= own.revision {
         return None;
@@ -268,7 +273,7 @@ async fn compare_all(shared: &Shared, revision: i64) -> Result<(), String> {
                 let before = shared
                     .own
                     .get(&path)
-                    .is_some_and(|own| own.revision <= revision);
+                    .is_some_and(|own| own.revision > 0 && own.revision <= revision);
                 if before {
                     repairs.push((path, 0, Repair::Claim));
                 }
