@@ -30,6 +30,13 @@ struct Args {
     /// Weight published in the registry.
     #[arg(long, default_value_t = 100)]
     weight: u32,
+    /// Routing tag published in the registry (`rpc.tag` metadata): calls tagged the same are
+    /// routed here, untagged calls are not (docs/governance.md).
+    #[arg(long)]
+    tag: Option<String>,
+    /// Metadata label published with each instance, KEY=VALUE; repeatable.
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_label)]
+    meta: Vec<(String, String)>,
     /// Seconds between deregistering and closing, so consumers stop calling first
     /// [default: 1, or server.propagation_grace_ms].
     #[arg(long)]
@@ -55,6 +62,13 @@ async fn main() -> ExitCode {
     }
 }
 
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_string(), value.to_string())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let mut config = RpcConfig::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(listen) = &args.listen {
@@ -76,6 +90,12 @@ async fn run(args: Args) -> Result<(), String> {
         .serve(GreeterServer::new(provider.clone()))
         .serve(CalculatorServer::new(provider.clone()))
         .weight(args.weight);
+    for (key, value) in args.meta {
+        builder = builder.metadata(key, value);
+    }
+    if let Some(tag) = args.tag.filter(|t| !t.is_empty()) {
+        builder = builder.metadata(rpc_core::cluster::governance::TAG_METADATA_KEY, tag);
+    }
 
     let registry = match config.registry_url() {
         None => None,

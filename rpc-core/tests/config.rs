@@ -298,6 +298,11 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "0 = never",
         ),
         (
+            "[client]\ntag = \"gray release\"",
+            "client.tag",
+            "routing tag",
+        ),
+        (
             "[client]\nbalancr = \"random\"",
             "client.balancr",
             "known keys",

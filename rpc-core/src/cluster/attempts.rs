@@ -11,8 +11,39 @@ use super::balance::{LoadBalancer, Pick};
 use super::directory::ServiceEntry;
 use super::endpoint::{Endpoint, Members};
 use super::invoker::InvokerState;
+use super::governance::{CallFacts, Routing};
+use crate::call::context::{self, CallContext};
 use crate::call::Call;
+use crate::protocol::keys;
 use crate::{RpcError, Status};
+
+/// What routing rules may ask about a call, owned for the length of the attempt loop.
+struct Facts<'a> {
+    call: &'a Call,
+    /// The served call this one is made from, if any: its `rpc-tag` follows the chain.
+    incoming: Option<std::sync::Arc<CallContext>>,
+    tag: Option<&'a str>,
+}
+
+impl<'a> Facts<'a> {
+    fn of(call: &'a Call, cluster: &'a InvokerState) -> Facts<'a> {
+        Facts {
+            call,
+            incoming: context::current(),
+            tag: cluster.config.tag.as_deref(),
+        }
+    }
+
+    fn get(&self) -> CallFacts<'_> {
+        let incoming = self.incoming.as_ref().map(|c| c.metadata());
+        CallFacts {
+            method: &self.call.method_name,
+            tag: incoming.and_then(|m| m.get_str(keys::TAG)).or(self.tag),
+            caller: None,
+            metadata: None,
+        }
+    }
+}
 
 /// Runs up to `attempts` attempts of `call` over `entry`'s providers.
 pub(crate) async fn run(
@@ -22,11 +53,15 @@ pub(crate) async fn run(
     attempts: usize,
 ) -> Result<Bytes, RpcError> {
     let attempts = attempts.max(1);
-    let balancer: &dyn LoadBalancer = &*cluster.config.balancer;
+    let governance = entry.governance();
+    let balancer: &dyn LoadBalancer = governance
+        .balancer()
+        .unwrap_or(&*cluster.config.balancer);
     let limit = cluster.config.attempt_limit(call.idempotent);
     // Addresses this call avoids: those known not to serve the service, then those it
     // tried. Allocated only when there is one.
     let mut avoid: Vec<SocketAddr> = Vec::new();
+    let facts = Facts::of(call, cluster);
     cluster.not_serving.skipped(&call.service_key, &mut avoid);
     let mut last_error = None;
     for n in 0..attempts {
@@ -39,7 +74,18 @@ pub(crate) async fn run(
         }
         // Held across the attempt: the ejection cap counts over the snapshot picked from.
         let members = std::sync::Arc::clone(&entry.load());
-        let Some(endpoint) = choose(balancer, &members, call.hash_key, &avoid) else {
+        let mask = match governance.route(&call.service_key, &members, &facts.get()) {
+            Routing::All => None,
+            Routing::Only(mask) => Some(mask),
+            Routing::None(decision) => {
+                tracing::debug!(service = &*call.service_key, %decision, "a forcing rule left no provider");
+                return Err(RpcError::NoProvider {
+                    service: call.service_key.to_string(),
+                });
+            }
+        };
+        let Some(endpoint) = choose(balancer, &members, call.hash_key, &avoid, mask.as_deref())
+        else {
             break;
         };
         let cx = AttemptContext {
@@ -111,6 +157,7 @@ pub(crate) fn choose(
     members: &Members,
     hash_key: Option<u64>,
     avoid: &[SocketAddr],
+    routed: Option<&[bool]>,
 ) -> Option<Endpoint> {
     if members.is_empty() {
         return None;
@@ -121,7 +168,7 @@ pub(crate) fn choose(
         &[(avoid, true), (avoid, false), (&[], true), (&[], false)]
     };
     passes.iter().find_map(|&(exclude, skip_ejected)| {
-        let pick = Pick::new(members, hash_key, exclude, skip_ejected);
+        let pick = Pick::new(members, hash_key, exclude, skip_ejected).routed(routed);
         balancer
             .pick(&pick)
             .and_then(|index| members.endpoints().get(index).cloned())

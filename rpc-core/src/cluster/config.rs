@@ -55,6 +55,9 @@ pub struct ClusterConfig {
     /// The directory. Default: see [`DirectoryConfig`] (no snapshot file, empty protection
     /// on).
     pub directory: DirectoryConfig,
+    /// The routing tag of this client's calls when neither the call nor the served call it
+    /// is made from has one (`client.tag`). Default: `None` (untagged).
+    pub tag: Option<String>,
     /// The fail-back queue. Default: see [`FailbackConfig`] (1024 calls, retried every 1 s
     /// for up to 5 min).
     pub failback: FailbackConfig,
@@ -72,6 +75,7 @@ impl Default for ClusterConfig {
             ejection: EjectionConfig::default(),
             directory: DirectoryConfig::default(),
             failback: FailbackConfig::default(),
+            tag: None,
         }
     }
 }
@@ -194,12 +198,18 @@ impl ClusterConfig {
         self
     }
 
-    /// The attempts a call gets under the configured policy.
-    pub(crate) fn attempts(&self) -> usize {
-        match self.policy {
-            FaultPolicy::Failover => self.max_attempts.max(1),
-            FaultPolicy::Failfast | FaultPolicy::Failsafe | FaultPolicy::Failback => 1,
-        }
+    /// Sets the routing tag of calls that carry none (`client.tag`).
+    pub fn tag(mut self, tag: Option<String>) -> Self {
+        self.tag = tag.filter(|t| !t.is_empty());
+        self
+    }
+}
+
+/// The attempts a call gets under `policy`: `max_attempts` under fail-over, else one.
+pub(crate) fn attempts_under(policy: FaultPolicy, max_attempts: usize) -> usize {
+    match policy {
+        FaultPolicy::Failover => max_attempts.max(1),
+        FaultPolicy::Failfast | FaultPolicy::Failsafe | FaultPolicy::Failback => 1,
     }
 }
 
@@ -213,7 +223,7 @@ mod tests {
         assert_eq!(config.balancer.name(), "round-robin");
         assert_eq!(config.policy, FaultPolicy::Failover);
         assert_eq!(config.max_attempts, 3);
-        assert_eq!(config.attempts(), 3);
+        assert_eq!(attempts_under(config.policy, config.max_attempts), 3);
         assert!(config.ejection.enabled);
         assert!(config.directory.empty_protection);
         assert_eq!(config.attempt_limit(false), None);
@@ -230,7 +240,7 @@ mod tests {
             .policy_named("failsafe")
             .expect("valid policy");
         assert_eq!(config.balancer.name(), "consistent-hash");
-        assert_eq!(config.attempts(), 1);
+        assert_eq!(attempts_under(config.policy, config.max_attempts), 1);
         let error = ClusterConfig::default()
             .policy_named("retry-forever")
             .expect_err("bad name");

@@ -46,6 +46,8 @@ pub(crate) type RemovalHook = Arc<dyn Fn(SocketAddr) + Send + Sync>;
 pub struct Endpoint {
     addr: SocketAddr,
     weight: u32,
+    /// An operator disabled this address (governance overrides): no balancer picks it.
+    disabled: bool,
     index: usize,
     state: Arc<EndpointState>,
 }
@@ -56,9 +58,23 @@ impl Endpoint {
         self.addr
     }
 
-    /// The weight from the instance data (default 100).
+    /// The weight: a governance override's, else the instance data's (default 100).
     pub fn weight(&self) -> u32 {
         self.weight
+    }
+
+    /// Whether a governance override disabled this address; it is never picked.
+    pub fn is_disabled(&self) -> bool {
+        self.disabled
+    }
+
+    /// The same endpoint (sharing its statistics) with another weight and disabled flag.
+    pub(crate) fn governed(&self, weight: u32, disabled: bool) -> Endpoint {
+        Endpoint {
+            weight,
+            disabled,
+            ..self.clone()
+        }
     }
 
     /// The position of this endpoint's instance in [`Members::instances`].
@@ -121,6 +137,7 @@ impl fmt::Debug for Endpoint {
         f.debug_struct("Endpoint")
             .field("addr", &self.addr)
             .field("weight", &self.weight)
+            .field("disabled", &self.disabled)
             .field("in_flight", &self.in_flight())
             .field("ejected", &self.is_ejected())
             .finish()
@@ -259,6 +276,8 @@ impl Drop for EndpointState {
 pub struct Members {
     instances: Arc<Vec<ServiceInstance>>,
     endpoints: Vec<Endpoint>,
+    /// Whether any instance declares a routing tag (then untagged calls must be routed).
+    tagged: bool,
     balancer_state: OnceLock<Box<dyn Any + Send + Sync>>,
 }
 
@@ -269,11 +288,20 @@ impl Members {
     }
 
     pub(crate) fn new(instances: Arc<Vec<ServiceInstance>>, endpoints: Vec<Endpoint>) -> Members {
+        let tagged = instances
+            .iter()
+            .any(|i| crate::cluster::governance::router::provider_tag(i).is_some());
         Members {
             instances,
             endpoints,
+            tagged,
             balancer_state: OnceLock::new(),
         }
+    }
+
+    /// Whether any instance declares a routing tag (`rpc.tag` metadata).
+    pub fn has_tagged(&self) -> bool {
+        self.tagged
     }
 
     /// The instances as the registry listed them, unusable ones included.
@@ -367,6 +395,7 @@ impl EndpointTable {
                 Endpoint {
                     addr,
                     weight,
+                    disabled: false,
                     index,
                     state,
                 }

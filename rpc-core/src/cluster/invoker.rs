@@ -76,7 +76,16 @@ impl Invoker {
 
     /// Runs `call` under the configured balancer and policy.
     pub(crate) async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
-        self.state.run(call, self.state.config.attempts()).await
+        self.state.run(call, None).await
+    }
+
+    /// The fault policy for `call`'s service: a governance override's, else the configured.
+    fn policy(&self, call: &Call) -> FaultPolicy {
+        self.state
+            .directory
+            .cached(&call.key())
+            .and_then(|entry| entry.governance().policy())
+            .unwrap_or(self.state.config.policy)
     }
 
     /// Turns the call's final error into its result under the policy: fail-safe may answer
@@ -87,7 +96,7 @@ impl Invoker {
         error: RpcError,
         options: &CallOptions,
     ) -> Result<R, RpcError> {
-        match self.state.config.policy {
+        match self.policy(call) {
             FaultPolicy::Failfast | FaultPolicy::Failover => Err(error),
             FaultPolicy::Failsafe => failsafe::fallback(call, error, options),
             FaultPolicy::Failback => {
@@ -102,12 +111,18 @@ impl Invoker {
 }
 
 impl InvokerState {
-    /// Looks the service up and runs up to `attempts` attempts of `call`.
-    async fn run(&self, call: &Call, attempts: usize) -> Result<Bytes, RpcError> {
+    /// Looks the service up and runs `call`, with `attempts` attempts or (`None`) as many as
+    /// the policy in force allows (governance overrides win over the configuration).
+    async fn run(&self, call: &Call, attempts: Option<usize>) -> Result<Bytes, RpcError> {
         let entry = self
             .directory
             .lookup(&call.service_key, || call.key())
             .await?;
+        let attempts = attempts.unwrap_or_else(|| {
+            entry
+                .governance()
+                .attempts(self.config.policy, self.config.max_attempts)
+        });
         attempts::run(self, call, &entry, attempts).await
     }
 }
@@ -115,6 +130,6 @@ impl InvokerState {
 impl Redeliver for InvokerState {
     /// Fail-back's background retries run with fail-over, whatever the policy.
     fn redeliver<'a>(&'a self, call: &'a Call) -> BoxFuture<'a, Result<Bytes, RpcError>> {
-        self.run(call, self.config.max_attempts).boxed()
+        self.run(call, Some(self.config.max_attempts)).boxed()
     }
 }

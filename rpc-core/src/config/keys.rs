@@ -144,6 +144,8 @@ pub(super) const KEYS: &[Key] = &[
         apply: |c, r| { let d = ms(r)?; c.directory_idle = (!d.is_zero()).then_some(d); Some(()) } },
     Key { name: "client.max_watches", env: "RPC_MAX_WATCHES", expected: "a positive integer",
         apply: |c, r| { c.max_watches = positive(r)?; Some(()) } },
+    Key { name: "client.tag", env: "RPC_TAG", expected: "a routing tag (letters, digits, '-', '_', '.'; empty = untagged)",
+        apply: |c, r| { let s = r.string().filter(|s| s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))?; c.tag = (!s.is_empty()).then_some(s); Some(()) } },
     Key { name: "client.snapshot_file", env: "RPC_SNAPSHOT_FILE", expected: "a file path",
         apply: |c, r| { c.snapshot_file = Some(PathBuf::from(r.string().filter(|s| !s.is_empty())?)); Some(()) } },
     Key { name: "client.ejection.consecutive_failures", env: "RPC_EJECTION_FAILURES", expected: "an integer (0 turns ejection off)",

@@ -139,6 +139,9 @@ pub struct RpcConfig {
     pub directory_idle: Option<Duration>,
     /// Consumer: most directory entries (registry watches) live at once. Default 4,096.
     pub max_watches: usize,
+    /// Consumer: the routing tag of calls that carry none and are not made from a tagged
+    /// served call. Default none (untagged).
+    pub tag: Option<String>,
 }
 
 impl Default for RpcConfig {
@@ -181,6 +184,7 @@ impl Default for RpcConfig {
             snapshot_file: None,
             directory_idle: cluster.directory.idle_timeout,
             max_watches: cluster.directory.max_watches,
+            tag: cluster.tag,
         }
     }
 }
@@ -366,6 +370,7 @@ impl RpcConfig {
         }
         cluster.directory.idle_timeout = self.directory_idle;
         cluster.directory.max_watches = self.max_watches;
+        cluster.tag = self.tag.clone();
         cluster
     }
 

@@ -57,6 +57,8 @@ pub struct Pick<'a> {
     hash_key: Option<u64>,
     exclude: &'a [SocketAddr],
     skip_ejected: bool,
+    /// Per endpoint, whether governance routing lets this call reach it (`None`: all).
+    routed: Option<&'a [bool]>,
 }
 
 impl<'a> Pick<'a> {
@@ -73,7 +75,15 @@ impl<'a> Pick<'a> {
             hash_key,
             exclude,
             skip_ejected,
+            routed: None,
         }
+    }
+
+    /// The same pick, limited to the endpoints governance routing selected for the call
+    /// (`mask[i]` for endpoint `i`). Disabled endpoints are never allowed, with or without it.
+    pub fn routed(mut self, mask: Option<&'a [bool]>) -> Pick<'a> {
+        self.routed = mask;
+        self
     }
 
     /// A pick over every endpoint of `members`.
@@ -101,7 +111,11 @@ impl<'a> Pick<'a> {
         match self.endpoints().get(index) {
             Some(endpoint) => {
                 let ejected = self.skip_ejected && endpoint.is_ejected();
-                !ejected && !self.exclude.contains(&endpoint.addr())
+                let routed_out = self.routed.is_some_and(|mask| !mask.get(index).copied().unwrap_or(false));
+                !ejected
+                    && !endpoint.is_disabled()
+                    && !routed_out
+                    && !self.exclude.contains(&endpoint.addr())
             }
             None => false,
         }

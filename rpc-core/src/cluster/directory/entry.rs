@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::resolve::Unresolved;
 use crate::cluster::endpoint::Members;
+use crate::cluster::governance::InForce;
 use crate::registry::{ServiceInstance, ServiceKey};
 
 /// One service key's providers as this consumer knows them.
@@ -27,6 +28,11 @@ pub struct ServiceEntry {
     last_used: AtomicU64,
     /// Stops its watch when the directory drops it (idle, or over the watch bound).
     stop: CancellationToken,
+    /// The governance documents in force; their overrides are applied to every snapshot.
+    governance: ArcSwap<InForce>,
+    /// Serializes swapping in a snapshot with swapping in governance, so neither undoes the
+    /// other.
+    writing: Mutex<()>,
 }
 
 impl std::fmt::Debug for ServiceEntry {
@@ -56,6 +62,8 @@ impl ServiceEntry {
             protected: AtomicBool::new(false),
             unresolved: Mutex::new(Arc::new(unresolved)),
             generation: watch::Sender::new(0),
+            governance: ArcSwap::from_pointee(InForce::default()),
+            writing: Mutex::new(()),
         }
     }
 
@@ -114,7 +122,27 @@ impl ServiceEntry {
     }
 
     pub(super) fn store(&self, (members, unresolved): (Members, Vec<Unresolved>)) {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         *self.unresolved.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(unresolved);
+        let governance = self.governance.load();
+        let members = match governance.overrides() {
+            Some(_) => governance.govern(&members),
+            None => members,
+        };
+        self.members.store(Arc::new(members));
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// The governance documents in force for this service.
+    pub fn governance(&self) -> Arc<InForce> {
+        self.governance.load_full()
+    }
+
+    /// Puts `governance` in force and re-applies its overrides to the current snapshot.
+    pub(super) fn set_governance(&self, governance: InForce) {
+        let _writing = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let members = governance.govern(&self.members.load());
+        self.governance.store(Arc::new(governance));
         self.members.store(Arc::new(members));
         self.generation.send_modify(|g| *g += 1);
     }

@@ -13,6 +13,7 @@ mod idle;
 mod resolve;
 mod snapshot_file;
 mod watch;
+mod documents;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ pub struct DirectoryConfig {
     /// The most entries (each with one registry watch) live at once; at the bound the least
     /// recently used entries nobody holds make room. Default: 4,096.
     pub max_watches: usize,
+    /// Watch each service's governance documents (one more watch per entry) and apply them
+    /// to its snapshots and calls. Default: `true`.
+    pub governance: bool,
 }
 
 impl Default for DirectoryConfig {
@@ -70,6 +74,7 @@ impl Default for DirectoryConfig {
             resolve_backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             idle_timeout: Some(Duration::from_secs(600)),
             max_watches: 4_096,
+            governance: true,
         }
     }
 }
@@ -85,6 +90,12 @@ impl DirectoryConfig {
     /// Keeps at most `max` entries (registry watches) live; `client.max_watches`.
     pub fn max_watches(mut self, max: usize) -> Self {
         self.max_watches = max.max(1);
+        self
+    }
+
+    /// Watches and applies governance documents (`true`), or not.
+    pub fn governance(mut self, on: bool) -> Self {
+        self.governance = on;
         self
     }
 }
@@ -262,7 +273,16 @@ async fn open(
     name: String,
     key: ServiceKey,
 ) -> Result<Arc<ServiceEntry>, RegistryError> {
-    let result = watch::first_snapshot(&ctx, &key).await;
+    let (result, (latest, in_force, documents)) = tokio::join!(
+        watch::first_snapshot(&ctx, &key),
+        async {
+            if ctx.config.governance {
+                documents::first(&ctx, &key).await
+            } else {
+                (documents::Latest::default(), None, None)
+            }
+        }
+    );
     let saved = ctx.file.as_ref().and_then(|file| file.get(&key));
     let mut warned = HashSet::new();
     let opened = match result {
@@ -292,6 +312,10 @@ async fn open(
             None => Err(error),
         },
     };
+    // In force before anyone can see the entry, so no call routes without it.
+    if let (Ok((entry, _)), Some(in_force)) = (&opened, in_force) {
+        entry.set_governance(in_force);
+    }
     idle::start_sweeper(&ctx);
     // Room and insert under one lock, so concurrent first lookups never pass the bound.
     let admitted = ctx.admit.lock().unwrap_or_else(|p| p.into_inner());
@@ -318,6 +342,14 @@ async fn open(
     match opened {
         Ok((entry, stream)) => {
             remove_pending(&ctx, &name);
+            if ctx.config.governance {
+                tokio::spawn(documents::follow(
+                    Arc::clone(&ctx),
+                    Arc::clone(&entry),
+                    latest,
+                    documents,
+                ));
+            }
             tokio::spawn(watch::follow(
                 Arc::clone(&ctx),
                 Arc::clone(&entry),

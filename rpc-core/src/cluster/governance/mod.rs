@@ -11,6 +11,7 @@
 //! console write nothing invalid and consumers keep the last good version.
 
 mod error;
+mod in_force;
 mod matcher;
 mod overrides;
 pub mod router;
@@ -19,6 +20,8 @@ mod store;
 
 pub use crate::documents::{DocumentKind, GOVERNANCE_DIR};
 pub use error::GovernanceError;
+pub use in_force::InForce;
+pub(crate) use in_force::Routing;
 pub use matcher::Matcher;
 pub use overrides::{AddressOverride, Overrides, ServiceOverrides};
 pub use router::{CallFacts, Decision, Routed};
