@@ -10,8 +10,8 @@ use super::attempt::{attempt, AttemptContext};
 use super::balance::{LoadBalancer, Pick};
 use super::directory::ServiceEntry;
 use super::endpoint::{Endpoint, Members};
-use super::invoker::InvokerState;
 use super::governance::{CallFacts, Routing};
+use super::invoker::InvokerState;
 use crate::call::context::{self, CallContext};
 use crate::call::Call;
 use crate::protocol::keys;
@@ -54,9 +54,7 @@ pub(crate) async fn run(
 ) -> Result<Bytes, RpcError> {
     let attempts = attempts.max(1);
     let governance = entry.governance();
-    let balancer: &dyn LoadBalancer = governance
-        .balancer()
-        .unwrap_or(&*cluster.config.balancer);
+    let balancer: &dyn LoadBalancer = governance.balancer().unwrap_or(&*cluster.config.balancer);
     let limit = cluster.config.attempt_limit(call.idempotent);
     // Addresses this call avoids: those known not to serve the service, then those it
     // tried. Allocated only when there is one.

@@ -111,7 +111,9 @@ impl<'a> Pick<'a> {
         match self.endpoints().get(index) {
             Some(endpoint) => {
                 let ejected = self.skip_ejected && endpoint.is_ejected();
-                let routed_out = self.routed.is_some_and(|mask| !mask.get(index).copied().unwrap_or(false));
+                let routed_out = self
+                    .routed
+                    .is_some_and(|mask| !mask.get(index).copied().unwrap_or(false));
                 !ejected
                     && !endpoint.is_disabled()
                     && !routed_out

@@ -6,7 +6,9 @@ use futures::StreamExt;
 
 use super::{Context, ServiceEntry};
 use crate::cluster::governance::{GovernanceError, InForce, Overrides, Routes};
-use crate::documents::{DocumentEvent, DocumentKind, DocumentStream, Documents, MAX_DOCUMENT_BYTES};
+use crate::documents::{
+    DocumentEvent, DocumentKind, DocumentStream, Documents, MAX_DOCUMENT_BYTES,
+};
 use crate::registry::{RegistryError, ServiceKey};
 
 /// The last good version of each document, and the last refused text of each (so a bad
@@ -20,8 +22,17 @@ pub(super) struct Latest {
 
 impl Latest {
     /// Takes a snapshot of the documents; returns what is now in force if it changed.
-    pub(super) fn update(&mut self, service: &ServiceKey, documents: &Documents) -> Option<InForce> {
-        let overrides = self.next(service, documents, DocumentKind::Overrides, Overrides::parse);
+    pub(super) fn update(
+        &mut self,
+        service: &ServiceKey,
+        documents: &Documents,
+    ) -> Option<InForce> {
+        let overrides = self.next(
+            service,
+            documents,
+            DocumentKind::Overrides,
+            Overrides::parse,
+        );
         let routes = self.next(service, documents, DocumentKind::Routes, Routes::parse);
         let overrides = overrides.unwrap_or_else(|| self.overrides.clone());
         let routes = routes.unwrap_or_else(|| self.routes.clone());
@@ -77,7 +88,10 @@ impl Latest {
 
 /// Opens the documents' watch and waits for the first snapshot, within the discover
 /// timeout. A backend without governance documents yields nothing, quietly.
-pub(super) async fn first(ctx: &Context, key: &ServiceKey) -> (Latest, Option<InForce>, Option<DocumentStream>) {
+pub(super) async fn first(
+    ctx: &Context,
+    key: &ServiceKey,
+) -> (Latest, Option<InForce>, Option<DocumentStream>) {
     let mut latest = Latest::default();
     let timeout = ctx.config.discover_timeout;
     let mut stream = match tokio::time::timeout(timeout, ctx.registry.watch_documents(key)).await {

@@ -8,12 +8,12 @@
 //! - An optional snapshot file keeps the last lists on disk for starts without a registry.
 //! - Empty protection keeps the last list when the registry suddenly reports none.
 
+mod documents;
 mod entry;
 mod idle;
 mod resolve;
 mod snapshot_file;
 mod watch;
-mod documents;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -273,16 +273,14 @@ async fn open(
     name: String,
     key: ServiceKey,
 ) -> Result<Arc<ServiceEntry>, RegistryError> {
-    let (result, (latest, in_force, documents)) = tokio::join!(
-        watch::first_snapshot(&ctx, &key),
-        async {
+    let (result, (latest, in_force, documents)) =
+        tokio::join!(watch::first_snapshot(&ctx, &key), async {
             if ctx.config.governance {
                 documents::first(&ctx, &key).await
             } else {
                 (documents::Latest::default(), None, None)
             }
-        }
-    );
+        });
     let saved = ctx.file.as_ref().and_then(|file| file.get(&key));
     let mut warned = HashSet::new();
     let opened = match result {

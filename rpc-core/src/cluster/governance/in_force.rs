@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use super::router::{self, CallFacts, Decision, StepOutcome};
 use super::{Overrides, Routes};
 use crate::cluster::balance::LoadBalancer;
-use crate::cluster::endpoint::Members;
 use crate::cluster::config::attempts_under;
+use crate::cluster::endpoint::Members;
 use crate::cluster::FaultPolicy;
 use crate::registry::ServiceInstance;
 
@@ -148,7 +148,10 @@ impl InForce {
         }
         let routed = router::route(None, self.routes.as_ref(), &providers, facts);
         let forced = routed.decision.tag.1 == StepOutcome::ForcedEmpty
-            || matches!(routed.decision.condition, Some((_, StepOutcome::ForcedEmpty)));
+            || matches!(
+                routed.decision.condition,
+                Some((_, StepOutcome::ForcedEmpty))
+            );
         if forced {
             return Routing::None(routed.decision);
         }
