@@ -12,8 +12,10 @@
 mod chart;
 mod child;
 mod cpu;
+mod governance_bench;
 mod load;
 mod registry_bench;
+mod registry_report;
 mod registry_servers;
 mod report;
 mod run;

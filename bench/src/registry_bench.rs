@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use rpc_core::cluster::{Directory, ServiceEntry};
+use rpc_core::cluster::{Directory, DirectoryConfig, ServiceEntry};
 use rpc_core::{Registry, ServiceInstance, ServiceKey};
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +114,7 @@ pub struct Spread {
 }
 
 impl Spread {
-    fn of(mut samples: Vec<Duration>) -> Spread {
+    pub(crate) fn of(mut samples: Vec<Duration>) -> Spread {
         samples.sort_unstable();
         let at = |q: f64| {
             if samples.is_empty() {
@@ -178,6 +178,9 @@ pub struct BackendFigures {
     pub requests_per_heartbeat_one: RequestRate,
     /// The same with every scale-test instance registered.
     pub requests_per_heartbeat_all: RequestRate,
+    /// Writing an overrides document until a watching consumer has it in force (`None`:
+    /// the backend keeps no governance documents).
+    pub governance_to_applied: Option<Spread>,
 }
 
 /// Requests a registry server received per heartbeat, counted on the server.
@@ -227,7 +230,7 @@ pub fn main(args: &RegistryArgs) -> Result<(), BenchError> {
         all.push(figures);
     }
     runtime.shutdown_timeout(Duration::from_secs(2));
-    println!("{}", table(&all));
+    println!("{}", crate::registry_report::table(&all));
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&all)? + "\n")
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -268,6 +271,15 @@ async fn measure_backend(
         args.services
     );
     let scaled = scale(&server, args.instances, args.services).await?;
+
+    eprintln!(
+        "{}: governance push, {changes} overrides changes",
+        backend.name()
+    );
+    let url = server.url("");
+    let governance =
+        crate::governance_bench::propagation(connect(&url).await?, connect(&url).await?, changes)
+            .await?;
     Ok(BackendFigures {
         backend: backend.name().to_string(),
         register_to_visible: Spread::of(register),
@@ -281,7 +293,14 @@ async fn measure_backend(
         heartbeat_ms: ms(SCALE_HEARTBEAT),
         requests_per_heartbeat_one: scaled.rate_one,
         requests_per_heartbeat_all: scaled.rate_all,
+        governance_to_applied: governance,
     })
+}
+
+/// The provider-list figures are measured without the governance watch, as before it
+/// existed, so old and new runs compare.
+fn without_governance() -> DirectoryConfig {
+    DirectoryConfig::default().governance(false)
 }
 
 async fn connect(url: &str) -> Result<Arc<dyn Registry>, BenchError> {
@@ -322,7 +341,7 @@ async fn propagation(
 ) -> Result<(Vec<Duration>, Vec<Duration>), BenchError> {
     let url = server.url("");
     let provider = connect(&url).await?;
-    let consumer = Directory::new(connect(&url).await?);
+    let consumer = Directory::with_config(connect(&url).await?, without_governance());
     let key = ServiceKey::new("bench.Propagation", "1.0.0");
     provider
         .register(&ServiceInstance::new(&key, "127.0.0.1", 1))
@@ -355,7 +374,7 @@ async fn crash(
 ) -> Result<Vec<Duration>, BenchError> {
     let url = server.url("");
     let sentinel = connect(&url).await?;
-    let consumer = Directory::new(connect(&url).await?);
+    let consumer = Directory::with_config(connect(&url).await?, without_governance());
     let key = ServiceKey::new("bench.Crash", "1.0.0");
     sentinel
         .register(&ServiceInstance::new(&key, "127.0.0.1", 1))
@@ -512,7 +531,7 @@ pub fn discover_main(args: &DiscoverArgs) -> Result<(), BenchError> {
         let rss_before = resident_bytes().unwrap_or(0);
         let started = Instant::now();
         let registry = connect(&args.url).await?;
-        let directory = Directory::new(Arc::clone(&registry));
+        let directory = Directory::with_config(Arc::clone(&registry), without_governance());
         let keys: Vec<ServiceKey> = registry
             .services()
             .await?
@@ -562,77 +581,6 @@ pub fn discover_main(args: &DiscoverArgs) -> Result<(), BenchError> {
     println!("{}", serde_json::to_string(&discovery)?);
     runtime.shutdown_background();
     Ok(())
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
-}
-
-/// The figures as a readable table.
-pub fn table(all: &[BackendFigures]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    for f in all {
-        let _ = writeln!(out, "== {} ==", f.backend);
-        let _ = writeln!(
-            out,
-            "register -> visible in a watching Directory:   p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  (n={})",
-            f.register_to_visible.p50_ms, f.register_to_visible.p99_ms, f.register_to_visible.max_ms, f.register_to_visible.n
-        );
-        let _ = writeln!(
-            out,
-            "deregister -> gone from a watching Directory:  p50 {:>8.2} ms  p99 {:>8.2} ms  max {:>8.2} ms  (n={})",
-            f.deregister_to_gone.p50_ms, f.deregister_to_gone.p99_ms, f.deregister_to_gone.max_ms, f.deregister_to_gone.n
-        );
-        let kills: Vec<String> = f
-            .kill_to_gone_ms
-            .iter()
-            .map(|k| format!("{k:.0} ms"))
-            .collect();
-        let _ = writeln!(
-            out,
-            "SIGKILL -> gone (TTL {} s):                     {}",
-            f.ttl_s,
-            kills.join(", ")
-        );
-        let _ = writeln!(
-            out,
-            "register {} instances over {} services (64 in flight): {:.0} ms ({:.0}/s)",
-            f.scale_instances,
-            f.scale_services,
-            f.register_all_ms,
-            f.scale_instances as f64 / (f.register_all_ms / 1_000.0).max(1e-9)
-        );
-        let _ = writeln!(
-            out,
-            "new consumer discovers {} services / {} instances: {:.0} ms; RSS {:.1} MiB -> {:.1} MiB (+{:.1} MiB)",
-            f.discovery.services,
-            f.discovery.instances,
-            f.discovery.discover_ms,
-            mib(f.discovery.rss_before),
-            mib(f.discovery.rss_after),
-            mib(f.discovery.rss_after.saturating_sub(f.discovery.rss_before)),
-        );
-        let _ = writeln!(
-            out,
-            "registry requests per heartbeat ({:.0} ms): 1 instance {:.1}, {} instances {:.1}  [{}]",
-            f.heartbeat_ms,
-            f.requests_per_heartbeat_one.total,
-            f.scale_instances,
-            f.requests_per_heartbeat_all.total,
-            kinds(&f.requests_per_heartbeat_all),
-        );
-        out.push('\n');
-    }
-    out
-}
-
-fn kinds(rate: &RequestRate) -> String {
-    rate.by_kind
-        .iter()
-        .map(|(kind, n)| format!("{kind} {n:.1}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
