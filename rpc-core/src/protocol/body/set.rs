@@ -78,6 +78,7 @@ impl Codecs {
     pub fn contains(&self, codec: Codec) -> bool {
         match (codec, self.get(codec.id())) {
             (Codec::Custom(asked), Some(Codec::Custom(known))) => std::ptr::addr_eq(asked, known),
+            (Codec::Custom(_), _) => false,
             (_, known) => known.is_some(),
         }
     }
