@@ -83,9 +83,8 @@ async fn main() -> ExitCode {
 async fn build_client(args: &Args) -> Result<Client, String> {
     let mut config = RpcConfig::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(codec) = &args.codec {
-        config.codec = Codec::from_name(codec).ok_or_else(|| {
-            format!("bad --codec {codec:?}: expected bincode, json or postcard")
-        })?;
+        config.codec = Codec::from_name(codec)
+            .ok_or_else(|| format!("bad --codec {codec:?}: expected bincode, json or postcard"))?;
     }
     if let Some(ms) = args.deadline_ms {
         config.deadline = Some(Duration::from_millis(ms));

@@ -66,7 +66,7 @@ fn varint() -> impl Strategy<Value = Vec<u8>> {
         any::<u32>().prop_map(|n| [&[252u8][..], &n.to_le_bytes()].concat()),
         any::<u64>().prop_map(|n| [&[253u8][..], &n.to_le_bytes()].concat()),
         Just(vec![253, 0, 0, 0, 0, 0, 0, 0, 0x10]), // 2^60
-        any::<u64>().prop_map(leb128), // postcard's varint
+        any::<u64>().prop_map(leb128),              // postcard's varint
     ]
 }
 

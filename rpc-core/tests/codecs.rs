@@ -109,7 +109,10 @@ fn the_built_in_wire_bytes_are_unchanged() {
         &Codec::Bincode.encode(&(300u64,)).unwrap()[..],
         &[251, 0x2c, 0x01]
     );
-    assert_eq!(&Codec::Postcard.encode(&(300u64,)).unwrap()[..], &[0xac, 0x02]);
+    assert_eq!(
+        &Codec::Postcard.encode(&(300u64,)).unwrap()[..],
+        &[0xac, 0x02]
+    );
     let ids: Vec<u8> = every_codec().into_iter().map(Codec::id).collect();
     assert_eq!(ids, [0, 1, 2, 7]);
 }
@@ -160,8 +163,12 @@ fn every_codec_refuses_the_issues_length_bombs_without_a_large_allocation() {
                 ),
             ] {
                 let name = codec.name();
-                let err = result.unwrap_or_else(|| panic!("{name} decoded a {len} bomb as {shape}"));
-                assert!(peak <= SMALL, "{name} held {peak} bytes for a {len} bomb as {shape}");
+                let err =
+                    result.unwrap_or_else(|| panic!("{name} decoded a {len} bomb as {shape}"));
+                assert!(
+                    peak <= SMALL,
+                    "{name} held {peak} bytes for a {len} bomb as {shape}"
+                );
                 if matches!(codec, Codec::Bincode | Codec::Postcard) {
                     // The bounded-decode error, naming the body's real size.
                     let expected = format!("claims more than its {} bytes", body.len());
@@ -187,7 +194,11 @@ fn a_codec_id_can_be_registered_once() {
         fn name(&self) -> &'static str {
             "squatter"
         }
-        fn encode(&self, _: &dyn erased_serde::Serialize, _: &mut BytesMut) -> Result<(), BoxError> {
+        fn encode(
+            &self,
+            _: &dyn erased_serde::Serialize,
+            _: &mut BytesMut,
+        ) -> Result<(), BoxError> {
             Err("unused".into())
         }
         fn decode(&self, _: &[u8], _: DecodeTarget<'_>) -> Result<(), BoxError> {
@@ -201,5 +212,8 @@ fn a_codec_id_can_be_registered_once() {
     assert!(codecs.contains(Codec::Custom(&MARKED)));
     assert!(!codecs.contains(Codec::Custom(&SQUATTER)));
     assert!(!Codecs::new().contains(Codec::Custom(&MARKED)));
-    assert_eq!(codecs.by_name("marked-postcard"), Some(Codec::Custom(&MARKED)));
+    assert_eq!(
+        codecs.by_name("marked-postcard"),
+        Some(Codec::Custom(&MARKED))
+    );
 }

@@ -6,7 +6,6 @@ use bytestring::ByteString;
 use super::metadata::{block_len, FLAG_METADATA};
 use super::{Codec, FrameError, Status};
 
-
 /// The two magic bytes every frame starts with: "RP".
 pub const MAGIC: [u8; 2] = [0x52, 0x50];
 /// The protocol version this crate speaks.

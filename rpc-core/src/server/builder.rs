@@ -18,8 +18,8 @@ use super::stats::StatsSource;
 use super::warn_limit::WarnLimit;
 use super::{ServerError, ServerHandle};
 use crate::defaults;
-use crate::protocol::{Codecs, MetadataLimits};
 use crate::protocol::DEFAULT_MAX_FRAME;
+use crate::protocol::{Codecs, MetadataLimits};
 use crate::registry::Registry;
 use crate::Service;
 

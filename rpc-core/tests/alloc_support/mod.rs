@@ -59,4 +59,3 @@ pub fn peak_decoding<T: serde::de::DeserializeOwned>(codec: Codec, input: &[u8])
     drop(decoded);
     peak
 }
-

@@ -71,8 +71,11 @@ pub trait BodyCodec: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 
     /// Appends the encoding of `value` to `dst`.
-    fn encode(&self, value: &dyn erased_serde::Serialize, dst: &mut BytesMut)
-        -> Result<(), BoxError>;
+    fn encode(
+        &self,
+        value: &dyn erased_serde::Serialize,
+        dst: &mut BytesMut,
+    ) -> Result<(), BoxError>;
 
     /// Decodes the whole of `body` into `target` by calling
     /// [`DecodeTarget::deserialize`] once with a deserializer over it.

@@ -88,7 +88,9 @@ impl Codec {
 
     /// The built-in codec with this name: `bincode`, `json` or `postcard`.
     pub fn from_name(name: &str) -> Option<Codec> {
-        Codec::BUILT_IN.into_iter().find(|codec| codec.name() == name)
+        Codec::BUILT_IN
+            .into_iter()
+            .find(|codec| codec.name() == name)
     }
 
     /// The codec byte on the wire.
