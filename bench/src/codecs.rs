@@ -64,7 +64,14 @@ fn row<T: Serialize, D: DeserializeOwned>(
     example: &Example<T>,
 ) -> Result<(), BenchError> {
     let body = codec.encode(&example.args)?;
-    let frame = Frame::request(1, codec, 10_000, example.service, example.method, body.clone());
+    let frame = Frame::request(
+        1,
+        codec,
+        10_000,
+        example.service,
+        example.method,
+        body.clone(),
+    );
     let started = Instant::now();
     for _ in 0..ROUNDS {
         let body: Bytes = codec.encode(black_box(&example.args))?;

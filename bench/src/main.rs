@@ -10,8 +10,8 @@
 //! ```
 
 mod chart;
-mod codecs;
 mod child;
+mod codecs;
 mod cpu;
 mod load;
 mod registry_bench;
