@@ -5,6 +5,7 @@
 //! rpc-bench                      # the full echo run (under 10 minutes)
 //! rpc-bench --quick              # a reduced run (under a minute)
 //! rpc-bench --smoke              # every system answers a few calls (no timing)
+//! rpc-bench --quick --systems rpc --codec bincode,json,postcard   # per-codec sizes and points
 //! rpc-bench --json out.json --chart out.png
 //! rpc-bench registry             # registry figures, etcd and ZooKeeper
 //! ```
