@@ -107,7 +107,10 @@ impl std::fmt::Debug for DecodeTarget<'_> {
     }
 }
 
-/// Encodes `value` with a user codec.
+/// Encodes `value` with a user codec. Kept out of line, so the built-ins' match in
+/// [`Codec::encode_into`](super::Codec::encode_into) stays small enough to inline.
+#[cold]
+#[inline(never)]
 pub(super) fn encode<T: serde::Serialize + ?Sized>(
     codec: &dyn BodyCodec,
     value: &T,
@@ -116,7 +119,9 @@ pub(super) fn encode<T: serde::Serialize + ?Sized>(
     codec.encode(&SizedRef(value), dst)
 }
 
-/// Decodes `body` as a `T` with a user codec.
+/// Decodes `body` as a `T` with a user codec (out of line, like [`encode`]).
+#[cold]
+#[inline(never)]
 pub(super) fn decode<T: DeserializeOwned>(
     codec: &dyn BodyCodec,
     body: &[u8],
