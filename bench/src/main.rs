@@ -5,12 +5,14 @@
 //! rpc-bench                      # the full echo run (under 10 minutes)
 //! rpc-bench --quick              # a reduced run (under a minute)
 //! rpc-bench --smoke              # every system answers a few calls (no timing)
+//! rpc-bench --quick --systems rpc --codec bincode,json,postcard   # per-codec sizes and points
 //! rpc-bench --json out.json --chart out.png
 //! rpc-bench registry             # registry figures, etcd and ZooKeeper
 //! ```
 
 mod chart;
 mod child;
+mod codecs;
 mod cpu;
 mod governance_bench;
 mod load;
@@ -27,6 +29,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use rpc_core::Codec;
 use run::Plan;
 use systems::{BenchError, System};
 
@@ -63,6 +66,11 @@ struct EchoArgs {
     /// Concurrencies, comma separated (overrides the plan's).
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
+    /// Body codecs for rpc, comma separated: bincode, json, postcard (default: the client's
+    /// default, unlabelled). With this flag the run starts with each codec's encoded sizes and
+    /// encode/decode times.
+    #[arg(long, value_delimiter = ',', value_parser = parse_codec)]
+    codec: Vec<Codec>,
     /// Connection counts for rpc, comma separated (default 1,4).
     #[arg(long, value_delimiter = ',')]
     rpc_connections: Vec<usize>,
@@ -145,6 +153,7 @@ fn main() -> ExitCode {
                     run::Target {
                         system,
                         connections,
+                        codec: None,
                     },
                     connect,
                     &load::Point {
@@ -171,6 +180,10 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_codec(name: &str) -> Result<Codec, String> {
+    Codec::from_name(name).ok_or_else(|| format!("{name:?} is not bincode, json or postcard"))
+}
+
 fn echo_main(args: &EchoArgs) -> Result<(), BenchError> {
     let systems: Vec<System> = if args.systems.is_empty() {
         System::ALL.to_vec()
@@ -183,7 +196,7 @@ fn echo_main(args: &EchoArgs) -> Result<(), BenchError> {
         args.rpc_connections.clone()
     };
     if args.smoke {
-        let targets = Plan::default_targets(&systems, &rpc_connections);
+        let targets = Plan::default_targets(&systems, &rpc_connections, &args.codec);
         let failed = run::smoke(&targets)?;
         if !failed.is_empty() {
             return Err(format!("smoke check failed for {}", failed.join(", ")).into());
@@ -196,7 +209,10 @@ fn echo_main(args: &EchoArgs) -> Result<(), BenchError> {
     } else {
         Plan::full(&systems)
     };
-    plan.targets = Plan::default_targets(&systems, &rpc_connections);
+    plan.targets = Plan::default_targets(&systems, &rpc_connections, &args.codec);
+    if !args.codec.is_empty() {
+        println!("{}", codecs::table(&args.codec)?);
+    }
     if !args.payloads.is_empty() {
         plan.payloads = args.payloads.clone();
     }

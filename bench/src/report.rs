@@ -97,7 +97,7 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>7} {:>5}  {:<9} {:>10} {:>9} {:>9} {:>10} {:>11}",
+        "{:>7} {:>5}  {:<16} {:>10} {:>9} {:>9} {:>10} {:>11}",
         "payload", "conc", "system", "qps", "p50 us", "p99 us", "p99.9 us", "cpu ms/1k"
     );
     let mut last = None;
@@ -109,7 +109,7 @@ pub fn table(rows: &[Row]) -> String {
         last = Some(group);
         let _ = writeln!(
             out,
-            "{:>7} {:>5}  {:<9} {:>10.0} {:>9.1} {:>9.1} {:>10.1} {:>11.3}",
+            "{:>7} {:>5}  {:<16} {:>10.0} {:>9.1} {:>9.1} {:>10.1} {:>11.3}",
             size(row.payload),
             row.concurrency,
             row.label(),

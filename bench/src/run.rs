@@ -11,6 +11,7 @@ use crate::cpu::CpuTime;
 use crate::load::{self, Point};
 use crate::report::Row;
 use crate::systems::{self, BenchError, EchoClient, System};
+use rpc_core::Codec;
 
 /// A system with a connection count: one line of the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,6 +20,18 @@ pub struct Target {
     pub system: System,
     /// Client connections (only `rpc` and `raw` use more than one).
     pub connections: usize,
+    /// The body codec of `rpc` calls; `None` for the client's default.
+    pub codec: Option<Codec>,
+}
+
+impl Target {
+    /// The system's name, with the codec when one was chosen (`rpc/postcard`).
+    pub fn label(&self) -> String {
+        match self.codec {
+            Some(codec) => format!("{}/{}", self.system.name(), codec.name()),
+            None => self.system.name().to_string(),
+        }
+    }
 }
 
 /// What to measure.
@@ -37,21 +50,35 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The default targets: every system over one connection, and `rpc` over four too.
-    pub fn default_targets(systems: &[System], rpc_connections: &[usize]) -> Vec<Target> {
+    /// The default targets: every system over one connection, and `rpc` over four too, in
+    /// each of `rpc_codecs` (none: the client's default codec).
+    pub fn default_targets(
+        systems: &[System],
+        rpc_connections: &[usize],
+        rpc_codecs: &[Codec],
+    ) -> Vec<Target> {
+        let codecs: Vec<Option<Codec>> = if rpc_codecs.is_empty() {
+            vec![None]
+        } else {
+            rpc_codecs.iter().copied().map(Some).collect()
+        };
         let mut targets = Vec::new();
         for &system in systems {
             if system == System::Rpc {
                 for &connections in rpc_connections {
-                    targets.push(Target {
-                        system,
-                        connections,
-                    });
+                    for &codec in &codecs {
+                        targets.push(Target {
+                            system,
+                            connections,
+                            codec,
+                        });
+                    }
                 }
             } else {
                 targets.push(Target {
                     system,
                     connections: 1,
+                    codec: None,
                 });
             }
         }
@@ -61,7 +88,7 @@ impl Plan {
     /// The full run: 128 B, 1 KiB and 16 KiB at concurrency 1, 16, 64 and 256.
     pub fn full(systems: &[System]) -> Plan {
         Plan {
-            targets: Plan::default_targets(systems, &[1, 4]),
+            targets: Plan::default_targets(systems, &[1, 4], &[]),
             payloads: vec![128, 1024, 16 * 1024],
             concurrencies: vec![1, 16, 64, 256],
             warmup: Duration::from_secs(1),
@@ -72,7 +99,7 @@ impl Plan {
     /// The quick run (under a minute): 128 B at concurrency 1, 64 and 256.
     pub fn quick(systems: &[System]) -> Plan {
         Plan {
-            targets: Plan::default_targets(systems, &[1, 4]),
+            targets: Plan::default_targets(systems, &[1, 4], &[]),
             payloads: vec![128],
             concurrencies: vec![1, 64, 256],
             warmup: Duration::from_millis(500),
@@ -111,7 +138,7 @@ pub fn execute(plan: &Plan) -> Result<Vec<Row>, BenchError> {
                 eprintln!(
                     "[{}/{total}] {} x{} conn, {payload} B, concurrency {concurrency}",
                     rows.len() + 1,
-                    target.system.name(),
+                    target.label(),
                     target.connections,
                 );
                 let measured = measure(*target, &mut server, &point)?;
@@ -122,7 +149,8 @@ pub fn execute(plan: &Plan) -> Result<Vec<Row>, BenchError> {
                         measured.first_error.as_deref().unwrap_or("?")
                     );
                 }
-                let row = Row::new(target.system, target.connections, &point, &measured);
+                let mut row = Row::new(target.system, target.connections, &point, &measured);
+                row.system = target.label();
                 eprintln!(
                     "  {:.0} qps, p50 {:.1} us, p99 {:.1} us, {:.2} cpu ms/1k",
                     row.qps, row.p50_us, row.p99_us, row.cpu_ms_per_1k
@@ -176,7 +204,7 @@ fn drive_point(
                 load::run(client, point, &mut server_cpu).await
             }
             System::Rpc => {
-                let client = systems::rpc::connect(addr, target.connections).await?;
+                let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
                 load::run(client, point, &mut server_cpu).await
             }
             System::Tarpc => {
@@ -207,7 +235,7 @@ const SMOKE_CALLS: usize = 24;
 pub fn smoke(targets: &[Target]) -> Result<Vec<String>, BenchError> {
     let mut failed = Vec::new();
     for target in targets {
-        let label = format!("{} x{} conn", target.system.name(), target.connections);
+        let label = format!("{} x{} conn", target.label(), target.connections);
         match smoke_one(*target) {
             Ok(()) => println!("smoke: {label}: {SMOKE_CALLS}/{SMOKE_CALLS} echoes ok"),
             Err(e) => {
@@ -230,7 +258,8 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
                 smoke_calls(systems::raw::connect(addr, target.connections).await?).await
             }
             System::Rpc => {
-                smoke_calls(systems::rpc::connect(addr, target.connections).await?).await
+                smoke_calls(systems::rpc::connect(addr, target.connections, target.codec).await?)
+                    .await
             }
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,

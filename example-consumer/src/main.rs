@@ -35,7 +35,7 @@ struct Args {
     /// Calls kept in flight at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Body codec: bincode or json [default: bincode, or client.codec].
+    /// Body codec: bincode, json or postcard [default: bincode, or client.codec].
     #[arg(long)]
     codec: Option<String>,
     /// Per-call deadline in milliseconds, retries included [default: 10000, or
@@ -83,11 +83,8 @@ async fn main() -> ExitCode {
 async fn build_client(args: &Args) -> Result<Client, String> {
     let mut config = RpcConfig::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     if let Some(codec) = &args.codec {
-        config.codec = match codec.as_str() {
-            "bincode" => Codec::Bincode,
-            "json" => Codec::Json,
-            other => return Err(format!("bad --codec {other:?}: expected bincode or json")),
-        };
+        config.codec = Codec::from_name(codec)
+            .ok_or_else(|| format!("bad --codec {codec:?}: expected bincode, json or postcard"))?;
     }
     if let Some(ms) = args.deadline_ms {
         config.deadline = Some(Duration::from_millis(ms));

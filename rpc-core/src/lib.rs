@@ -68,7 +68,7 @@ pub use call::{context, Deadline};
 pub use client::{CallOptions, Client, ClientBuilder};
 pub use config::{ConfigError, RpcConfig};
 pub use error::RpcError;
-pub use protocol::{Codec, Status};
+pub use protocol::{BodyCodec, Codec, Codecs, Status};
 pub use registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent, WatchStream};
 pub use rpc_macros::service;
 
@@ -79,6 +79,10 @@ pub use serde;
 /// The attribute that a [`Registry`] implementation outside this crate puts on its `impl`
 /// block (`#[rpc_core::async_trait]`), so it needs no `async-trait` dependency of its own.
 pub use async_trait::async_trait;
+
+/// The erased-serde version [`BodyCodec`] uses, so a codec of your own needs no separate
+/// `erased-serde` dependency pinned to the same version.
+pub use erased_serde;
 pub use server::{Server, ServerBuilder, ServerHandle, ServerStats};
 pub use service::{DispatchError, MethodDescriptor, ResponseFuture, Service, ServiceDescriptor};
 

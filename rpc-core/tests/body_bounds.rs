@@ -1,67 +1,13 @@
 //! Decoding arbitrary bytes as every argument tuple and every return value the example
-//! services use, in both codecs: never a panic, and never more memory than a small multiple
+//! services use, in every built-in codec: never a panic, and never more memory than a small multiple
 //! of the input, measured by a counting allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
+mod alloc_support;
 
+use alloc_support::peak_decoding;
 use proptest::prelude::*;
 use rpc_core::__private::serde_bytes::ByteBuf;
 use rpc_core::Codec;
-
-/// Counts, per thread, the bytes live now and the most live at once since the last reset.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<usize> = const { Cell::new(0) };
-    static PEAK: Cell<usize> = const { Cell::new(0) };
-}
-
-fn grew(bytes: usize) {
-    let _ = LIVE.try_with(|live| {
-        let now = live.get().saturating_add(bytes);
-        live.set(now);
-        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
-    });
-}
-
-fn shrank(bytes: usize) {
-    let _ = LIVE.try_with(|live| live.set(live.get().saturating_sub(bytes)));
-}
-
-// SAFETY: every call is passed straight to the system allocator; only counters are added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        System.alloc(layout)
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        grew(layout.size());
-        System.alloc_zeroed(layout)
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        shrank(layout.size());
-        System.dealloc(ptr, layout)
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        grew(new_size);
-        shrank(layout.size());
-        System.realloc(ptr, layout, new_size)
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// The most memory decoding `input` as `T` held at once.
-fn peak_decoding<T: serde::de::DeserializeOwned>(codec: Codec, input: &[u8]) -> usize {
-    LIVE.with(|live| live.set(0));
-    PEAK.with(|peak| peak.set(0));
-    let decoded = codec.decode::<T>(input);
-    let peak = PEAK.with(Cell::get);
-    drop(decoded);
-    peak
-}
 
 /// Memory a decode may use: 16 bytes per input byte (bincode's claim allowance), plus a
 /// little for error messages.
@@ -71,7 +17,7 @@ fn allowed(input: &[u8]) -> usize {
 
 /// Decodes `input` as every shape, in both codecs, checking the memory each took.
 fn every_shape(input: &[u8]) -> Result<(), TestCaseError> {
-    for codec in [Codec::Bincode, Codec::Json] {
+    for codec in Codec::BUILT_IN {
         let peaks = [
             ("(String,)", peak_decoding::<(String,)>(codec, input)),
             ("()", peak_decoding::<()>(codec, input)),
@@ -98,7 +44,21 @@ fn every_shape(input: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// A bincode varint of any size: a byte, or a marker and 2, 4 or 8 little-endian bytes.
+/// `n` as postcard writes a length: LEB128, seven bits a byte, low bits first.
+fn leb128(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A bincode or postcard varint of any size: a byte, or a marker and 2, 4 or 8 little-endian bytes.
 fn varint() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         (0u8..251).prop_map(|b| vec![b]),
@@ -106,6 +66,7 @@ fn varint() -> impl Strategy<Value = Vec<u8>> {
         any::<u32>().prop_map(|n| [&[252u8][..], &n.to_le_bytes()].concat()),
         any::<u64>().prop_map(|n| [&[253u8][..], &n.to_le_bytes()].concat()),
         Just(vec![253, 0, 0, 0, 0, 0, 0, 0, 0x10]), // 2^60
+        any::<u64>().prop_map(leb128),              // postcard's varint
     ]
 }
 

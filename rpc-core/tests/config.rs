@@ -362,3 +362,18 @@ fn readme_documents_every_key_and_variable() {
         );
     }
 }
+
+#[test]
+fn every_built_in_codec_name_is_a_client_codec_value() {
+    for codec in Codec::BUILT_IN {
+        let mut c = RpcConfig::default();
+        c.merge_env(env(&[("RPC_CODEC", codec.name())]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.codec, codec);
+    }
+    let err = RpcConfig::default()
+        .merge_env(env(&[("RPC_CODEC", "cbor")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("postcard"), "{err}");
+}

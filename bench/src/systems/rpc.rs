@@ -1,10 +1,10 @@
-//! `rpc`: this framework, with its default bincode codec and default client settings
+//! `rpc`: this framework, with its default codec (or the one `--codec` names) and default client settings
 //! (10 s call deadline), through the stub that `#[rpc_core::service]` generates.
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use rpc_core::{Client, Server};
+use rpc_core::{Client, Codec, Server};
 
 use super::{BenchError, EchoClient as BenchClient, ServerGuard};
 
@@ -35,9 +35,18 @@ pub async fn serve(listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError
     Ok((handle.local_addr(), Box::new(handle)))
 }
 
-/// Connects a client with `connections` multiplexed connections to `addr`.
-pub async fn connect(addr: SocketAddr, connections: usize) -> Result<EchoClient, BenchError> {
-    let client = Client::builder()
+/// Connects a client with `connections` multiplexed connections to `addr`, calling in
+/// `codec` (`None`: the client's default).
+pub async fn connect(
+    addr: SocketAddr,
+    connections: usize,
+    codec: Option<Codec>,
+) -> Result<EchoClient, BenchError> {
+    let mut builder = Client::builder();
+    if let Some(codec) = codec {
+        builder = builder.codec(codec);
+    }
+    let client = builder
         .connections_per_address(connections)
         .connect(&addr.to_string())
         .await?;

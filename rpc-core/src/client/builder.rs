@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::{Client, Inner, Route};
 use crate::cluster::{ClusterConfig, Invoker};
 use crate::defaults;
-use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
+use crate::protocol::{Codec, Codecs, DEFAULT_MAX_FRAME};
 use crate::registry::Registry;
 use crate::transport::{Pool, Settings};
 use crate::RpcError;
@@ -16,6 +16,7 @@ use crate::RpcError;
 #[derive(Debug, Clone)]
 pub struct ClientBuilder {
     codec: Codec,
+    codecs: Codecs,
     deadline: Option<Duration>,
     connect_timeout: Duration,
     connections_per_address: usize,
@@ -29,6 +30,7 @@ impl Default for ClientBuilder {
     fn default() -> Self {
         ClientBuilder {
             codec: defaults::CODEC,
+            codecs: Codecs::new(),
             deadline: defaults::DEADLINE,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             connections_per_address: defaults::CONNECTIONS_PER_ADDRESS,
@@ -41,9 +43,17 @@ impl Default for ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The body codec of requests (default bincode).
+    /// The body codec of requests (default bincode). A [`Codec::Custom`] must be in
+    /// [`codecs`](ClientBuilder::codecs) too.
     pub fn codec(mut self, codec: Codec) -> Self {
         self.codec = codec;
+        self
+    }
+
+    /// The codecs calls may use (default: the built-ins, bincode, JSON and postcard). A call
+    /// in a codec not among them fails with [`RpcError::Codec`], unsent.
+    pub fn codecs(mut self, codecs: Codecs) -> Self {
+        self.codecs = codecs;
         self
     }
 
@@ -100,6 +110,7 @@ impl ClientBuilder {
                 pool,
                 route,
                 codec: self.codec,
+                codecs: self.codecs,
                 deadline: self.deadline,
                 max_frame: self.max_frame,
             }),

@@ -20,7 +20,7 @@ pub use builder::ClientBuilder;
 
 use crate::call::{Call, Deadline};
 use crate::cluster::{Directory, Invoker};
-use crate::protocol::Codec;
+use crate::protocol::{Codec, CodecError, Codecs};
 use crate::registry::{Registry, ServiceKey};
 use crate::transport::{check_request, Pool};
 use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
@@ -44,6 +44,7 @@ struct Inner {
     pool: Arc<Pool>,
     route: Route,
     codec: Codec,
+    codecs: Codecs,
     deadline: Option<Duration>,
     max_frame: usize,
 }
@@ -102,7 +103,7 @@ impl Client {
         A: Serialize + Sync + ?Sized,
         R: DeserializeOwned,
     {
-        let codec = options.codec.unwrap_or(self.inner.codec);
+        let codec = self.registered(options.codec.unwrap_or(self.inner.codec))?;
         let mut call = Call {
             service_key: ByteString::from_static(service.key),
             method_name: ByteString::from_static(method.name),
@@ -132,6 +133,7 @@ impl Client {
         idempotent: bool,
         options: &CallOptions,
     ) -> Result<Bytes, RpcError> {
+        let codec = self.registered(codec)?;
         let mut call = Call {
             service_key: ByteString::from(service.to_string()),
             method_name: ByteString::from(method),
@@ -148,8 +150,8 @@ impl Client {
                 let fallback: serde_json::Value = self.on_error(&call, error, options)?;
                 match codec {
                     Codec::Json => Ok(Codec::Json.encode(&fallback)?),
-                    Codec::Bincode => Err(RpcError::Codec(crate::protocol::CodecError {
-                        codec: "bincode",
+                    other => Err(RpcError::Codec(CodecError {
+                        codec: other.name(),
                         op: "encode",
                         message:
                             "a fail-safe fallback is returned by raw calls only with the JSON codec"
@@ -158,6 +160,23 @@ impl Client {
                 }
             }
         }
+    }
+
+    /// `codec`, if this client may call with it; a codec not registered fails the call here.
+    #[inline]
+    fn registered(&self, codec: Codec) -> Result<Codec, RpcError> {
+        if self.inner.codecs.contains(codec) {
+            return Ok(codec);
+        }
+        Err(RpcError::Codec(CodecError {
+            codec: codec.name(),
+            op: "encode",
+            message: format!(
+                "codec id {} is not registered on this client (it has {})",
+                codec.id(),
+                self.inner.codecs
+            ),
+        }))
     }
 
     /// Runs one call under its deadline, through the route. A request too large to send

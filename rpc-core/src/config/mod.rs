@@ -100,7 +100,7 @@ pub struct RpcConfig {
     pub deadline: Option<Duration>,
     /// Consumer: connect timeout. Default 3 s.
     pub connect_timeout: Duration,
-    /// Consumer: request body codec. Default bincode.
+    /// Consumer: request body codec (bincode, json or postcard). Default bincode.
     pub codec: Codec,
     /// Consumer: connections per provider. Default 1.
     pub connections_per_address: usize,

@@ -36,9 +36,6 @@ pub enum FrameError {
     /// An unknown `kind` byte.
     #[error("unknown frame kind {0}")]
     UnknownKind(u8),
-    /// An unknown `codec` byte.
-    #[error("unknown body codec {0}")]
-    UnknownCodec(u8),
     /// An unknown `status` byte.
     #[error("unknown status {0}")]
     UnknownStatus(u8),

@@ -69,8 +69,10 @@ impl Kind {
 pub struct Frame {
     /// What the frame is for.
     pub kind: Kind,
-    /// How the body is serialized.
-    pub codec: Codec,
+    /// The codec byte: how the body is serialized. Any byte parses; which codec it names is
+    /// up to the receiver's [`Codecs`](super::Codecs) (a server answers an id it does not
+    /// know with status 4 for that call).
+    pub codec: u8,
     /// The outcome (responses); [`Status::Ok`] elsewhere.
     pub status: Status,
     /// Bit 0 ([`FLAG_METADATA`]) says a metadata block follows the names; [`Frame::encode`]
@@ -96,7 +98,7 @@ impl Frame {
     /// A request frame.
     pub fn request(
         id: u64,
-        codec: Codec,
+        codec: impl Into<u8>,
         deadline_ms: u32,
         service: impl Into<ByteString>,
         method: impl Into<ByteString>,
@@ -104,7 +106,7 @@ impl Frame {
     ) -> Frame {
         Frame {
             kind: Kind::Request,
-            codec,
+            codec: codec.into(),
             status: Status::Ok,
             flags: 0,
             id,
@@ -117,17 +119,17 @@ impl Frame {
     }
 
     /// A response frame carrying `status` and `body`.
-    pub fn response(id: u64, codec: Codec, status: Status, body: Bytes) -> Frame {
+    pub fn response(id: u64, codec: impl Into<u8>, status: Status, body: Bytes) -> Frame {
         Frame {
             status,
             body,
-            codec,
+            codec: codec.into(),
             ..Frame::control(Kind::Response, id)
         }
     }
 
     /// A response whose body is a UTF-8 error message.
-    pub fn error(id: u64, codec: Codec, status: Status, message: &str) -> Frame {
+    pub fn error(id: u64, codec: impl Into<u8>, status: Status, message: &str) -> Frame {
         Frame::response(
             id,
             codec,
@@ -140,7 +142,7 @@ impl Frame {
     pub fn control(kind: Kind, id: u64) -> Frame {
         Frame {
             kind,
-            codec: Codec::Bincode,
+            codec: Codec::Bincode.id(),
             status: Status::Ok,
             flags: 0,
             id,
@@ -177,7 +179,7 @@ impl Frame {
         dst.put_slice(&MAGIC);
         dst.put_u8(VERSION);
         dst.put_u8(self.kind as u8);
-        dst.put_u8(self.codec.as_u8());
+        dst.put_u8(self.codec);
         dst.put_u8(self.status.as_u8());
         let flags = if self.metadata.is_empty() {
             self.flags & !FLAG_METADATA
@@ -211,8 +213,7 @@ impl Frame {
         }
         let kind_byte = buf.get_u8();
         let kind = Kind::from_u8(kind_byte).ok_or(FrameError::UnknownKind(kind_byte))?;
-        let codec_byte = buf.get_u8();
-        let codec = Codec::from_u8(codec_byte).ok_or(FrameError::UnknownCodec(codec_byte))?;
+        let codec = buf.get_u8();
         let status_byte = buf.get_u8();
         let status = Status::from_u8(status_byte).ok_or(FrameError::UnknownStatus(status_byte))?;
         let flags = buf.get_u16();

@@ -7,7 +7,7 @@ mod frame;
 mod metadata;
 mod status;
 
-pub use body::{Codec, CodecError};
+pub use body::{BodyCodec, BoxError, Codec, CodecError, Codecs, DecodeTarget, DuplicateCodec};
 pub use codec::{FrameCodec, FrameError, DEFAULT_MAX_FRAME};
 pub use frame::{Frame, Kind, HEADER_LEN, MAGIC, VERSION};
 pub use metadata::{keys, Metadata, MetadataError, MetadataLimits, FLAG_METADATA};

@@ -18,8 +18,8 @@ use super::stats::StatsSource;
 use super::warn_limit::WarnLimit;
 use super::{ServerError, ServerHandle};
 use crate::defaults;
-use crate::protocol::MetadataLimits;
 use crate::protocol::DEFAULT_MAX_FRAME;
+use crate::protocol::{Codecs, MetadataLimits};
 use crate::registry::Registry;
 use crate::Service;
 
@@ -54,6 +54,7 @@ pub struct ServerBuilder {
     weight: u32,
     metadata: BTreeMap<String, String>,
     metadata_limits: MetadataLimits,
+    codecs: Codecs,
 }
 
 impl Default for ServerBuilder {
@@ -76,6 +77,7 @@ impl Default for ServerBuilder {
             weight: crate::registry::DEFAULT_WEIGHT,
             metadata: BTreeMap::new(),
             metadata_limits: MetadataLimits::default(),
+            codecs: Codecs::new(),
         }
     }
 }
@@ -211,6 +213,13 @@ impl ServerBuilder {
         self
     }
 
+    /// The codecs requests may use (default: the built-ins, bincode, JSON and postcard).
+    /// A request in another codec gets status 4; the connection goes on.
+    pub fn codecs(mut self, codecs: Codecs) -> Self {
+        self.codecs = codecs;
+        self
+    }
+
     /// A metadata label published with each instance.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key.into(), value.into());
@@ -279,6 +288,7 @@ impl ServerBuilder {
             max_frame: self.max_frame,
             max_in_flight: self.max_in_flight.max(1),
             metadata_limits: self.metadata_limits,
+            codecs: self.codecs,
             idle_timeout: self.idle_timeout,
             max_unsent: self.max_unsent_bytes,
             frame_timeout: self.frame_timeout,

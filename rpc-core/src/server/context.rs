@@ -8,12 +8,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::frame_reader::PartialBudget;
-use crate::protocol::MetadataLimits;
+use crate::protocol::{Codecs, MetadataLimits};
 use crate::Service;
 
 /// What every connection of one server shares.
 pub(crate) struct ConnectionContext {
     pub services: HashMap<String, Arc<dyn Service>>,
+    /// The codecs requests may use; another codec byte gets status 4.
+    pub codecs: Codecs,
     pub max_frame: usize,
     pub max_in_flight: usize,
     pub metadata_limits: MetadataLimits,

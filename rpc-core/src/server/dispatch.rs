@@ -16,7 +16,7 @@ use tracing::{Instrument, Span};
 
 use crate::call::context::{self, CallContext};
 use crate::call::{Deadline, TraceParent};
-use crate::protocol::{keys, Frame, Metadata, Status};
+use crate::protocol::{keys, Codec, Frame, Metadata, Status};
 use crate::DispatchError;
 
 /// The connection state a request needs.
@@ -51,6 +51,17 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         reject(Status::ShuttingDown, "the server is shutting down");
         return;
     }
+    let Some(codec) = ctx.context.codecs.get(codec) else {
+        if let Some(suppressed) = REJECTED.allow() {
+            tracing::warn!(peer = %ctx.peer, codec, suppressed, "request in an unknown codec");
+        }
+        let known = &ctx.context.codecs;
+        reject(
+            Status::BadRequest,
+            &format!("unknown codec {codec}: this server reads {known}"),
+        );
+        return;
+    };
     let metadata = match Metadata::decode(&metadata, &ctx.context.metadata_limits) {
         Ok(metadata) => metadata,
         Err(e) => {
@@ -197,7 +208,7 @@ fn finish(mut frame: Frame, call: &CallContext, span: &Span) -> Frame {
 /// over the frame limit, or (for `None`) a passed deadline.
 fn reply(
     id: u64,
-    codec: crate::Codec,
+    codec: Codec,
     method: &str,
     outcome: Option<std::thread::Result<Result<bytes::Bytes, crate::protocol::CodecError>>>,
     deadline_ms: u32,

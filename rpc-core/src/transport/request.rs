@@ -12,7 +12,7 @@ use crate::{RpcError, Status};
 pub(super) fn request_frame(call: &Call) -> Frame {
     Frame {
         kind: Kind::Request,
-        codec: call.codec,
+        codec: call.codec.id(),
         status: Status::Ok,
         flags: 0,
         id: 0,
