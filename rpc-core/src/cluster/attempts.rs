@@ -42,6 +42,7 @@ pub(crate) async fn run(
         let Some(endpoint) = choose(balancer, &members, call.hash_key, &avoid) else {
             break;
         };
+        crate::call::record_attempt(n + 1, endpoint.addr());
         let cx = AttemptContext {
             pool: &cluster.pool,
             ejector: &cluster.ejector,
