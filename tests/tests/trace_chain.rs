@@ -54,11 +54,18 @@ impl<S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'
 /// The trace ids on the lines of `log` that belong to span `span` and name `service`.
 fn logged_trace_ids(log: &Path, span: &str, service: &str) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
+    let open = format!("{span}{{");
     text.lines()
-        .filter(|line| line.contains(&format!("{span}{{")) && line.contains(service))
         .filter_map(|line| {
-            let (_, rest) = line.split_once("trace_id=")?;
-            Some(rest.chars().take_while(char::is_ascii_hexdigit).collect())
+            // Spans nest (A's client span is inside its server span): read `span`'s own
+            // fields, up to its closing brace.
+            let (_, fields) = line.split_once(&open)?;
+            let (fields, _) = fields.split_once('}')?;
+            if !fields.contains(service) {
+                return None;
+            }
+            let (_, id) = fields.split_once("trace_id=")?;
+            Some(id.chars().take_while(char::is_ascii_hexdigit).collect())
         })
         .collect()
 }
