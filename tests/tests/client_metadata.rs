@@ -197,3 +197,60 @@ async fn rpc_tag_and_trace_are_inherited_through_a_served_call() {
     middle.shutdown().await.unwrap();
     last.shutdown().await.unwrap();
 }
+
+/// Reads one frame's raw bytes, length prefix included.
+async fn raw_frame(stream: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let read = async {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.unwrap();
+        let mut frame = len.to_vec();
+        frame.resize(4 + u32::from_be_bytes(len) as usize, 0);
+        stream.read_exact(&mut frame[4..]).await.unwrap();
+        frame
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read)
+        .await
+        .expect("a request within 10 s")
+}
+
+#[tokio::test]
+async fn a_call_without_metadata_sends_the_old_frame_byte_for_byte() {
+    use rpc_core::protocol::{Frame, Metadata, Status};
+    use tests::raw::{encode, request};
+    use tokio::io::AsyncWriteExt;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = Client::builder()
+        .deadline(None)
+        .direct(listener.local_addr().unwrap());
+    let echo = EchoClient::new(client);
+    let calls = tokio::spawn(async move {
+        let plain = echo.seen("k".into()).await;
+        let options = CallOptions::new().with_metadata("tenant", "acme");
+        let with_metadata = echo.call_with(&options).seen("k".into()).await;
+        (plain, with_metadata)
+    });
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let key = EchoClient::DESCRIPTOR.key;
+
+    let plain = raw_frame(&mut stream).await;
+    let expected = request(1, key, "seen", 0, &("k".to_string(),));
+    assert_eq!(plain, &encode(&expected)[..], "flags must stay 0, no block");
+    assert_eq!(&plain[10..12], &[0, 0]);
+    let answer = Frame::response(1, Codec::Bincode, Status::Ok, Codec::Bincode.encode(&"-").unwrap());
+    stream.write_all(&encode(&answer)).await.unwrap();
+
+    let tagged = raw_frame(&mut stream).await;
+    let mut expected = request(2, key, "seen", 0, &("k".to_string(),));
+    let mut metadata = Metadata::new();
+    metadata.insert("tenant", "acme").unwrap();
+    expected.metadata = metadata.encode();
+    assert_eq!(tagged, &encode(&expected)[..]);
+    assert_eq!(&tagged[10..12], &[0, 1], "flag bit 0 set");
+    let answer = Frame::response(2, Codec::Bincode, Status::Ok, Codec::Bincode.encode(&"acme").unwrap());
+    stream.write_all(&encode(&answer)).await.unwrap();
+
+    let (plain, with_metadata) = calls.await.unwrap();
+    assert_eq!((plain.unwrap(), with_metadata.unwrap()), ("-".into(), "acme".into()));
+}
