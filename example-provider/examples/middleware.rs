@@ -31,7 +31,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let with_token = Client::builder()
         .layer(MapRequestLayer::new(|mut request: ClientRequest| {
             // A fixed token for the example; a real client reads it from its secrets.
-            let _ = request.metadata_mut().insert("authorization", "Bearer example");
+            let _ = request
+                .metadata_mut()
+                .insert("authorization", "Bearer example");
             request
         }))
         .connect(&addr)

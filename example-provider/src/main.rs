@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use example_provider::{CalculatorServer, ExampleProvider, ExampleRelay, GreeterServer, RelayServer};
+use example_provider::{
+    CalculatorServer, ExampleProvider, ExampleRelay, GreeterServer, RelayServer,
+};
 use rpc_core::RpcConfig;
 
 #[derive(Parser, Debug)]

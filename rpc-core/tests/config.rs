@@ -39,7 +39,10 @@ fn defaults_are_documented_values() {
     assert_eq!(c.frame_timeout, Duration::from_secs(30));
     assert_eq!(c.max_connections_per_address, None);
     assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
-    assert_eq!((c.max_metadata_entries, c.max_metadata_bytes), (64, 16 * 1024));
+    assert_eq!(
+        (c.max_metadata_entries, c.max_metadata_bytes),
+        (64, 16 * 1024)
+    );
     assert_eq!(c.caller, None);
     let mut c = RpcConfig::default();
     c.merge_env(env(&[
@@ -172,11 +175,7 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "server.max_metadata_bytes",
             "positive number of bytes",
         ),
-        (
-            "[client]\ncaller = \"\"",
-            "client.caller",
-            "rpc-caller",
-        ),
+        ("[client]\ncaller = \"\"", "client.caller", "rpc-caller"),
         (
             "[server]\ndrain_grace_ms = 1.5",
             "server.drain_grace_ms",

@@ -79,7 +79,14 @@ impl Provider {
         let file = std::fs::File::create(log)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
         let env = [("NO_COLOR", "1")];
-        Provider::spawn("127.0.0.1:0", registry, extra, &env, filter, Stdio::from(file))
+        Provider::spawn(
+            "127.0.0.1:0",
+            registry,
+            extra,
+            &env,
+            filter,
+            Stdio::from(file),
+        )
     }
 
     fn spawn(

@@ -30,7 +30,8 @@ impl Echo for Handler {
     async fn seen(&self, key: String) -> String {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let call = rpc_core::context::current().expect("a served call");
-        call.set_response_metadata("echoed-key", key.clone()).unwrap();
+        call.set_response_metadata("echoed-key", key.clone())
+            .unwrap();
         call.metadata().get_str(&key).unwrap_or("-").to_string()
     }
 
@@ -126,10 +127,7 @@ async fn bad_metadata_fails_with_a_clear_error_and_nothing_is_sent() {
         (&too_many, "at most 64"),
     ] {
         let error = echo.call_with(options).seen("k".into()).await.unwrap_err();
-        assert!(
-            matches!(error, RpcError::BadMetadata { .. }),
-            "{error:?}"
-        );
+        assert!(matches!(error, RpcError::BadMetadata { .. }), "{error:?}");
         let message = error.to_string();
         assert!(
             message.contains(expected) && message.contains("tests.Echo:1.0.0.seen"),
@@ -147,7 +145,11 @@ async fn bad_metadata_fails_with_a_clear_error_and_nothing_is_sent() {
     let error = bad_default.seen("k".into()).await.unwrap_err();
     assert!(matches!(error, RpcError::BadMetadata { .. }), "{error:?}");
 
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "a call with bad metadata was sent");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "a call with bad metadata was sent"
+    );
     // The connection is fine for good calls.
     assert_eq!(echo.seen("k".into()).await.unwrap(), "-");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -175,7 +177,10 @@ async fn rpc_tag_and_trace_are_inherited_through_a_served_call() {
         .with_metadata(keys::TRACEPARENT, traceparent);
     let tagged = echo.call_with(&options);
     // The downstream call, made inside the served one, carries the incoming tag ...
-    assert_eq!(tagged.forward(keys::TAG.into(), None).await.unwrap(), "gray");
+    assert_eq!(
+        tagged.forward(keys::TAG.into(), None).await.unwrap(),
+        "gray"
+    );
     // ... unless it sets its own.
     assert_eq!(
         tagged
@@ -238,7 +243,12 @@ async fn a_call_without_metadata_sends_the_old_frame_byte_for_byte() {
     let expected = request(1, key, "seen", 0, &("k".to_string(),));
     assert_eq!(plain, &encode(&expected)[..], "flags must stay 0, no block");
     assert_eq!(&plain[10..12], &[0, 0]);
-    let answer = Frame::response(1, Codec::Bincode, Status::Ok, Codec::Bincode.encode(&"-").unwrap());
+    let answer = Frame::response(
+        1,
+        Codec::Bincode,
+        Status::Ok,
+        Codec::Bincode.encode(&"-").unwrap(),
+    );
     stream.write_all(&encode(&answer)).await.unwrap();
 
     let tagged = raw_frame(&mut stream).await;
@@ -248,9 +258,17 @@ async fn a_call_without_metadata_sends_the_old_frame_byte_for_byte() {
     expected.metadata = metadata.encode();
     assert_eq!(tagged, &encode(&expected)[..]);
     assert_eq!(&tagged[10..12], &[0, 1], "flag bit 0 set");
-    let answer = Frame::response(2, Codec::Bincode, Status::Ok, Codec::Bincode.encode(&"acme").unwrap());
+    let answer = Frame::response(
+        2,
+        Codec::Bincode,
+        Status::Ok,
+        Codec::Bincode.encode(&"acme").unwrap(),
+    );
     stream.write_all(&encode(&answer)).await.unwrap();
 
     let (plain, with_metadata) = calls.await.unwrap();
-    assert_eq!((plain.unwrap(), with_metadata.unwrap()), ("-".into(), "acme".into()));
+    assert_eq!(
+        (plain.unwrap(), with_metadata.unwrap()),
+        ("-".into(), "acme".into())
+    );
 }

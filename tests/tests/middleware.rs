@@ -13,10 +13,8 @@ use tests::servers::example_server;
 
 #[tokio::test]
 async fn a_server_layer_refuses_calls_without_the_header_and_a_client_layer_adds_it() {
-    let server = example_server(
-        Server::builder().layer(RequireMetadataLayer::new("authorization")),
-    )
-    .await;
+    let server =
+        example_server(Server::builder().layer(RequireMetadataLayer::new("authorization"))).await;
     let addr = server.local_addr().to_string();
 
     let bare = GreeterClient::connect(&addr).await.unwrap();
@@ -46,10 +44,9 @@ async fn a_server_layer_refuses_calls_without_the_header_and_a_client_layer_adds
 #[tokio::test]
 async fn a_rate_limit_layer_turns_excess_calls_into_status_6() {
     // A window far longer than the test: exactly 5 calls get through.
-    let server = example_server(
-        Server::builder().layer(RateLimitLayer::new(5, Duration::from_secs(3600))),
-    )
-    .await;
+    let server =
+        example_server(Server::builder().layer(RateLimitLayer::new(5, Duration::from_secs(3600))))
+            .await;
     let greeter = GreeterClient::connect(&server.local_addr().to_string())
         .await
         .unwrap();

@@ -98,7 +98,10 @@ async fn a_consumer_relay_greeter_chain_shares_one_trace_id() {
     let key = RelayClient::DESCRIPTOR.service_key();
     wait_listed(&client, &key, &[a.address()], WAIT).await;
     let relay = RelayClient::new(client);
-    assert_eq!(relay.relay("bob".into()).await.unwrap(), Ok("Hello, bob!".into()));
+    assert_eq!(
+        relay.relay("bob".into()).await.unwrap(),
+        Ok("Hello, bob!".into())
+    );
 
     let consumer = trace_ids.0.lock().unwrap().clone();
     assert_eq!(consumer.len(), 1, "one rpc.client span here: {consumer:?}");

@@ -9,6 +9,8 @@ pub mod context;
 mod deadline;
 mod hash;
 mod options;
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod otel;
 mod reply_metadata;
 mod trace;
 

@@ -25,7 +25,9 @@ pub struct ResponseMetadata {
 
 impl std::fmt::Debug for ResponseMetadata {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("ResponseMetadata").field(&*self.lock()).finish()
+        f.debug_tuple("ResponseMetadata")
+            .field(&*self.lock())
+            .finish()
     }
 }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::layer::Layers;
-use super::{ClientRequest, ClientResponse, ClientStack};
 use super::{Client, Core, Inner, Route};
+use super::{ClientRequest, ClientResponse, ClientStack};
 use crate::cluster::{ClusterConfig, Invoker};
 use crate::defaults;
 use crate::protocol::{keys, Codec, Metadata, MetadataError, DEFAULT_MAX_FRAME};

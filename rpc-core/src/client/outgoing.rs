@@ -46,6 +46,11 @@ pub(super) fn metadata(
             if incoming.is_none() && span.is_disabled() {
                 None
             } else {
+                // With OpenTelemetry recording the span, its context names this call.
+                #[cfg(feature = "opentelemetry")]
+                let next = crate::call::otel::traceparent_of(span)
+                    .unwrap_or_else(|| TraceParent::continue_from(incoming));
+                #[cfg(not(feature = "opentelemetry"))]
                 let next = TraceParent::continue_from(incoming);
                 metadata.insert(keys::TRACEPARENT, next.to_string())?;
                 Some(next)

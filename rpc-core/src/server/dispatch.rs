@@ -185,7 +185,12 @@ fn admit(id: u64, codec: crate::Codec, ctx: &Dispatch<'_>) -> Option<Ticket> {
 
 /// Runs a call through the builder's layers, in its own task: the whole stack runs in the
 /// call's context and span, under its deadline and the panic guard.
-fn dispatch_layered(stack: ServerStack, request: ServerRequest, deadline_ms: u32, ctx: &Dispatch<'_>) {
+fn dispatch_layered(
+    stack: ServerStack,
+    request: ServerRequest,
+    deadline_ms: u32,
+    ctx: &Dispatch<'_>,
+) {
     let (id, codec) = (request.context.request_id(), request.codec);
     let Some(ticket) = admit(id, codec, ctx) else {
         return;
@@ -206,8 +211,22 @@ fn dispatch_layered(stack: ServerStack, request: ServerRequest, deadline_ms: u32
                 };
                 Frame::error(id, codec, status, &rejection.message)
             }
-            Some(Ok(Ok(body))) => reply(id, codec, call.method(), Some(Ok(Ok(body))), deadline_ms, max_frame),
-            Some(Err(panic)) => reply(id, codec, call.method(), Some(Err(panic)), deadline_ms, max_frame),
+            Some(Ok(Ok(body))) => reply(
+                id,
+                codec,
+                call.method(),
+                Some(Ok(Ok(body))),
+                deadline_ms,
+                max_frame,
+            ),
+            Some(Err(panic)) => reply(
+                id,
+                codec,
+                call.method(),
+                Some(Err(panic)),
+                deadline_ms,
+                max_frame,
+            ),
             None => reply(id, codec, call.method(), None, deadline_ms, max_frame),
         };
         outbox.send(&finish(frame, &call, &span));
@@ -231,6 +250,8 @@ fn call_span(call: &CallContext) -> Span {
     if !span.is_disabled() {
         let parent = call.metadata().get_str(keys::TRACEPARENT);
         if let Some(parent) = parent.and_then(TraceParent::parse) {
+            #[cfg(feature = "opentelemetry")]
+            crate::call::otel::link_to_caller(&span, parent);
             span.record(
                 "trace_id",
                 tracing::field::display(format_args!("{:032x}", parent.trace_id)),
