@@ -1,5 +1,8 @@
 //! The example services every guide, test and tool uses: `example.Greeter` and
-//! `example.Calculator`, with one implementation of each.
+//! `example.Calculator`, with one implementation of each; `example.Relay`, which forwards to
+//! a Greeter (the middle of a call chain); and two server [`middleware`]s.
+
+pub mod middleware;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -29,6 +32,35 @@ pub trait Calculator {
     async fn echo(&self, data: Vec<u8>) -> Vec<u8>;
     /// Returns after `ms` milliseconds.
     async fn sleep(&self, ms: u64);
+}
+
+/// Forwards greetings to a downstream `example.Greeter`: the middle hop of a call chain
+/// (consumer -> relay -> greeter), whose trace id and `rpc-tag` follow the chain.
+#[rpc_core::service(name = "example.Relay", version = "1.0.0")]
+pub trait Relay {
+    /// Calls `hello(name)` on a Greeter provider and returns its answer, or the error's text.
+    async fn relay(&self, name: String) -> Result<String, String>;
+}
+
+/// The relay: a Greeter stub over the client it was given.
+#[derive(Debug, Clone)]
+pub struct ExampleRelay {
+    greeter: GreeterClient,
+}
+
+impl ExampleRelay {
+    /// A relay that calls Greeters through `client` (usually a registry client).
+    pub fn new(client: rpc_core::Client) -> ExampleRelay {
+        ExampleRelay {
+            greeter: GreeterClient::new(client),
+        }
+    }
+}
+
+impl Relay for ExampleRelay {
+    async fn relay(&self, name: String) -> Result<String, String> {
+        self.greeter.hello(name).await.map_err(|e| e.to_string())
+    }
 }
 
 /// The example provider's implementation of both services.

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
-use example_provider::{CalculatorServer, ExampleProvider, GreeterServer};
+use example_provider::{
+    CalculatorServer, ExampleProvider, ExampleRelay, GreeterServer, RelayServer,
+};
 use rpc_core::RpcConfig;
 
 #[derive(Parser, Debug)]
@@ -41,6 +43,10 @@ struct Args {
     /// [default: 1, or server.propagation_grace_ms].
     #[arg(long)]
     propagation_grace: Option<f64>,
+    /// Serve only `example.Relay`, which forwards each greeting to an `example.Greeter`
+    /// found through the same registry (the middle of a call chain).
+    #[arg(long)]
+    relay: bool,
 }
 
 #[tokio::main]
@@ -85,28 +91,35 @@ async fn run(args: Args) -> Result<(), String> {
             .map_err(|_| format!("bad --propagation-grace {secs}: expected seconds"))?;
     }
     let provider = ExampleProvider::default();
-    let mut builder = config
-        .server_builder()
-        .serve(GreeterServer::new(provider.clone()))
-        .serve(CalculatorServer::new(provider.clone()))
-        .weight(args.weight);
+    let registry = match config.registry_url() {
+        None => None,
+        Some(url) => Some(
+            rpc_registry::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let mut builder = config.server_builder().weight(args.weight);
+    builder = if args.relay {
+        let registry = registry
+            .clone()
+            .ok_or("--relay needs a registry to find greeters in")?;
+        let downstream = config.client_builder().discover(registry);
+        builder.serve(RelayServer::new(ExampleRelay::new(downstream)))
+    } else {
+        builder
+            .serve(GreeterServer::new(provider.clone()))
+            .serve(CalculatorServer::new(provider.clone()))
+    };
     for (key, value) in args.meta {
         builder = builder.metadata(key, value);
     }
     if let Some(tag) = args.tag.filter(|t| !t.is_empty()) {
         builder = builder.metadata(rpc_core::cluster::governance::TAG_METADATA_KEY, tag);
     }
-
-    let registry = match config.registry_url() {
-        None => None,
-        Some(url) => {
-            let registry = rpc_registry::connect(&url)
-                .await
-                .map_err(|e| e.to_string())?;
-            builder = builder.registry(Arc::clone(&registry));
-            Some(registry)
-        }
-    };
+    if let Some(registry) = &registry {
+        builder = builder.registry(Arc::clone(registry));
+    }
     // Catch SIGTERM from here on, so a stop during start-up still deregisters cleanly.
     let signal = rpc_core::server::shutdown_signal();
     let server = builder.start().await.map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::protocol::{CodecError, Status};
+use crate::protocol::{CodecError, MetadataError, Status};
 use crate::registry::RegistryError;
 
 /// Why a call failed. Every variant names what went wrong and where.
@@ -66,6 +66,18 @@ pub enum RpcError {
         len: usize,
         /// The frame limit.
         max: usize,
+    },
+    /// The call's metadata (the call's own, the client's defaults, or what a client layer
+    /// added) breaks the key or size rules, so the call was not sent.
+    #[error("{service}.{method}: bad call metadata: {source}; the call was not sent")]
+    BadMetadata {
+        /// The service key called.
+        service: String,
+        /// The method called.
+        method: String,
+        /// What is wrong with the metadata.
+        #[source]
+        source: MetadataError,
     },
     /// The provider sent goaway before this call was written.
     #[error("{addr} is going away and takes no new calls")]
@@ -165,6 +177,9 @@ impl RpcError {
     /// Whether the call failed on this side before reaching any provider, so that it says
     /// nothing about a provider's health.
     pub fn is_local(&self) -> bool {
-        matches!(self, RpcError::RequestTooLarge { .. } | RpcError::Codec(_))
+        matches!(
+            self,
+            RpcError::RequestTooLarge { .. } | RpcError::BadMetadata { .. } | RpcError::Codec(_)
+        )
     }
 }

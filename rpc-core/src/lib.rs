@@ -72,6 +72,10 @@ pub use protocol::{BodyCodec, Codec, Codecs, Status};
 pub use registry::{Registry, RegistryError, ServiceInstance, ServiceKey, WatchEvent, WatchStream};
 pub use rpc_macros::service;
 
+/// The `tower` version whose `Layer` and `Service` traits [`ClientBuilder::layer`] and
+/// [`ServerBuilder::layer`] take, so middleware needs no separate pin to the same version.
+pub use tower;
+
 /// The serde version this crate's public API uses, so `#[derive(rpc_core::serde::Serialize)]`
 /// argument types need no separate `serde` dependency pinned to the same version.
 pub use serde;

@@ -39,8 +39,16 @@ fn defaults_are_documented_values() {
     assert_eq!(c.frame_timeout, Duration::from_secs(30));
     assert_eq!(c.max_connections_per_address, None);
     assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+    assert_eq!(
+        (c.max_metadata_entries, c.max_metadata_bytes),
+        (64, 16 * 1024)
+    );
+    assert_eq!(c.caller, None);
     let mut c = RpcConfig::default();
     c.merge_env(env(&[
+        ("RPC_CALLER", "billing"),
+        ("RPC_MAX_METADATA_ENTRIES", "8"),
+        ("RPC_MAX_METADATA_BYTES", "1024"),
         ("RPC_MAX_CONNECTIONS_PER_ADDRESS", "8"),
         ("RPC_IDLE_TIMEOUT_MS", "0"),
         ("RPC_FRAME_TIMEOUT_MS", "1500"),
@@ -49,6 +57,8 @@ fn defaults_are_documented_values() {
     assert_eq!(c.max_connections_per_address, Some(8));
     assert_eq!(c.idle_timeout, None);
     assert_eq!(c.frame_timeout, Duration::from_millis(1500));
+    assert_eq!(c.caller.as_deref(), Some("billing"));
+    assert_eq!((c.max_metadata_entries, c.max_metadata_bytes), (8, 1024));
 }
 
 #[test]
@@ -155,6 +165,17 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "server.max_in_flight",
             "positive integer",
         ),
+        (
+            "[server]\nmax_metadata_entries = 0",
+            "server.max_metadata_entries",
+            "from 1 to 65535",
+        ),
+        (
+            "[server]\nmax_metadata_bytes = -5",
+            "server.max_metadata_bytes",
+            "positive number of bytes",
+        ),
+        ("[client]\ncaller = \"\"", "client.caller", "rpc-caller"),
         (
             "[server]\ndrain_grace_ms = 1.5",
             "server.drain_grace_ms",

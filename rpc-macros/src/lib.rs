@@ -32,8 +32,10 @@ mod validate;
 ///   `fn m(&self, ..) -> impl Future<Output = R> + Send` and `Send + Sync + 'static` as
 ///   supertraits; implementations still write `async fn`;
 /// - `<Trait>Client`, a client stub with one `async fn m(&self, ..) -> Result<R, RpcError>`
-///   per method, plus `DESCRIPTOR`, `new`, `connect`, `discover`, `client`, `options` and
-///   `with_options`;
+///   per method, plus `DESCRIPTOR`, `new`, `connect`, `discover`, `client`, `options`,
+///   `with_options` and `call_with`;
+/// - `<Trait>ClientCall<'a>`, what `call_with(&options)` returns: the same methods, calling
+///   through the stub's client with borrowed options, for one call without a clone;
 /// - `<Trait>Server<T>`, which serves any `T: Trait` as an `rpc_core::Service`.
 ///
 /// Methods must be `async fn` taking `&self` and owned serde arguments, without generics or

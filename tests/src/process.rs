@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -69,16 +69,41 @@ impl Provider {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Provider {
+        let log = std::env::var("PROVIDER_LOG").unwrap_or_else(|_| "warn".into());
+        Provider::spawn(listen, registry, extra, env, &log, Stdio::inherit())
+    }
+
+    /// Like [`Provider::start`], logging at `filter` (a `RUST_LOG` value), without colours,
+    /// into the file `log`.
+    pub fn start_logging_to(registry: &str, extra: &[&str], filter: &str, log: &Path) -> Provider {
+        let file = std::fs::File::create(log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let env = [("NO_COLOR", "1")];
+        Provider::spawn(
+            "127.0.0.1:0",
+            registry,
+            extra,
+            &env,
+            filter,
+            Stdio::from(file),
+        )
+    }
+
+    fn spawn(
+        listen: &str,
+        registry: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: &str,
+        stderr: Stdio,
+    ) -> Provider {
         let mut child = Command::new(binary("example-provider"))
             .args(["--listen", listen, "--registry", registry])
             .args(extra)
             .envs(env.iter().copied())
-            .env(
-                "RUST_LOG",
-                std::env::var("PROVIDER_LOG").unwrap_or_else(|_| "warn".into()),
-            )
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start example-provider: {e}"));
         let stdout = child.stdout.take().expect("stdout was piped");

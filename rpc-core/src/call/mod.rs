@@ -9,6 +9,9 @@ pub mod context;
 mod deadline;
 mod hash;
 mod options;
+#[cfg(feature = "opentelemetry")]
+pub(crate) mod otel;
+mod reply_metadata;
 mod trace;
 
 use bytes::Bytes;
@@ -18,6 +21,8 @@ pub use deadline::Deadline;
 pub(crate) use hash::mix64;
 pub use hash::StableHasher;
 pub use options::CallOptions;
+pub use reply_metadata::ResponseMetadata;
+pub(crate) use trace::record_attempt;
 pub use trace::TraceParent;
 
 use crate::protocol::Codec;
@@ -35,6 +40,10 @@ pub(crate) struct Call {
     pub body: Bytes,
     pub deadline: Deadline,
     pub hash_key: Option<u64>,
+    /// The encoded metadata block, empty for none (the frame's flag bit stays clear).
+    pub metadata: Bytes,
+    /// Where the reply's metadata goes; `None` when nobody reads it.
+    pub reply_metadata: Option<ResponseMetadata>,
 }
 
 impl Call {

@@ -82,6 +82,16 @@ impl fmt::Display for TraceParent {
     }
 }
 
+/// Records the attempt about to start and its peer on the current span (the client's
+/// `rpc.client` span, which declares both fields; on any other span this does nothing).
+pub(crate) fn record_attempt(attempt: usize, peer: std::net::SocketAddr) {
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("attempt", attempt);
+        span.record("peer", tracing::field::display(peer));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,10 +4,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Client, Inner, Route};
+use bytes::Bytes;
+
+use super::layer::Layers;
+use super::{Client, Core, Inner, Route};
+use super::{ClientRequest, ClientResponse, ClientStack};
 use crate::cluster::{ClusterConfig, Invoker};
 use crate::defaults;
-use crate::protocol::{Codec, Codecs, DEFAULT_MAX_FRAME};
+use crate::protocol::{keys, Codec, Codecs, Metadata, MetadataError, DEFAULT_MAX_FRAME};
 use crate::registry::Registry;
 use crate::transport::{Pool, Settings};
 use crate::RpcError;
@@ -24,6 +28,9 @@ pub struct ClientBuilder {
     ping_interval: Duration,
     ping_timeout: Duration,
     cluster: ClusterConfig,
+    metadata: Metadata,
+    metadata_error: Option<MetadataError>,
+    layers: Option<Layers>,
 }
 
 impl Default for ClientBuilder {
@@ -38,6 +45,9 @@ impl Default for ClientBuilder {
             ping_interval: defaults::PING_INTERVAL,
             ping_timeout: defaults::PING_TIMEOUT,
             cluster: ClusterConfig::default(),
+            metadata: Metadata::new(),
+            metadata_error: None,
+            layers: None,
         }
     }
 }
@@ -104,15 +114,55 @@ impl ClientBuilder {
         self
     }
 
+    /// A metadata entry sent with every call (`rpc-tag`, say); a call's own entry of the
+    /// same key wins. A bad key or value makes every call fail with
+    /// [`RpcError::BadMetadata`], unsent.
+    pub fn metadata(mut self, key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        if let Err(e) = self.metadata.insert(key, value) {
+            self.metadata_error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// The calling application's name, sent as `rpc-caller` with every call
+    /// (`client.caller`, `RPC_CALLER`).
+    pub fn caller(self, name: impl Into<String>) -> Self {
+        self.metadata(keys::CALLER, name.into())
+    }
+
+    /// Wraps every call of the client in a `tower` layer: it sees each
+    /// [`ClientRequest`] (and may change its metadata) before the call is sent, retries and
+    /// fail-over included, and its [`ClientResponse`]. Each `layer` wraps the ones added
+    /// before it. A client with no layer sends calls with no extra boxing.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<ClientStack> + Send + Sync + 'static,
+        L::Service: tower::Service<ClientRequest, Response = ClientResponse, Error = RpcError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        <L::Service as tower::Service<ClientRequest>>::Future: Send + 'static,
+    {
+        self.layers = Some(Layers::wrap(self.layers.take(), layer));
+        self
+    }
+
     fn build(self, route: Route, pool: Arc<Pool>) -> Client {
+        let core = Arc::new(Core {
+            pool,
+            route,
+            max_frame: self.max_frame,
+        });
         Client {
             inner: Arc::new(Inner {
-                pool,
-                route,
+                stack: self.layers.map(|layers| layers.build(Arc::clone(&core))),
+                core,
                 codec: self.codec,
                 codecs: self.codecs,
                 deadline: self.deadline,
-                max_frame: self.max_frame,
+                metadata: self.metadata,
+                metadata_error: self.metadata_error,
             }),
         }
     }

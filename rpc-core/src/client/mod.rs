@@ -6,21 +6,27 @@
 //! and none of them imports it.
 
 mod builder;
+mod layer;
+mod outgoing;
+mod trace;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde::{de::DeserializeOwned, Serialize};
+use tower::ServiceExt;
+use tracing::Instrument;
 
-pub use crate::call::CallOptions;
+pub use crate::call::{CallOptions, ResponseMetadata};
 pub use builder::ClientBuilder;
+pub use layer::{ClientRequest, ClientResponse, ClientStack};
 
 use crate::call::{Call, Deadline};
 use crate::cluster::{Directory, Invoker};
-use crate::protocol::{Codec, CodecError, Codecs};
+use crate::protocol::{Codec, CodecError, Codecs, Metadata, MetadataError};
 use crate::registry::{Registry, ServiceKey};
 use crate::transport::{check_request, Pool};
 use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
@@ -35,21 +41,36 @@ use crate::{MethodDescriptor, RpcError, ServiceDescriptor};
 /// timeout fails its calls with [`RpcError::Unresponsive`] (see
 /// [`ClientBuilder::ping_timeout`]). A request larger than the frame limit fails alone with
 /// [`RpcError::RequestTooLarge`] before anything is sent.
+///
+/// Every call runs in a debug-level `rpc.client` span (service, method, attempt, peer,
+/// status, latency, trace id). It sends the W3C `traceparent` of its trace: continued from the
+/// served call it is made in, or a new trace when this client's spans are recorded.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    pool: Arc<Pool>,
-    route: Route,
+    core: Arc<Core>,
     codec: Codec,
     codecs: Codecs,
     deadline: Option<Duration>,
+    /// Sent with every call unless the call sets the same key.
+    metadata: Metadata,
+    /// A default entry the builder refused: every call fails with it.
+    metadata_error: Option<MetadataError>,
+    /// The builder's layers over [`Core`], if any were added.
+    stack: Option<ClientStack>,
+}
+
+/// What sends a call once its metadata is final: the route and the connections.
+pub(crate) struct Core {
+    pool: Arc<Pool>,
+    route: Route,
     max_frame: usize,
 }
 
-impl Drop for Inner {
+impl Drop for Core {
     /// The last handle is gone: close every connection now rather than when the provider's
     /// idle timeout fires, and let the connections' tasks end.
     fn drop(&mut self) {
@@ -66,7 +87,7 @@ enum Route {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.inner.route {
+        match &self.inner.core.route {
             Route::Direct(addr) => write!(f, "Client(direct {addr})"),
             Route::Cluster(cluster) => write!(f, "Client(registry {})", cluster.backend()),
         }
@@ -112,8 +133,10 @@ impl Client {
             body: codec.encode(args)?,
             deadline: Deadline::NONE,
             hash_key: options.hash_key,
+            metadata: Bytes::new(),
+            reply_metadata: None,
         };
-        match self.run(&mut call, options).await {
+        match self.send(&mut call, options).await {
             Ok(body) => Ok(codec.decode(&body)?),
             Err(error) => self.on_error(&call, error, options),
         }
@@ -123,7 +146,9 @@ impl Client {
     /// the encoded reply; both use `codec`. This is what tools such as `rpcctl call` use: with
     /// [`Codec::Json`] the arguments and the reply are plain JSON.
     ///
-    /// `idempotent` says whether a timed-out attempt may be retried.
+    /// `idempotent` says whether a timed-out attempt may be retried. Metadata goes with
+    /// [`CallOptions::with_metadata`], and the reply's comes back through
+    /// [`CallOptions::with_response_metadata`], as for typed calls.
     pub async fn call_raw(
         &self,
         service: &ServiceKey,
@@ -142,8 +167,10 @@ impl Client {
             body: args,
             deadline: Deadline::NONE,
             hash_key: options.hash_key,
+            metadata: Bytes::new(),
+            reply_metadata: None,
         };
-        match self.run(&mut call, options).await {
+        match self.send(&mut call, options).await {
             Ok(body) => Ok(body),
             Err(error) => {
                 // Fail-back queues the call here; fail-safe hands back the fallback as JSON.
@@ -179,19 +206,51 @@ impl Client {
         }))
     }
 
-    /// Runs one call under its deadline, through the route. A request too large to send
-    /// fails here, before any provider is chosen or charged for it.
-    async fn run(&self, call: &mut Call, options: &CallOptions) -> Result<Bytes, RpcError> {
-        let budget = options.deadline.or(self.inner.deadline);
-        call.deadline = Deadline::after(budget);
-        check_request(call, self.inner.max_frame)?;
-        let call = &*call;
-        match call.deadline.run(self.invoke(call)).await {
-            Some(reply) => reply,
-            None => Err(RpcError::DeadlineExceeded {
-                deadline: budget.unwrap_or(Duration::MAX),
-            }),
+    /// Runs one call in its span: adds its metadata, then sends it through the layers, if
+    /// any, or straight through the route.
+    async fn send(&self, call: &mut Call, options: &CallOptions) -> Result<Bytes, RpcError> {
+        let span = trace::call_span(&call.service_key, &call.method_name);
+        let started = Instant::now();
+        let result = self
+            .send_in_span(call, options, &span)
+            .instrument(span.clone())
+            .await;
+        trace::finish(&span, started, &result);
+        result
+    }
+
+    async fn send_in_span(
+        &self,
+        call: &mut Call,
+        options: &CallOptions,
+        span: &tracing::Span,
+    ) -> Result<Bytes, RpcError> {
+        let bad_metadata = |call: &Call, source| RpcError::BadMetadata {
+            service: call.service_key.to_string(),
+            method: call.method_name.to_string(),
+            source,
+        };
+        if let Some(error) = &self.inner.metadata_error {
+            return Err(bad_metadata(call, error.clone()));
         }
+        let metadata = outgoing::metadata(options, &self.inner.metadata, span)
+            .map_err(|e| bad_metadata(call, e))?;
+        let budget = options.deadline.or(self.inner.deadline);
+        let Some(stack) = &self.inner.stack else {
+            call.metadata = metadata.encode();
+            call.reply_metadata = options.response_metadata.clone();
+            return self.inner.core.run(call, budget).await;
+        };
+        let request = ClientRequest {
+            call: call.clone(),
+            metadata,
+            budget,
+        };
+        let response = stack.clone().oneshot(request).await?;
+        if let Some(slot) = &options.response_metadata {
+            slot.set(response.metadata);
+        }
+        Ok(response.body)
     }
 
     /// What a failed call returns: the error, or what the fault policy makes of it.
@@ -201,7 +260,7 @@ impl Client {
         error: RpcError,
         options: &CallOptions,
     ) -> Result<R, RpcError> {
-        match &self.inner.route {
+        match &self.inner.core.route {
             Route::Cluster(cluster) => cluster.on_final_error(call, error, options),
             Route::Direct(_) => Err(error),
         }
@@ -210,7 +269,7 @@ impl Client {
     /// The directory of provider lists (with each endpoint's health), for registry clients;
     /// `None` for a direct client.
     pub fn directory(&self) -> Option<&Directory> {
-        match &self.inner.route {
+        match &self.inner.core.route {
             Route::Cluster(cluster) => Some(cluster.directory()),
             Route::Direct(_) => None,
         }
@@ -218,12 +277,35 @@ impl Client {
 
     /// Sends a protocol ping to `addr` and returns the round-trip time.
     pub async fn ping(&self, addr: SocketAddr) -> Result<Duration, RpcError> {
-        self.inner.pool.get(addr).await?.ping().await
+        self.inner.core.pool.get(addr).await?.ping().await
+    }
+}
+
+impl Core {
+    /// Runs one call under its deadline, through the route. A request too large to send
+    /// fails here, before any provider is chosen or charged for it.
+    async fn run(&self, call: &mut Call, budget: Option<Duration>) -> Result<Bytes, RpcError> {
+        let budget = match &self.route {
+            Route::Cluster(cluster) => cluster.deadline_override(&call.service_key).or(budget),
+            Route::Direct(_) => budget,
+        };
+        call.deadline = Deadline::after(budget);
+        check_request(call, self.max_frame)?;
+        let call = &*call;
+        match call.deadline.run(self.invoke(call)).await {
+            Some(reply) => reply,
+            None => Err(RpcError::DeadlineExceeded {
+                deadline: budget.unwrap_or(Duration::MAX),
+            }),
+        }
     }
 
     async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
-        match &self.inner.route {
-            Route::Direct(addr) => self.inner.pool.get(*addr).await?.send(call).await,
+        match &self.route {
+            Route::Direct(addr) => {
+                crate::call::record_attempt(1, *addr);
+                self.pool.get(*addr).await?.send(call).await
+            }
             Route::Cluster(cluster) => cluster.invoke(call).await,
         }
     }

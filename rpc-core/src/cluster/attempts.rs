@@ -12,35 +12,39 @@ use super::directory::ServiceEntry;
 use super::endpoint::{Endpoint, Members};
 use super::governance::{CallFacts, Routing};
 use super::invoker::InvokerState;
-use crate::call::context::{self, CallContext};
 use crate::call::Call;
-use crate::protocol::keys;
+use crate::protocol::{keys, Metadata, MetadataLimits};
 use crate::{RpcError, Status};
 
-/// What routing rules may ask about a call, owned for the length of the attempt loop.
+/// What routing rules may ask about a call, owned for the length of the attempt loop: its
+/// metadata (which holds the `rpc-tag` set on the call or inherited from the served call it
+/// is made from), else the client's `client.tag`.
 struct Facts<'a> {
     call: &'a Call,
-    /// The served call this one is made from, if any: its `rpc-tag` follows the chain.
-    incoming: Option<std::sync::Arc<CallContext>>,
+    metadata: Option<Metadata>,
     tag: Option<&'a str>,
 }
 
 impl<'a> Facts<'a> {
     fn of(call: &'a Call, cluster: &'a InvokerState) -> Facts<'a> {
+        // The client built and checked this block itself; an empty one decodes to nothing.
+        let metadata = (!call.metadata.is_empty())
+            .then(|| Metadata::decode(&call.metadata, &MetadataLimits::default()).ok())
+            .flatten();
         Facts {
             call,
-            incoming: context::current(),
+            metadata,
             tag: cluster.config.tag.as_deref(),
         }
     }
 
     fn get(&self) -> CallFacts<'_> {
-        let incoming = self.incoming.as_ref().map(|c| c.metadata());
+        let metadata = self.metadata.as_ref();
         CallFacts {
             method: &self.call.method_name,
-            tag: incoming.and_then(|m| m.get_str(keys::TAG)).or(self.tag),
-            caller: None,
-            metadata: None,
+            tag: metadata.and_then(|m| m.get_str(keys::TAG)).or(self.tag),
+            caller: metadata.and_then(|m| m.get_str(keys::CALLER)),
+            metadata,
         }
     }
 }
@@ -86,6 +90,7 @@ pub(crate) async fn run(
         else {
             break;
         };
+        crate::call::record_attempt(n + 1, endpoint.addr());
         let cx = AttemptContext {
             pool: &cluster.pool,
             ejector: &cluster.ejector,

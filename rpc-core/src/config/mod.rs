@@ -38,7 +38,7 @@ use crate::backoff::Backoff;
 use crate::client::ClientBuilder;
 use crate::cluster::{ClusterConfig, EjectionConfig, FaultPolicy};
 use crate::defaults;
-use crate::protocol::{Codec, DEFAULT_MAX_FRAME};
+use crate::protocol::{Codec, MetadataLimits, DEFAULT_MAX_FRAME};
 use crate::server::ServerBuilder;
 
 pub use error::ConfigError;
@@ -92,12 +92,18 @@ pub struct RpcConfig {
     /// Provider: a connection with no call and no frame for this long is closed (`None`:
     /// never). Default 5 minutes.
     pub idle_timeout: Option<Duration>,
+    /// Provider: most entries in one call's metadata block. Default 64.
+    pub max_metadata_entries: usize,
+    /// Provider: most bytes of one call's metadata block. Default 16 KiB.
+    pub max_metadata_bytes: usize,
     /// Provider: how long shutdown waits for in-flight calls. Default 10 s.
     pub drain_grace: Duration,
     /// Provider: wait between deregistering and closing. Default 1 s.
     pub propagation_grace: Duration,
     /// Consumer: default deadline of a call, retries included (`None`: none). Default 10 s.
     pub deadline: Option<Duration>,
+    /// Consumer: this application's name, sent as `rpc-caller`. Default none.
+    pub caller: Option<String>,
     /// Consumer: connect timeout. Default 3 s.
     pub connect_timeout: Duration,
     /// Consumer: request body codec (bincode, json or postcard). Default bincode.
@@ -161,9 +167,12 @@ impl Default for RpcConfig {
             max_partial_frame_bytes: defaults::MAX_PARTIAL_FRAME_BYTES,
             frame_timeout: defaults::FRAME_TIMEOUT,
             idle_timeout: defaults::IDLE_TIMEOUT,
+            max_metadata_entries: MetadataLimits::default().max_entries,
+            max_metadata_bytes: MetadataLimits::default().max_bytes,
             drain_grace: defaults::DRAIN_GRACE,
             propagation_grace: defaults::PROPAGATION_GRACE,
             deadline: defaults::DEADLINE,
+            caller: None,
             connect_timeout: defaults::CONNECT_TIMEOUT,
             codec: defaults::CODEC,
             connections_per_address: defaults::CONNECTIONS_PER_ADDRESS,
@@ -332,6 +341,10 @@ impl RpcConfig {
             .max_partial_frame_bytes(self.max_partial_frame_bytes)
             .frame_timeout(self.frame_timeout)
             .idle_timeout(self.idle_timeout)
+            .metadata_limits(MetadataLimits {
+                max_entries: self.max_metadata_entries,
+                max_bytes: self.max_metadata_bytes,
+            })
             .drain_grace(self.drain_grace)
             .propagation_grace(self.propagation_grace);
         match &self.advertise {
@@ -376,7 +389,11 @@ impl RpcConfig {
 
     /// A client builder with the client settings (finish it with `connect` or `discover`).
     pub fn client_builder(&self) -> ClientBuilder {
-        ClientBuilder::default()
+        let builder = match &self.caller {
+            Some(name) => ClientBuilder::default().caller(name.clone()),
+            None => ClientBuilder::default(),
+        };
+        builder
             .codec(self.codec)
             .deadline(self.deadline)
             .connect_timeout(self.connect_timeout)

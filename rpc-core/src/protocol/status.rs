@@ -24,6 +24,12 @@ pub enum Status {
     ShuttingDown = 7,
     /// Something went wrong inside the server (for example the reply did not encode).
     Internal = 8,
+    /// The call carries no credentials, or credentials the server does not accept (for
+    /// example a middleware found no `authorization`). Not retried: another provider would
+    /// answer the same.
+    Unauthenticated = 9,
+    /// The caller is known but may not make this call. Not retried.
+    PermissionDenied = 10,
     /// The handler ran, but its reply is over the frame limit; not retried, since running the
     /// call again would run the handler again.
     ResponseTooLarge = 11,
@@ -42,6 +48,8 @@ impl Status {
             6 => Status::Overloaded,
             7 => Status::ShuttingDown,
             8 => Status::Internal,
+            9 => Status::Unauthenticated,
+            10 => Status::PermissionDenied,
             11 => Status::ResponseTooLarge,
             _ => return None,
         })
@@ -65,6 +73,8 @@ impl fmt::Display for Status {
             Status::Overloaded => "overloaded",
             Status::ShuttingDown => "shutting down",
             Status::Internal => "internal error",
+            Status::Unauthenticated => "unauthenticated",
+            Status::PermissionDenied => "permission denied",
             Status::ResponseTooLarge => "response too large",
         };
         f.write_str(text)
@@ -75,6 +85,27 @@ impl fmt::Display for Status {
 mod tests {
     use super::*;
     use crate::protocol::{Codec, Frame};
+
+    /// Statuses 9 and 10 parse, print and are not retried.
+    #[test]
+    fn unauthenticated_and_permission_denied_are_9_and_10() {
+        for (code, status, text) in [
+            (9, Status::Unauthenticated, "unauthenticated"),
+            (10, Status::PermissionDenied, "permission denied"),
+        ] {
+            assert_eq!(Status::from_u8(code), Some(status));
+            assert_eq!(status.as_u8(), code);
+            assert_eq!(status.to_string(), text);
+            let error = crate::RpcError::Status {
+                status,
+                message: String::new(),
+                service: "s:1".into(),
+                method: "m".into(),
+                addr: ([127, 0, 0, 1], 1).into(),
+            };
+            assert!(!error.is_retryable(true), "{status} must not be retried");
+        }
+    }
 
     /// Status 11 on the wire, byte for byte (docs/protocol.md, status codes).
     #[test]

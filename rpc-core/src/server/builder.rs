@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -13,6 +14,7 @@ use super::admission::{Admission, Full};
 use super::advertise::{published, Advertise};
 use super::connection::serve_connection;
 use super::context::ConnectionContext;
+use super::layer::{Layers, Rejection, ServerRequest, ServerStack};
 use super::registration::Registration;
 use super::stats::StatsSource;
 use super::warn_limit::WarnLimit;
@@ -55,6 +57,7 @@ pub struct ServerBuilder {
     metadata: BTreeMap<String, String>,
     metadata_limits: MetadataLimits,
     codecs: Codecs,
+    layers: Option<Layers>,
 }
 
 impl Default for ServerBuilder {
@@ -78,6 +81,7 @@ impl Default for ServerBuilder {
             metadata: BTreeMap::new(),
             metadata_limits: MetadataLimits::default(),
             codecs: Codecs::new(),
+            layers: None,
         }
     }
 }
@@ -220,6 +224,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Wraps the dispatch of every call in a `tower` layer (auth checks, rate or
+    /// concurrency limits, logging): it sees each [`ServerRequest`] before its handler and
+    /// may refuse it with a [`Rejection`] (its status goes to the caller). Each `layer` wraps
+    /// the ones added before it. A server with no layer dispatches with no extra boxing.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<ServerStack> + Send + Sync + 'static,
+        L::Service: tower::Service<ServerRequest, Response = Bytes> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<ServerRequest>>::Error: Into<Rejection>,
+        <L::Service as tower::Service<ServerRequest>>::Future: Send + 'static,
+    {
+        self.layers = Some(Layers::wrap(self.layers.take(), layer));
+        self
+    }
+
     /// A metadata label published with each instance.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key.into(), value.into());
@@ -283,7 +302,9 @@ impl ServerBuilder {
             self.max_connections,
             self.max_connections_per_address,
         ));
+        let services = Arc::new(services);
         let context = Arc::new(ConnectionContext {
+            stack: self.layers.as_ref().map(|l| l.build(Arc::clone(&services))),
             services,
             max_frame: self.max_frame,
             max_in_flight: self.max_in_flight.max(1),

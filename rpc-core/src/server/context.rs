@@ -8,14 +8,17 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::frame_reader::PartialBudget;
+use super::layer::ServerStack;
 use crate::protocol::{Codecs, MetadataLimits};
 use crate::Service;
 
 /// What every connection of one server shares.
 pub(crate) struct ConnectionContext {
-    pub services: HashMap<String, Arc<dyn Service>>,
+    pub services: Arc<HashMap<String, Arc<dyn Service>>>,
     /// The codecs requests may use; another codec byte gets status 4.
     pub codecs: Codecs,
+    /// The builder's layers over the services; `None` dispatches straight to the handler.
+    pub stack: Option<ServerStack>,
     pub max_frame: usize,
     pub max_in_flight: usize,
     pub metadata_limits: MetadataLimits,

@@ -6,9 +6,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures::FutureExt;
+use tower::ServiceExt;
 
 use super::context::ConnectionContext;
-use super::in_flight::{InFlight, Refused};
+use super::in_flight::{InFlight, Refused, Ticket};
+use super::layer::{ServerRequest, ServerStack};
 use super::outbound::Outbox;
 use super::warn_limit::WarnLimit;
 use super::wire_text::WireText;
@@ -72,6 +74,23 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             return;
         }
     };
+    if let Some(stack) = &ctx.context.stack {
+        let call = Arc::new(CallContext::from_wire(
+            ctx.peer,
+            id,
+            service,
+            method,
+            Deadline::from_wire_ms(deadline_ms),
+            metadata,
+        ));
+        let request = ServerRequest {
+            context: call,
+            codec,
+            body,
+        };
+        dispatch_layered(stack.clone(), request, deadline_ms, &ctx);
+        return;
+    }
     let service_name = WireText(&service);
     let Some(handler) = ctx.context.services.get(&*service) else {
         if let Some(suppressed) = UNKNOWN_SERVICE.allow() {
@@ -133,25 +152,8 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         ctx.outbox.send(&finish(frame, &call, &span));
         return;
     }
-    let ticket = match ctx.in_flight.admit(id, ctx.context.max_in_flight) {
-        Ok(ticket) => ticket,
-        Err(Refused::Full) => {
-            if let Some(suppressed) = OVERLOADED.allow() {
-                tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, suppressed, "in-flight limit reached");
-            }
-            reject(
-                Status::Overloaded,
-                "too many calls in flight on this connection",
-            );
-            return;
-        }
-        Err(Refused::DuplicateId) => {
-            reject(
-                Status::BadRequest,
-                &format!("request id {id} is already in flight on this connection"),
-            );
-            return;
-        }
+    let Some(ticket) = admit(id, codec, &ctx) else {
+        return;
     };
     let seq = ticket.seq();
     let outbox = Arc::clone(ctx.outbox);
@@ -161,6 +163,84 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         let frame = reply(id, codec, &method, outcome, deadline_ms, max_frame);
         outbox.send(&finish(frame, &call, &span));
         // Only now, with the reply queued, may a draining connection close.
+        drop(ticket);
+    });
+    ctx.in_flight.attach(id, seq, task.abort_handle());
+}
+
+/// A place in the connection's in-flight table for call `id`, or its refusal answered.
+fn admit(id: u64, codec: crate::Codec, ctx: &Dispatch<'_>) -> Option<Ticket> {
+    let refusal = match ctx.in_flight.admit(id, ctx.context.max_in_flight) {
+        Ok(ticket) => return Some(ticket),
+        Err(Refused::Full) => {
+            if let Some(suppressed) = OVERLOADED.allow() {
+                tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, suppressed, "in-flight limit reached");
+            }
+            Frame::error(
+                id,
+                codec,
+                Status::Overloaded,
+                "too many calls in flight on this connection",
+            )
+        }
+        Err(Refused::DuplicateId) => Frame::error(
+            id,
+            codec,
+            Status::BadRequest,
+            &format!("request id {id} is already in flight on this connection"),
+        ),
+    };
+    ctx.outbox.send(&refusal);
+    None
+}
+
+/// Runs a call through the builder's layers, in its own task: the whole stack runs in the
+/// call's context and span, under its deadline and the panic guard.
+fn dispatch_layered(
+    stack: ServerStack,
+    request: ServerRequest,
+    deadline_ms: u32,
+    ctx: &Dispatch<'_>,
+) {
+    let (id, codec) = (request.context.request_id(), request.codec);
+    let Some(ticket) = admit(id, codec, ctx) else {
+        return;
+    };
+    let call = Arc::clone(&request.context);
+    let span = call_span(&call);
+    let max_frame = ctx.context.max_frame;
+    let seq = ticket.seq();
+    let outbox = Arc::clone(ctx.outbox);
+    let task = tokio::spawn(async move {
+        let work = AssertUnwindSafe(stack.oneshot(request)).catch_unwind();
+        let work = context::scope(Arc::clone(&call), work).instrument(span.clone());
+        let frame = match call.deadline().run(work).await {
+            Some(Ok(Err(rejection))) => {
+                let status = match rejection.status {
+                    Status::Ok => Status::Internal,
+                    status => status,
+                };
+                Frame::error(id, codec, status, &rejection.message)
+            }
+            Some(Ok(Ok(body))) => reply(
+                id,
+                codec,
+                call.method(),
+                Some(Ok(Ok(body))),
+                deadline_ms,
+                max_frame,
+            ),
+            Some(Err(panic)) => reply(
+                id,
+                codec,
+                call.method(),
+                Some(Err(panic)),
+                deadline_ms,
+                max_frame,
+            ),
+            None => reply(id, codec, call.method(), None, deadline_ms, max_frame),
+        };
+        outbox.send(&finish(frame, &call, &span));
         drop(ticket);
     });
     ctx.in_flight.attach(id, seq, task.abort_handle());
@@ -181,6 +261,8 @@ fn call_span(call: &CallContext) -> Span {
     if !span.is_disabled() {
         let parent = call.metadata().get_str(keys::TRACEPARENT);
         if let Some(parent) = parent.and_then(TraceParent::parse) {
+            #[cfg(feature = "opentelemetry")]
+            crate::call::otel::link_to_caller(&span, parent);
             span.record(
                 "trace_id",
                 tracing::field::display(format_args!("{:032x}", parent.trace_id)),

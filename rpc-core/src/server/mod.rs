@@ -10,6 +10,7 @@ mod dispatch;
 mod error;
 mod frame_reader;
 mod in_flight;
+mod layer;
 mod outbound;
 mod registration;
 mod stats;
@@ -19,6 +20,7 @@ mod wire_text;
 pub use advertise::{Advertise, BadAdvertise};
 pub use builder::ServerBuilder;
 pub use error::ServerError;
+pub use layer::{Rejection, ServerRequest, ServerStack};
 pub use stats::ServerStats;
 
 use std::net::SocketAddr;

@@ -19,7 +19,7 @@ use super::request::{check_size, request_frame};
 use super::settings::Settings;
 use super::{health, FrameWriter};
 use crate::call::Call;
-use crate::protocol::{Frame, FrameCodec, FrameError, Kind};
+use crate::protocol::{Frame, FrameCodec, FrameError, Kind, Metadata, MetadataLimits};
 use crate::{RpcError, Status};
 
 type Reply = Result<Frame, RpcError>;
@@ -145,6 +145,9 @@ impl Connection {
         let frame = request_frame(call);
         check_size(&frame, self.shared.settings.max_frame)?;
         let reply = self.exchange(frame).await?;
+        if let Some(slot) = &call.reply_metadata {
+            slot.set(reply_metadata(&reply, self.addr()));
+        }
         if reply.status == Status::Ok {
             Ok(reply.body)
         } else {
@@ -199,6 +202,18 @@ impl Connection {
         match reply {
             Ok(reply) => reply,
             Err(_) => Err(self.shared.lost("the connection closed")),
+        }
+    }
+}
+
+/// The metadata a reply carries. A block that breaks the rules is dropped (logged at
+/// debug): the reply itself is still good.
+fn reply_metadata(reply: &Frame, addr: SocketAddr) -> Metadata {
+    match Metadata::decode(&reply.metadata, &MetadataLimits::default()) {
+        Ok(metadata) => metadata,
+        Err(e) => {
+            tracing::debug!(peer = %addr, error = %e, "ignoring bad reply metadata");
+            Metadata::new()
         }
     }
 }

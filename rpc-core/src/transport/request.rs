@@ -2,8 +2,6 @@
 //! frame the provider would refuse must not reach the socket, where it would close the
 //! connection and fail every other call on it.
 
-use bytes::Bytes;
-
 use crate::call::Call;
 use crate::protocol::{Frame, Kind};
 use crate::{RpcError, Status};
@@ -19,7 +17,7 @@ pub(super) fn request_frame(call: &Call) -> Frame {
         deadline_ms: call.deadline.to_wire_ms(),
         service: call.service_key.clone(),
         method: call.method_name.clone(),
-        metadata: Bytes::new(),
+        metadata: call.metadata.clone(),
         body: call.body.clone(),
     }
 }
@@ -48,6 +46,7 @@ mod tests {
     use super::*;
     use crate::call::Deadline;
     use crate::protocol::Codec;
+    use bytes::Bytes;
     use bytestring::ByteString;
 
     #[test]
@@ -60,6 +59,8 @@ mod tests {
             body: Bytes::from(vec![0u8; 2048]),
             deadline: Deadline::NONE,
             hash_key: None,
+            metadata: Bytes::new(),
+            reply_metadata: None,
         };
         let error = check_request(&call, 1024).unwrap_err();
         assert!(!error.is_retryable(true));

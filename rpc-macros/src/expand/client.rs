@@ -10,7 +10,11 @@ use crate::model::{Method, Service};
 /// The client stub: a struct with the descriptor, constructors and one method per rpc method.
 pub(super) fn client(service: &Service, names: &Names) -> TokenStream {
     let Names {
-        client, key, cfgs, ..
+        client,
+        client_call,
+        key,
+        cfgs,
+        ..
     } = names;
     let vis = &service.vis;
     let (name, version) = (&service.name, &service.version);
@@ -20,11 +24,16 @@ pub(super) fn client(service: &Service, names: &Names) -> TokenStream {
         service.ident
     );
     let descriptor = descriptor(service, key);
+    let call_doc = format!(
+        "A [`{client}`]'s client with options borrowed for one call, from \
+         [`{client}::call_with`]: the same methods, nothing cloned."
+    );
     let methods = service
         .methods
         .iter()
         .enumerate()
-        .map(|(index, method)| client_method(index, method));
+        .map(|(index, method)| client_method(index, method, client));
+    let delegates = service.methods.iter().map(delegate_method);
     quote! {
         #(#cfgs)*
         #[doc = #doc]
@@ -68,7 +77,7 @@ pub(super) fn client(service: &Service, names: &Names) -> TokenStream {
                 &self.options
             }
 
-            /// A copy of this stub whose calls use `options`.
+            /// A copy of this stub whose calls use `options`; to keep.
             pub fn with_options(&self, options: ::rpc_core::CallOptions) -> Self {
                 Self {
                     client: ::core::clone::Clone::clone(&self.client),
@@ -76,6 +85,28 @@ pub(super) fn client(service: &Service, names: &Names) -> TokenStream {
                 }
             }
 
+            /// This stub's calls with `options` instead of its own, borrowing both: for one
+            /// call, `stub.call_with(&options).method(args)`, nothing cloned.
+            pub fn call_with<'a>(&'a self, options: &'a ::rpc_core::CallOptions) -> #client_call<'a> {
+                #client_call {
+                    client: &self.client,
+                    options,
+                }
+            }
+
+            #(#delegates)*
+        }
+
+        #(#cfgs)*
+        #[doc = #call_doc]
+        #[derive(::core::clone::Clone, ::core::marker::Copy, ::core::fmt::Debug)]
+        #vis struct #client_call<'a> {
+            client: &'a ::rpc_core::Client,
+            options: &'a ::rpc_core::CallOptions,
+        }
+
+        #(#cfgs)*
+        impl<'a> #client_call<'a> {
             #(#methods)*
         }
     }
@@ -105,8 +136,35 @@ fn descriptor(service: &Service, key: &LitStr) -> TokenStream {
     }
 }
 
-/// One stub method: the arguments travel as one tuple, the return value as itself.
-fn client_method(index: usize, method: &Method) -> TokenStream {
+/// One stub method: calls the same method with the stub's own options.
+fn delegate_method(method: &Method) -> TokenStream {
+    let Method {
+        ident,
+        output,
+        args,
+        ..
+    } = method;
+    let docs = docs_or(
+        &method.attrs,
+        &format!("Calls `{}` on a provider.", method.wire_name),
+    );
+    let params = params(method);
+    let wire_bounds = wire_bounds(method);
+    let names = args.iter().map(|arg| &arg.ident);
+    quote! {
+        #(#docs)*
+        pub async fn #ident(&self, #params)
+            -> ::core::result::Result<#output, ::rpc_core::RpcError>
+        where
+            #(#wire_bounds)*
+        {
+            self.call_with(&self.options).#ident(#(#names),*).await
+        }
+    }
+}
+
+/// One call-view method: the arguments travel as one tuple, the return value as itself.
+fn client_method(index: usize, method: &Method, client: &syn::Ident) -> TokenStream {
     let Method {
         ident,
         output,
@@ -144,11 +202,11 @@ fn client_method(index: usize, method: &Method) -> TokenStream {
         {
             self.client
                 .call::<_, #reply_type>(
-                    Self::DESCRIPTOR,
+                    #client::DESCRIPTOR,
                     // A place behind the `&'static` descriptor, so the borrow is `'static` too.
-                    &Self::DESCRIPTOR.methods[#index],
+                    &#client::DESCRIPTOR.methods[#index],
                     &(#(#arg_values,)*),
-                    &self.options,
+                    self.options,
                 )
                 .await
                 #from_reply

@@ -34,6 +34,8 @@ pub fn expand(service: &Service) -> TokenStream {
 struct Names {
     /// `<Trait>Client`.
     client: Ident,
+    /// `<Trait>ClientCall`: the stub's client with borrowed options.
+    client_call: Ident,
     /// `<Trait>Server`.
     server: Ident,
     /// `"<name>:<version>"`.
@@ -48,6 +50,7 @@ impl Names {
         let ident = &service.ident;
         Names {
             client: format_ident!("{}Client", ident),
+            client_call: format_ident!("{}ClientCall", ident),
             server: format_ident!("{}Server", ident),
             key: LitStr::new(&service.key(), Span::call_site()),
             cfgs: service

@@ -26,6 +26,7 @@ const RESERVED: &[&str] = &[
     "client",
     "options",
     "with_options",
+    "call_with",
     "DESCRIPTOR",
 ];
 

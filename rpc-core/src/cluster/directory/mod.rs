@@ -201,6 +201,11 @@ impl Directory {
         self.ctx.ready.load().get(&key.to_string()).cloned()
     }
 
+    /// The entry for the key spelled `key` if it has been looked up already; never waits.
+    pub(crate) fn cached_name(&self, key: &str) -> Option<Arc<ServiceEntry>> {
+        self.ctx.ready.load().get(key).cloned()
+    }
+
     /// Every live entry (looked up, and not dropped as idle).
     pub fn entries(&self) -> Vec<Arc<ServiceEntry>> {
         self.ctx.ready.load().values().cloned().collect()
