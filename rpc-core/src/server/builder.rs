@@ -368,6 +368,7 @@ async fn accept_loop(
         let admitted = match admission.admit(peer.ip()) {
             Ok(admitted) => admitted,
             Err(full) => {
+                super::metrics::rejected(super::metrics::Rejected::Connections);
                 if let Some(suppressed) = REFUSED.allow() {
                     let limit = match full {
                         Full::Server => "max_connections",

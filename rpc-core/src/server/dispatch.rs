@@ -9,6 +9,7 @@ use futures::FutureExt;
 
 use super::context::ConnectionContext;
 use super::in_flight::{InFlight, Refused};
+use super::metrics::{self, CallMeter, InFlightGauge, Rejected};
 use super::outbound::Outbox;
 use super::warn_limit::WarnLimit;
 use super::wire_text::WireText;
@@ -44,7 +45,9 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         body,
         ..
     } = frame;
+    let meter = CallMeter::start(ctx.context.services.get(&*service).map(|s| &**s), &method);
     let reject = |status: Status, message: &str| {
+        meter.answered(status);
         ctx.outbox.send(&Frame::error(id, codec, status, message));
     };
     if ctx.going_away {
@@ -119,12 +122,14 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
     let first_poll = || span.in_scope(|| (&mut work).now_or_never());
     if let Some(outcome) = context::sync_scope(Arc::clone(&call), first_poll) {
         let frame = reply(id, codec, &method, Some(outcome), 0, max_frame);
+        meter.answered(frame.status);
         ctx.outbox.send(&finish(frame, &call, &span));
         return;
     }
     let ticket = match ctx.in_flight.admit(id, ctx.context.max_in_flight) {
         Ok(ticket) => ticket,
         Err(Refused::Full) => {
+            metrics::rejected(Rejected::Overloaded);
             if let Some(suppressed) = OVERLOADED.allow() {
                 tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, suppressed, "in-flight limit reached");
             }
@@ -145,9 +150,12 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
     let seq = ticket.seq();
     let outbox = Arc::clone(ctx.outbox);
     let task = tokio::spawn(async move {
+        let running = InFlightGauge::start();
         let work = context::scope(Arc::clone(&call), work).instrument(span.clone());
         let outcome = deadline.run(work).await;
         let frame = reply(id, codec, &method, outcome, deadline_ms, max_frame);
+        drop(running);
+        meter.answered(frame.status);
         outbox.send(&finish(frame, &call, &span));
         // Only now, with the reply queued, may a draining connection close.
         drop(ticket);
@@ -213,6 +221,7 @@ fn reply(
                 "the response of {} bytes is over the frame limit of {max_frame} bytes",
                 frame.encoded_len()
             );
+            metrics::rejected(Rejected::ResponseTooLarge);
             if let Some(suppressed) = REJECTED.allow() {
                 tracing::warn!(method = %WireText(method), error = %message, suppressed, "reply not sent");
             }

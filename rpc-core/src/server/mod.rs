@@ -10,6 +10,7 @@ mod dispatch;
 mod error;
 mod frame_reader;
 mod in_flight;
+pub mod metrics;
 mod outbound;
 mod registration;
 mod stats;

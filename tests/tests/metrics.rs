@@ -1,0 +1,118 @@
+//! The server's call metrics, read back through a Prometheus text parser: after calls with
+//! known outcomes, `rpc_server_call_duration_seconds` holds exactly those counts per label
+//! set. The recorder is process-global, so this binary has one test.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rpc_core::{Client, Server, Status};
+use tests::raw::{encode, read_frame, request};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[rpc_core::service(name = "test.Outcomes", version = "1.0.0")]
+trait Outcomes {
+    async fn ok(&self) -> u32;
+    async fn fail(&self) -> u32;
+    async fn slow(&self, ms: u64);
+}
+
+#[derive(Clone)]
+struct Impl;
+
+impl Outcomes for Impl {
+    async fn ok(&self) -> u32 {
+        7
+    }
+
+    async fn fail(&self) -> u32 {
+        panic!("an application error, on purpose")
+    }
+
+    async fn slow(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+const KEY: &str = "test.Outcomes:1.0.0";
+const DURATION_COUNT: &str = "rpc_server_call_duration_seconds_count";
+
+/// `(service, method, status)` -> count, for every series of the duration histogram.
+fn call_counts(text: &str) -> BTreeMap<(String, String, String), f64> {
+    let lines = text.lines().map(|line| Ok(line.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines)
+        .unwrap_or_else(|e| panic!("the metrics do not parse: {e}\n{text}"));
+    scrape
+        .samples
+        .into_iter()
+        .filter(|sample| sample.metric == DURATION_COUNT)
+        .map(|sample| {
+            let label = |name: &str| sample.labels.get(name).unwrap_or_default().to_string();
+            let value = match sample.value {
+                prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v) => v,
+                other => panic!("{DURATION_COUNT} is {other:?}"),
+            };
+            (
+                (
+                    label("rpc_service"),
+                    label("rpc_method"),
+                    label("rpc_response_status_code"),
+                ),
+                value,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn metrics_hold_exactly_the_calls_made_per_outcome() {
+    let handle = rpc_core::admin::install_prometheus()
+        .unwrap_or_else(|e| panic!("cannot install the recorder: {e}"));
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .serve(OutcomesServer::new(Impl))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("server did not start: {e}"));
+    let addr = server.local_addr();
+    let client = OutcomesClient::new(
+        Client::connect(&addr.to_string())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}")),
+    );
+    for _ in 0..5 {
+        assert_eq!(client.ok().await.unwrap(), 7);
+    }
+    for _ in 0..3 {
+        let error = client.fail().await.unwrap_err();
+        assert_eq!(error.status(), Some(Status::ApplicationError), "{error}");
+    }
+    // Deadlines and unknown methods on a raw connection, so that the server, not the
+    // client, decides the outcome.
+    let mut raw = TcpStream::connect(addr).await.unwrap();
+    let calls = [("slow", 50, Status::DeadlineExceeded); 2]
+        .into_iter()
+        .chain([("no_such_method", 0, Status::UnknownMethod); 4]);
+    for (id, (method, deadline_ms, expected)) in (1..).zip(calls) {
+        let frame = match method {
+            "slow" => request(id, KEY, method, deadline_ms, &(10_000u64,)),
+            _ => request(id, KEY, method, deadline_ms, &()),
+        };
+        raw.write_all(&encode(&frame)).await.unwrap();
+        let reply = read_frame(&mut raw, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|| panic!("the server closed the connection on {method}"));
+        assert_eq!(reply.status, expected, "{method}");
+    }
+
+    let counts = call_counts(&handle.render());
+    let series = |method: &str, status: &str| (KEY.into(), method.into(), status.into());
+    let expected = BTreeMap::from([
+        (series("ok", "0"), 5.0),
+        (series("fail", "1"), 3.0),
+        (series("slow", "5"), 2.0),
+        (series("_unknown", "3"), 4.0),
+    ]);
+    assert_eq!(counts, expected);
+    server.shutdown().await.unwrap();
+}
