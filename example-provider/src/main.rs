@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use example_provider::{CalculatorServer, ExampleProvider, GreeterServer};
+use rpc_core::admin::{self, AdminEndpoint};
 use rpc_core::RpcConfig;
 
 #[derive(Parser, Debug)]
@@ -27,6 +28,11 @@ struct Args {
     /// listening on all interfaces; or server.advertise / RPC_ADVERTISE].
     #[arg(long, alias = "advertise-host", value_name = "HOST[:PORT]")]
     advertise: Option<String>,
+    /// Admin HTTP endpoint, HOST:PORT: /metrics, /health/live, /health/ready, /services,
+    /// POST /offline and /online; published as `rpc.admin` [default: off, or server.admin /
+    /// RPC_ADMIN].
+    #[arg(long, value_name = "HOST:PORT")]
+    admin: Option<String>,
     /// Weight published in the registry.
     #[arg(long, default_value_t = 100)]
     weight: u32,
@@ -70,12 +76,26 @@ async fn run(args: Args) -> Result<(), String> {
         config.propagation_grace = std::time::Duration::try_from_secs_f64(secs)
             .map_err(|_| format!("bad --propagation-grace {secs}: expected seconds"))?;
     }
+    if let Some(admin) = &args.admin {
+        config.admin = Some(admin.clone());
+    }
+    let admin = match &config.admin {
+        Some(addr) => Some(
+            AdminEndpoint::start_with_prometheus(addr)
+                .await
+                .map_err(|e| format!("cannot start the admin endpoint on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let provider = ExampleProvider::default();
     let mut builder = config
         .server_builder()
         .serve(GreeterServer::new(provider.clone()))
         .serve(CalculatorServer::new(provider.clone()))
         .weight(args.weight);
+    if let Some(admin) = &admin {
+        builder = builder.metadata(admin::METADATA_KEY, admin.local_addr().to_string());
+    }
 
     let registry = match config.registry_url() {
         None => None,
@@ -93,6 +113,10 @@ async fn run(args: Args) -> Result<(), String> {
     provider.set_address(server.published_addr());
     println!("example-provider listening on {}", server.local_addr());
     println!("example-provider published as {}", server.published_addr());
+    if let Some(admin) = &admin {
+        admin.attach_server(server.control());
+        println!("example-provider admin on {}", admin.local_addr());
+    }
     let result = server.run_until(signal).await.map_err(|e| e.to_string());
     if let Some(registry) = registry {
         if let Err(e) = registry.shutdown().await {

@@ -16,7 +16,7 @@ use super::context::ConnectionContext;
 use super::registration::Registration;
 use super::stats::StatsSource;
 use super::warn_limit::WarnLimit;
-use super::{ServerError, ServerHandle};
+use super::{ServerControl, ServerError, ServerHandle};
 use crate::defaults;
 use crate::protocol::MetadataLimits;
 use crate::protocol::DEFAULT_MAX_FRAME;
@@ -330,11 +330,11 @@ impl ServerBuilder {
             stop,
             force,
             connections,
-            registration,
+            control: ServerControl::new(registration),
             drain_grace: self.drain_grace,
             stats,
         };
-        if let Err(e) = handle.registration.publish().await {
+        if let Err(e) = handle.control.registration().publish().await {
             // Do not leave a half-started server behind.
             handle.stop.cancel();
             return Err(e);
