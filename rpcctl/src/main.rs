@@ -29,7 +29,7 @@ use rpc_core::ServiceKey;
 
 use crate::commands::governance::{ConfigCommand, Edit};
 use crate::commands::route::{Question, RouteCommand};
-use crate::commands::{call, governance, list, parse_key, ping, route, show, watch, Target};
+use crate::commands::{admin, call, governance, list, parse_key, ping, route, show, watch, Target};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
@@ -146,6 +146,22 @@ enum Command {
         #[arg(value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         weight: u32,
     },
+    /// Take a provider out of rotation through its admin endpoint: it deregisters every
+    /// service and keeps serving (readiness turns 503).
+    Offline {
+        /// The admin endpoint's HOST:PORT (the provider's `rpc.admin` metadata).
+        admin: String,
+    },
+    /// Put a provider taken offline back into rotation: it registers again.
+    Online {
+        /// The admin endpoint's HOST:PORT.
+        admin: String,
+    },
+    /// Calls per service, method and status, with mean latency, from a process's metrics.
+    Stats {
+        /// The admin endpoint's HOST:PORT.
+        admin: String,
+    },
     /// Per-service call settings in the overrides document.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -210,6 +226,8 @@ fn usage(error: clap::Error) -> ExitCode {
 enum Job {
     /// `ping`, which needs no registry.
     Ping(String, ping::Settings),
+    /// `offline` / `online` (`true`) / `stats` (`None`) on an admin endpoint.
+    Admin(String, Option<bool>),
     /// A command that reads the registry.
     Registry(RegistryJob),
 }
@@ -282,6 +300,9 @@ impl Job {
                     },
                 })
             }
+            Command::Offline { admin } => Job::Admin(admin, Some(false)),
+            Command::Online { admin } => Job::Admin(admin, Some(true)),
+            Command::Stats { admin } => Job::Admin(admin, None),
             Command::Disable { service, address } => {
                 let edit = Edit::Disabled(address, true);
                 Job::Registry(RegistryJob::Edit(parse_key(&service)?, edit))
@@ -339,6 +360,8 @@ async fn run(cli: Cli) -> CliResult {
     let out = Output::new(cli.json);
     let job = match Job::from_command(cli.command)? {
         Job::Ping(address, settings) => return ping::run(out, &address, settings).await,
+        Job::Admin(address, Some(online)) => return admin::transition(out, &address, online).await,
+        Job::Admin(address, None) => return admin::stats(out, &address).await,
         Job::Registry(job) => job,
     };
     let target = Target::open(cli.registry.as_deref()).await?;
