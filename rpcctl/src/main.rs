@@ -29,7 +29,9 @@ use rpc_core::ServiceKey;
 
 use crate::commands::governance::{ConfigCommand, Edit};
 use crate::commands::route::{Question, RouteCommand};
-use crate::commands::{admin, call, governance, list, parse_key, ping, route, show, watch, Target};
+use crate::commands::{
+    admin, call, governance, list, parse_key, ping, register, route, show, watch, Target,
+};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
@@ -162,6 +164,33 @@ enum Command {
         /// The admin endpoint's HOST:PORT.
         admin: String,
     },
+    /// Register a process that cannot register itself (the registrar pattern): hold its node
+    /// with this tool's own lease or session while a health check passes, remove it after
+    /// --misses failed checks in a row, put it back when the check passes; Ctrl-C or SIGTERM
+    /// deregisters.
+    Register {
+        /// The service key, NAME:VERSION.
+        service: String,
+        /// The process's HOST:PORT, published for consumers to dial.
+        address: String,
+        /// Weight published with the node.
+        #[arg(long, default_value_t = 100,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        weight: u32,
+        /// A metadata label, KEY=VALUE; repeat for more.
+        #[arg(long = "meta", value_name = "KEY=VALUE")]
+        meta: Vec<String>,
+        /// The health check: tcp (connect), ping (a protocol ping) or
+        /// http://HOST:PORT/PATH (a 2xx answer).
+        #[arg(long, default_value = "tcp")]
+        check: String,
+        /// Seconds between checks; a check taking longer fails.
+        #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
+        interval: Duration,
+        /// Failed checks in a row that remove the node.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        misses: u32,
+    },
     /// Per-service call settings in the overrides document.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -244,6 +273,7 @@ enum RegistryJob {
         settings: call::Settings,
     },
     Edit(ServiceKey, Edit),
+    Register(rpc_core::ServiceInstance, register::Settings),
     ConfigGet(ServiceKey),
     RouteGet(ServiceKey),
     RouteSet(ServiceKey, rpc_core::cluster::governance::Routes),
@@ -300,6 +330,22 @@ impl Job {
                     },
                 })
             }
+            Command::Register {
+                service,
+                address,
+                weight,
+                meta,
+                check,
+                interval,
+                misses,
+            } => Job::Registry(RegistryJob::Register(
+                register::instance(&parse_key(&service)?, &address, weight, &meta)?,
+                register::Settings {
+                    check: register::Check::parse(&check)?,
+                    interval,
+                    misses,
+                },
+            )),
             Command::Offline { admin } => Job::Admin(admin, Some(false)),
             Command::Online { admin } => Job::Admin(admin, Some(true)),
             Command::Stats { admin } => Job::Admin(admin, None),
@@ -376,6 +422,9 @@ async fn run(cli: Cli) -> CliResult {
             settings,
         } => call::run(&target, out, &key, &method, body, settings).await,
         RegistryJob::Edit(key, edit) => governance::edit(&target, out, &key, edit).await,
+        RegistryJob::Register(instance, settings) => {
+            register::run(&target, out, instance, settings).await
+        }
         RegistryJob::ConfigGet(key) => governance::get(&target, out, &key).await,
         RegistryJob::RouteGet(key) => route::get(&target, out, &key).await,
         RegistryJob::RouteSet(key, routes) => route::set(&target, out, &key, &routes).await,

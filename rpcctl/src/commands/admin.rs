@@ -20,8 +20,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest admin answer read (a metrics page of many series fits).
 const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
-/// Sends `method path` to the admin endpoint at `address`; the status and body.
-async fn send(address: &str, method: Method, path: &str) -> CliResult<(u16, String)> {
+/// Sends `method path` to the admin endpoint (or any HTTP/1 server) at `address`; the
+/// status and body.
+pub async fn send(address: &str, method: Method, path: &str) -> CliResult<(u16, String)> {
     let exchange = async {
         let stream = TcpStream::connect(address).await.map_err(|e| {
             CliError::new(format!("cannot reach the admin endpoint {address}: {e}"))

@@ -6,6 +6,7 @@
 //! - [`watch`]: a live stream of joins, leaves and updates;
 //! - [`ping`]: protocol ping round trips to one provider;
 //! - [`admin`]: offline, online and stats through a process's admin endpoint;
+//! - [`register`]: the registrar, keeping a node for a process that cannot register itself;
 //! - [`call`]: one call through discovery with the JSON codec;
 //! - [`governance`] and [`route`]: the overrides and routes documents (disable, enable,
 //!   weight, config, route get/set/delete/explain).
@@ -16,6 +17,7 @@ pub mod etcd_lease;
 pub mod governance;
 pub mod list;
 pub mod ping;
+pub mod register;
 pub mod route;
 pub mod show;
 pub mod watch;
