@@ -41,7 +41,7 @@ impl Plan {
     pub fn default_targets(systems: &[System], rpc_connections: &[usize]) -> Vec<Target> {
         let mut targets = Vec::new();
         for &system in systems {
-            if system == System::Rpc {
+            if matches!(system, System::Rpc | System::RpcMetrics) {
                 for &connections in rpc_connections {
                     targets.push(Target {
                         system,
@@ -175,7 +175,7 @@ fn drive_point(
                 let client = systems::raw::connect(addr, target.connections).await?;
                 load::run(client, point, &mut server_cpu).await
             }
-            System::Rpc => {
+            System::Rpc | System::RpcMetrics => {
                 let client = systems::rpc::connect(addr, target.connections).await?;
                 load::run(client, point, &mut server_cpu).await
             }
@@ -229,7 +229,7 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
             System::Raw => {
                 smoke_calls(systems::raw::connect(addr, target.connections).await?).await
             }
-            System::Rpc => {
+            System::Rpc | System::RpcMetrics => {
                 smoke_calls(systems::rpc::connect(addr, target.connections).await?).await
             }
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,

@@ -36,21 +36,22 @@ impl Outcomes for Impl {
 
 const KEY: &str = "test.Outcomes:1.0.0";
 const DURATION_COUNT: &str = "rpc_server_call_duration_seconds_count";
+const CLIENT_DURATION_COUNT: &str = "rpc_client_call_duration_seconds_count";
 
-/// `(service, method, status)` -> count, for every series of the duration histogram.
-fn call_counts(text: &str) -> BTreeMap<(String, String, String), f64> {
+/// `(service, method, status)` -> count, for every series of the `metric` histogram count.
+fn call_counts(text: &str, metric: &str) -> BTreeMap<(String, String, String), f64> {
     let lines = text.lines().map(|line| Ok(line.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines)
         .unwrap_or_else(|e| panic!("the metrics do not parse: {e}\n{text}"));
     scrape
         .samples
         .into_iter()
-        .filter(|sample| sample.metric == DURATION_COUNT)
+        .filter(|sample| sample.metric == metric)
         .map(|sample| {
             let label = |name: &str| sample.labels.get(name).unwrap_or_default().to_string();
             let value = match sample.value {
                 prometheus_parse::Value::Untyped(v) | prometheus_parse::Value::Counter(v) => v,
-                other => panic!("{DURATION_COUNT} is {other:?}"),
+                other => panic!("{metric} is {other:?}"),
             };
             (
                 (
@@ -105,7 +106,8 @@ async fn metrics_hold_exactly_the_calls_made_per_outcome() {
         assert_eq!(reply.status, expected, "{method}");
     }
 
-    let counts = call_counts(&handle.render());
+    let text = handle.render();
+    let counts = call_counts(&text, DURATION_COUNT);
     let series = |method: &str, status: &str| (KEY.into(), method.into(), status.into());
     let expected = BTreeMap::from([
         (series("ok", "0"), 5.0),
@@ -114,5 +116,12 @@ async fn metrics_hold_exactly_the_calls_made_per_outcome() {
         (series("_unknown", "3"), 4.0),
     ]);
     assert_eq!(counts, expected);
+    // The client saw the calls it made (the raw ones are not its own).
+    let client_expected = BTreeMap::from([(series("ok", "0"), 5.0), (series("fail", "1"), 3.0)]);
+    assert_eq!(call_counts(&text, CLIENT_DURATION_COUNT), client_expected);
+    assert!(
+        text.contains(&format!("server_address=\"{addr}\"")),
+        "no server_address label: {text}"
+    );
     server.shutdown().await.unwrap();
 }

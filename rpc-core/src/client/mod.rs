@@ -204,7 +204,12 @@ impl Client {
 
     async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
         match &self.inner.route {
-            Route::Direct(addr) => self.inner.pool.get(*addr).await?.send(call).await,
+            Route::Direct(addr) => {
+                let started = std::time::Instant::now();
+                let result = async { self.inner.pool.get(*addr).await?.send(call).await }.await;
+                crate::cluster::metrics::attempt_finished(call, *addr, &result, started.elapsed());
+                result
+            }
             Route::Cluster(cluster) => cluster.invoke(call).await,
         }
     }
