@@ -1,9 +1,17 @@
 //! The server's call metrics, read back through a Prometheus text parser: after calls with
 //! known outcomes, `rpc_server_call_duration_seconds` holds exactly those counts per label
-//! set. The recorder is process-global, so this binary has one test.
+//! set; the registry and watch metrics follow a real etcd going away and coming back. The
+//! recorder is process-global: the tests share it, and read only the series they made.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use example_provider::GreeterClient;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tests::etcd::EtcdServer;
+use tests::servers::example_server;
+use tests::wait::wait_until;
 
 use rpc_core::{Client, Server, Status};
 use tests::raw::{encode, read_frame, request};
@@ -46,7 +54,7 @@ fn call_counts(text: &str, metric: &str) -> BTreeMap<(String, String, String), f
     scrape
         .samples
         .into_iter()
-        .filter(|sample| sample.metric == metric)
+        .filter(|sample| sample.metric == metric && sample.labels.get("rpc_service") == Some(KEY))
         .map(|sample| {
             let label = |name: &str| sample.labels.get(name).unwrap_or_default().to_string();
             let value = match sample.value {
@@ -65,10 +73,78 @@ fn call_counts(text: &str, metric: &str) -> BTreeMap<(String, String, String), f
         .collect()
 }
 
+fn recorder() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        rpc_core::admin::install_prometheus()
+            .unwrap_or_else(|e| panic!("cannot install the recorder: {e}"))
+    })
+}
+
+/// The value of the sample of `metric` whose labels include `labels`, if there is one.
+fn value(metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let text = recorder().render();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("the metrics do not parse: {e}"));
+    scrape
+        .samples
+        .into_iter()
+        .filter(|s| s.metric == metric)
+        .find(|s| labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
+
+async fn wait_value(metric: &str, labels: &[(&str, &str)], ok: impl Fn(f64) -> bool) {
+    let what = format!("{metric}{labels:?}");
+    wait_until(Duration::from_secs(20), &what, || async {
+        value(metric, labels).is_some_and(&ok)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_metrics_follow_the_lease_and_a_watch_resync() {
+    recorder();
+    let mut etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("ttl=2");
+    let registry = rpc_registry::connect(&url).await.unwrap();
+    // The example Greeter, so that the exact counts of test.Outcomes are left alone.
+    let server = example_server(Server::builder().registry(Arc::clone(&registry))).await;
+    let consumer = Client::discover(rpc_registry::connect(&url).await.unwrap());
+    let client = GreeterClient::new(consumer);
+    assert_eq!(client.hello("a".into()).await.unwrap(), "Hello, a!");
+    let etcd_label = [("backend", "etcd")];
+    wait_value("rpc_registry_connected", &etcd_label, |v| v == 1.0).await;
+    wait_value("rpc_registry_lease_renewals_total", &etcd_label, |v| {
+        v >= 1.0
+    })
+    .await;
+
+    let service = [("rpc_service", tests::raw::GREETER)];
+    let resyncs_before = value("rpc_client_watch_resyncs_total", &service).unwrap_or(0.0);
+    etcd.stop();
+    wait_value("rpc_client_watch_disconnects_total", &service, |v| v >= 1.0).await;
+    wait_value("rpc_registry_connected", &etcd_label, |v| v == 0.0).await;
+    etcd.start_again().await;
+    wait_value("rpc_client_watch_resyncs_total", &service, |v| {
+        v > resyncs_before
+    })
+    .await;
+    wait_value("rpc_registry_connected", &etcd_label, |v| v == 1.0).await;
+    assert_eq!(client.hello("b".into()).await.unwrap(), "Hello, b!");
+    server.shutdown().await.unwrap();
+    registry.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn metrics_hold_exactly_the_calls_made_per_outcome() {
-    let handle = rpc_core::admin::install_prometheus()
-        .unwrap_or_else(|e| panic!("cannot install the recorder: {e}"));
+    let handle = recorder();
     let server = Server::builder()
         .bind("127.0.0.1:0")
         .serve(OutcomesServer::new(Impl))

@@ -26,6 +26,13 @@ pub const ATTEMPTS: &str = "rpc_client_attempts_total";
 /// Attempts after the first of a call (each one fails over to another provider), by
 /// `rpc_service`.
 pub const RETRIES: &str = "rpc_client_retries_total";
+/// Fail-back events by `rpc_service` and `outcome`: `queued`, `dropped` (queue full or not
+/// safe to resend), `delivered`, `given_up`.
+pub const FAILBACK: &str = "rpc_client_failback_total";
+/// Watch interruptions (the registry unreachable or the stream broken), by `rpc_service`.
+pub const WATCH_DISCONNECTS: &str = "rpc_client_watch_disconnects_total";
+/// Full lists received after an interruption (the directory resynced), by `rpc_service`.
+pub const WATCH_RESYNCS: &str = "rpc_client_watch_resyncs_total";
 /// Providers taken out of rotation after failures in a row, by `server_address`.
 pub const EJECTIONS: &str = "rpc_client_ejections_total";
 /// Ejected providers put back into rotation, by `server_address`.
@@ -95,6 +102,23 @@ pub(crate) fn attempt_finished(
 pub(crate) fn retried(call: &Call) {
     let (service, _) = call_labels(call);
     ::metrics::counter!(RETRIES, "rpc_service" => service).increment(1);
+}
+
+/// Records a fail-back event of `call`.
+pub(crate) fn failback(call: &Call, outcome: &'static str) {
+    let (service, _) = call_labels(call);
+    ::metrics::counter!(FAILBACK, "rpc_service" => service, "outcome" => outcome).increment(1);
+}
+
+/// Records a watch interruption for `service` (a key the directory watches: bounded by
+/// `max_watches`).
+pub(crate) fn watch_disconnected(service: &str) {
+    ::metrics::counter!(WATCH_DISCONNECTS, "rpc_service" => service.to_owned()).increment(1);
+}
+
+/// Records a resync of `service`'s list after an interruption.
+pub(crate) fn watch_resynced(service: &str) {
+    ::metrics::counter!(WATCH_RESYNCS, "rpc_service" => service.to_owned()).increment(1);
 }
 
 /// Records an ejection.
