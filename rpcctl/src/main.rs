@@ -168,29 +168,7 @@ enum Command {
     /// with this tool's own lease or session while a health check passes, remove it after
     /// --misses failed checks in a row, put it back when the check passes; Ctrl-C or SIGTERM
     /// deregisters.
-    Register {
-        /// The service key, NAME:VERSION.
-        service: String,
-        /// The process's HOST:PORT, published for consumers to dial.
-        address: String,
-        /// Weight published with the node.
-        #[arg(long, default_value_t = 100,
-              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        weight: u32,
-        /// A metadata label, KEY=VALUE; repeat for more.
-        #[arg(long = "meta", value_name = "KEY=VALUE")]
-        meta: Vec<String>,
-        /// The health check: tcp (connect), ping (a protocol ping) or
-        /// http://HOST:PORT/PATH (a 2xx answer).
-        #[arg(long, default_value = "tcp")]
-        check: String,
-        /// Seconds between checks; a check taking longer fails.
-        #[arg(long, value_name = "SECS", default_value = "5", value_parser = seconds)]
-        interval: Duration,
-        /// Failed checks in a row that remove the node.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-        misses: u32,
-    },
+    Register(register::RegisterArgs),
     /// Per-service call settings in the overrides document.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -330,22 +308,10 @@ impl Job {
                     },
                 })
             }
-            Command::Register {
-                service,
-                address,
-                weight,
-                meta,
-                check,
-                interval,
-                misses,
-            } => Job::Registry(RegistryJob::Register(
-                register::instance(&parse_key(&service)?, &address, weight, &meta)?,
-                register::Settings {
-                    check: register::Check::parse(&check)?,
-                    interval,
-                    misses,
-                },
-            )),
+            Command::Register(args) => {
+                let (instance, settings) = args.check()?;
+                Job::Registry(RegistryJob::Register(instance, settings))
+            }
             Command::Offline { admin } => Job::Admin(admin, Some(false)),
             Command::Online { admin } => Job::Admin(admin, Some(true)),
             Command::Stats { admin } => Job::Admin(admin, None),

@@ -16,6 +16,46 @@ use super::Target;
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
+/// `rpcctl register`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RegisterArgs {
+    /// The service key, NAME:VERSION.
+    service: String,
+    /// The process's HOST:PORT, published for consumers to dial.
+    address: String,
+    /// Weight published with the node.
+    #[arg(long, default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    weight: u32,
+    /// A metadata label, KEY=VALUE; repeat for more.
+    #[arg(long = "meta", value_name = "KEY=VALUE")]
+    meta: Vec<String>,
+    /// The health check: tcp (connect), ping (a protocol ping) or
+    /// http://HOST:PORT/PATH (a 2xx answer).
+    #[arg(long, default_value = "tcp")]
+    check: String,
+    /// Seconds between checks; a check taking longer fails.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = crate::seconds)]
+    interval: Duration,
+    /// Failed checks in a row that remove the node.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    misses: u32,
+}
+
+impl RegisterArgs {
+    /// Checks what the user typed: the instance to register and how to keep it.
+    pub fn check(self) -> CliResult<(ServiceInstance, Settings)> {
+        let key = super::parse_key(&self.service)?;
+        let instance = instance(&key, &self.address, self.weight, &self.meta)?;
+        let settings = Settings {
+            check: Check::parse(&self.check)?,
+            interval: self.interval,
+            misses: self.misses,
+        };
+        Ok((instance, settings))
+    }
+}
+
 /// How the registered process's health is checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
