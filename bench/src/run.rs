@@ -64,7 +64,7 @@ impl Plan {
         };
         let mut targets = Vec::new();
         for &system in systems {
-            if system == System::Rpc {
+            if matches!(system, System::Rpc | System::RpcMetrics) {
                 for &connections in rpc_connections {
                     for &codec in &codecs {
                         targets.push(Target {
@@ -203,7 +203,7 @@ fn drive_point(
                 let client = systems::raw::connect(addr, target.connections).await?;
                 load::run(client, point, &mut server_cpu).await
             }
-            System::Rpc => {
+            System::Rpc | System::RpcMetrics => {
                 let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
                 load::run(client, point, &mut server_cpu).await
             }
@@ -257,7 +257,7 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
             System::Raw => {
                 smoke_calls(systems::raw::connect(addr, target.connections).await?).await
             }
-            System::Rpc => {
+            System::Rpc | System::RpcMetrics => {
                 smoke_calls(systems::rpc::connect(addr, target.connections, target.codec).await?)
                     .await
             }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use example_provider::{CalculatorClient, GreeterClient};
+use rpc_core::admin::AdminEndpoint;
 use rpc_core::{Client, Codec, RpcConfig};
 
 use report::Report;
@@ -55,6 +56,10 @@ struct Args {
     /// Skip the one-off demonstration of every method and only run the load.
     #[arg(long)]
     quiet: bool,
+    /// Admin HTTP endpoint, HOST:PORT: /metrics, /health/live, /health/ready, /services
+    /// [default: off, or server.admin / RPC_ADMIN].
+    #[arg(long, value_name = "HOST:PORT")]
+    admin: Option<String>,
     /// Print a line whenever the registry's list of Greeter providers changes.
     #[arg(long)]
     show_membership: bool,
@@ -80,8 +85,16 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn build_client(args: &Args) -> Result<Client, String> {
+async fn build_client(args: &Args) -> Result<(Client, Option<AdminEndpoint>), String> {
     let mut config = RpcConfig::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let admin = match args.admin.as_ref().or(config.admin.as_ref()) {
+        Some(addr) => Some(
+            AdminEndpoint::start_with_prometheus(addr)
+                .await
+                .map_err(|e| format!("cannot start the admin endpoint on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     if let Some(codec) = &args.codec {
         config.codec = Codec::from_name(codec)
             .ok_or_else(|| format!("bad --codec {codec:?}: expected bincode, json or postcard"))?;
@@ -101,7 +114,8 @@ async fn build_client(args: &Args) -> Result<Client, String> {
     }
     let builder = config.client_builder().cluster(cluster);
     if let Some(addr) = &args.connect {
-        return builder.connect(addr).await.map_err(|e| e.to_string());
+        let client = builder.connect(addr).await.map_err(|e| e.to_string())?;
+        return Ok((client, admin));
     }
     let url = config
         .registry_url()
@@ -109,11 +123,15 @@ async fn build_client(args: &Args) -> Result<Client, String> {
     let registry = rpc_registry::connect(&url)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(builder.discover(registry))
+    Ok((builder.discover(registry), admin))
 }
 
 async fn run(args: Args) -> Result<u64, String> {
-    let client = build_client(&args).await?;
+    let (client, admin) = build_client(&args).await?;
+    if let Some(admin) = &admin {
+        admin.attach_client(client.clone());
+        eprintln!("example-consumer admin on {}", admin.local_addr());
+    }
     let greeter = GreeterClient::new(client.clone());
     let calculator = CalculatorClient::new(client);
     let report = Arc::new(Report::new());

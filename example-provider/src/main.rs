@@ -8,6 +8,7 @@ use clap::Parser;
 use example_provider::{
     CalculatorServer, ExampleProvider, ExampleRelay, GreeterServer, RelayServer,
 };
+use rpc_core::admin::{self, AdminEndpoint};
 use rpc_core::RpcConfig;
 
 #[derive(Parser, Debug)]
@@ -29,6 +30,11 @@ struct Args {
     /// listening on all interfaces; or server.advertise / RPC_ADVERTISE].
     #[arg(long, alias = "advertise-host", value_name = "HOST[:PORT]")]
     advertise: Option<String>,
+    /// Admin HTTP endpoint, HOST:PORT: /metrics, /health/live, /health/ready, /services,
+    /// POST /offline and /online; published as `rpc.admin` [default: off, or server.admin /
+    /// RPC_ADMIN].
+    #[arg(long, value_name = "HOST:PORT")]
+    admin: Option<String>,
     /// Weight published in the registry.
     #[arg(long, default_value_t = 100)]
     weight: u32,
@@ -90,6 +96,17 @@ async fn run(args: Args) -> Result<(), String> {
         config.propagation_grace = std::time::Duration::try_from_secs_f64(secs)
             .map_err(|_| format!("bad --propagation-grace {secs}: expected seconds"))?;
     }
+    if let Some(admin) = &args.admin {
+        config.admin = Some(admin.clone());
+    }
+    let admin = match &config.admin {
+        Some(addr) => Some(
+            AdminEndpoint::start_with_prometheus(addr)
+                .await
+                .map_err(|e| format!("cannot start the admin endpoint on {addr}: {e}"))?,
+        ),
+        None => None,
+    };
     let provider = ExampleProvider::default();
     let registry = match config.registry_url() {
         None => None,
@@ -117,6 +134,9 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(tag) = args.tag.filter(|t| !t.is_empty()) {
         builder = builder.metadata(rpc_core::cluster::governance::TAG_METADATA_KEY, tag);
     }
+    if let Some(admin) = &admin {
+        builder = builder.metadata(admin::METADATA_KEY, admin.local_addr().to_string());
+    }
     if let Some(registry) = &registry {
         builder = builder.registry(Arc::clone(registry));
     }
@@ -126,6 +146,10 @@ async fn run(args: Args) -> Result<(), String> {
     provider.set_address(server.published_addr());
     println!("example-provider listening on {}", server.local_addr());
     println!("example-provider published as {}", server.published_addr());
+    if let Some(admin) = &admin {
+        admin.attach_server(server.control());
+        println!("example-provider admin on {}", admin.local_addr());
+    }
     let result = server.run_until(signal).await.map_err(|e| e.to_string());
     if let Some(registry) = registry {
         if let Err(e) = registry.shutdown().await {

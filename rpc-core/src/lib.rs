@@ -50,6 +50,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod backoff;
 pub mod call;
 pub mod client;

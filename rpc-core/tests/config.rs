@@ -150,6 +150,7 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "server.listen",
             "host:port",
         ),
+        ("[server]\nadmin = \"no-port\"", "server.admin", "host:port"),
         (
             "[server]\nmax_frame_bytes = 10",
             "server.max_frame_bytes",

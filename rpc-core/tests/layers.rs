@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["transport"],
     &["cluster"],
     &["client", "server"],
+    &["admin"],
     &["config"],
 ];
 

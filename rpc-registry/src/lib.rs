@@ -60,6 +60,7 @@ mod documents;
 mod etcd;
 mod layout;
 mod memory;
+pub mod metrics;
 #[cfg(feature = "nacos")]
 mod nacos;
 mod options;

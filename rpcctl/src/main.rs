@@ -29,7 +29,9 @@ use rpc_core::ServiceKey;
 
 use crate::commands::governance::{ConfigCommand, Edit};
 use crate::commands::route::{Question, RouteCommand};
-use crate::commands::{call, governance, list, parse_key, ping, route, show, watch, Target};
+use crate::commands::{
+    admin, call, governance, list, parse_key, ping, register, route, show, watch, Target,
+};
 use crate::error::{CliError, CliResult};
 use crate::output::Output;
 
@@ -146,6 +148,27 @@ enum Command {
         #[arg(value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         weight: u32,
     },
+    /// Take a provider out of rotation through its admin endpoint: it deregisters every
+    /// service and keeps serving (readiness turns 503).
+    Offline {
+        /// The admin endpoint's HOST:PORT (the provider's `rpc.admin` metadata).
+        admin: String,
+    },
+    /// Put a provider taken offline back into rotation: it registers again.
+    Online {
+        /// The admin endpoint's HOST:PORT.
+        admin: String,
+    },
+    /// Calls per service, method and status, with mean latency, from a process's metrics.
+    Stats {
+        /// The admin endpoint's HOST:PORT.
+        admin: String,
+    },
+    /// Register a process that cannot register itself (the registrar pattern): hold its node
+    /// with this tool's own lease or session while a health check passes, remove it after
+    /// --misses failed checks in a row, put it back when the check passes; Ctrl-C or SIGTERM
+    /// deregisters.
+    Register(register::RegisterArgs),
     /// Per-service call settings in the overrides document.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -210,6 +233,8 @@ fn usage(error: clap::Error) -> ExitCode {
 enum Job {
     /// `ping`, which needs no registry.
     Ping(String, ping::Settings),
+    /// `offline` / `online` (`true`) / `stats` (`None`) on an admin endpoint.
+    Admin(String, Option<bool>),
     /// A command that reads the registry.
     Registry(RegistryJob),
 }
@@ -226,6 +251,7 @@ enum RegistryJob {
         settings: call::Settings,
     },
     Edit(ServiceKey, Edit),
+    Register(rpc_core::ServiceInstance, register::Settings),
     ConfigGet(ServiceKey),
     RouteGet(ServiceKey),
     RouteSet(ServiceKey, rpc_core::cluster::governance::Routes),
@@ -282,6 +308,13 @@ impl Job {
                     },
                 })
             }
+            Command::Register(args) => {
+                let (instance, settings) = args.check()?;
+                Job::Registry(RegistryJob::Register(instance, settings))
+            }
+            Command::Offline { admin } => Job::Admin(admin, Some(false)),
+            Command::Online { admin } => Job::Admin(admin, Some(true)),
+            Command::Stats { admin } => Job::Admin(admin, None),
             Command::Disable { service, address } => {
                 let edit = Edit::Disabled(address, true);
                 Job::Registry(RegistryJob::Edit(parse_key(&service)?, edit))
@@ -339,6 +372,8 @@ async fn run(cli: Cli) -> CliResult {
     let out = Output::new(cli.json);
     let job = match Job::from_command(cli.command)? {
         Job::Ping(address, settings) => return ping::run(out, &address, settings).await,
+        Job::Admin(address, Some(online)) => return admin::transition(out, &address, online).await,
+        Job::Admin(address, None) => return admin::stats(out, &address).await,
         Job::Registry(job) => job,
     };
     let target = Target::open(cli.registry.as_deref()).await?;
@@ -353,6 +388,9 @@ async fn run(cli: Cli) -> CliResult {
             settings,
         } => call::run(&target, out, &key, &method, body, settings).await,
         RegistryJob::Edit(key, edit) => governance::edit(&target, out, &key, edit).await,
+        RegistryJob::Register(instance, settings) => {
+            register::run(&target, out, instance, settings).await
+        }
         RegistryJob::ConfigGet(key) => governance::get(&target, out, &key).await,
         RegistryJob::RouteGet(key) => route::get(&target, out, &key).await,
         RegistryJob::RouteSet(key, routes) => route::set(&target, out, &key, &routes).await,

@@ -717,3 +717,38 @@ async fn nacos_list_show_and_watch() {
     let nacos = tests::nacos::RnacosServer::start().await;
     list_show_and_watch(&nacos.registry_url(""), "nacos").await;
 }
+
+/// `offline`, `online` and `stats` through a provider process's admin endpoint (`--admin`),
+/// which it publishes as `rpc.admin`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_online_and_stats_through_the_admin_endpoint() {
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("");
+    let admin = format!("127.0.0.1:{}", tests::net::free_port());
+    let _provider = Provider::start(&url, &["--admin", &admin]);
+    wait_registered(&url, 1).await;
+    let shown = run_on(&url, &["--json", "show", GREETER]).ok();
+    assert!(shown.contains(&admin), "rpc.admin not published: {shown}");
+
+    run_on(&url, &["call", GREETER, "hello", "[\"ops\"]"]).ok();
+    let stats = run(&["--json", "stats", &admin]).json();
+    let calls = stats["calls"].as_array().expect("calls");
+    let hello = calls
+        .iter()
+        .find(|c| c["side"] == "server" && c["method"] == "hello" && c["status"] == "0")
+        .unwrap_or_else(|| panic!("no served hello in {stats}"));
+    assert_eq!(hello["calls"], 1.0, "{stats}");
+    let table = run(&["stats", &admin]).ok();
+    assert!(
+        table.contains("SERVICE") && table.contains("hello"),
+        "{table}"
+    );
+
+    assert!(run(&["offline", &admin]).ok().contains("offline"));
+    wait_registered(&url, 0).await;
+    assert!(run(&["online", &admin]).ok().contains("serving"));
+    wait_registered(&url, 1).await;
+
+    let nobody = format!("127.0.0.1:{}", tests::net::free_port());
+    run(&["offline", &nobody]).fails_with(&["admin endpoint", &nobody]);
+}

@@ -25,6 +25,9 @@ pub enum System {
     Rpc,
     /// tarpc over its bincode serde transport on TCP.
     Tarpc,
+    /// This framework with a Prometheus recorder installed and the admin endpoint on in the
+    /// server process (opt-in: `--systems rpc,rpc-metrics` measures their cost side by side).
+    RpcMetrics,
     /// tonic unary gRPC.
     Tonic,
 }
@@ -38,6 +41,7 @@ impl System {
         match self {
             System::Raw => "raw",
             System::Rpc => "rpc",
+            System::RpcMetrics => "rpc-metrics",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
         }
@@ -45,7 +49,7 @@ impl System {
 
     /// Whether the client can spread calls over more than one connection.
     pub fn supports_connections(self, connections: usize) -> bool {
-        connections == 1 || matches!(self, System::Rpc | System::Raw)
+        connections == 1 || matches!(self, System::Rpc | System::RpcMetrics | System::Raw)
     }
 }
 
@@ -58,6 +62,7 @@ pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGu
     match system {
         System::Raw => raw::serve(listen).await,
         System::Rpc => rpc::serve(listen).await,
+        System::RpcMetrics => rpc::serve_with_metrics(listen).await,
         System::Tarpc => tarpc::serve(listen).await,
         System::Tonic => tonic::serve(listen).await,
     }

@@ -35,6 +35,21 @@ pub async fn serve(listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError
     Ok((handle.local_addr(), Box::new(handle)))
 }
 
+/// Starts the echo server with the Prometheus recorder installed and the admin endpoint
+/// serving it on a free loopback port: what `--admin` costs a provider.
+pub async fn serve_with_metrics(listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError> {
+    let admin = rpc_core::admin::AdminEndpoint::start_with_prometheus("127.0.0.1:0")
+        .await
+        .map_err(BenchError::from)?;
+    let handle = Server::builder()
+        .bind(listen)
+        .serve(EchoServer::new(EchoImpl))
+        .start()
+        .await?;
+    admin.attach_server(handle.control());
+    Ok((handle.local_addr(), Box::new((handle, admin))))
+}
+
 /// Connects a client with `connections` multiplexed connections to `addr`, calling in
 /// `codec` (`None`: the client's default).
 pub async fn connect(

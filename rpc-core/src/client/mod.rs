@@ -304,7 +304,10 @@ impl Core {
         match &self.route {
             Route::Direct(addr) => {
                 crate::call::record_attempt(1, *addr);
-                self.pool.get(*addr).await?.send(call).await
+                let started = std::time::Instant::now();
+                let result = async { self.pool.get(*addr).await?.send(call).await }.await;
+                crate::cluster::metrics::attempt_finished(call, *addr, &result, started.elapsed());
+                result
             }
             Route::Cluster(cluster) => cluster.invoke(call).await,
         }

@@ -36,6 +36,7 @@ pub(crate) async fn attempt(
     call: &Call,
     limit: Option<Duration>,
 ) -> Result<Bytes, RpcError> {
+    let started = Instant::now();
     let mut tracker = Tracker::start(endpoint, cx);
     // Whether the attempt's own budget ends before the caller's deadline: only then is a
     // timeout the provider's fault.
@@ -54,6 +55,7 @@ pub(crate) async fn attempt(
             }
         }
     };
+    super::metrics::attempt_finished(call, endpoint.addr(), &result, started.elapsed());
     match &result {
         Err(error) if error.is_local() => tracker.forget(),
         Err(_) if Outcome::of(&result) == Outcome::Timeout && !own_budget => {

@@ -73,6 +73,7 @@ pub(crate) async fn run(
                 break;
             }
             tokio::time::sleep(delay).await;
+            super::metrics::retried(call);
         }
         // Held across the attempt: the ejection cap counts over the snapshot picked from.
         let members = std::sync::Arc::clone(&entry.load());

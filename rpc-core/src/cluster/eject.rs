@@ -162,6 +162,7 @@ impl Ejector {
         }
         let repeat = state.ejections.fetch_add(1, Ordering::Relaxed) + 1;
         let cooldown = self.config.cooldown(repeat);
+        super::metrics::ejected(state.addr);
         tracing::warn!(
             addr = %state.addr,
             failures_in_a_row = in_a_row,
@@ -187,6 +188,7 @@ fn readmit(state: &EndpointState, why: &str) {
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     if state.ejected.swap(false, Ordering::AcqRel) {
+        super::metrics::readmitted(state.addr);
         tracing::info!(addr = %state.addr, reason = why, "provider readmitted");
     }
 }

@@ -91,7 +91,11 @@ impl Invoker {
     /// The whole-call budget a governance override sets for the service spelled `key`, once
     /// the service has been looked up (it wins over the code's and the configuration's).
     pub(crate) fn deadline_override(&self, key: &str) -> Option<std::time::Duration> {
-        self.state.directory.cached_name(key)?.governance().deadline()
+        self.state
+            .directory
+            .cached_name(key)?
+            .governance()
+            .deadline()
     }
 
     /// Turns the call's final error into its result under the policy: fail-safe may answer

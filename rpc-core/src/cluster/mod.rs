@@ -21,6 +21,7 @@ mod endpoint;
 pub mod fault;
 pub mod governance;
 mod invoker;
+pub mod metrics;
 mod not_serving;
 mod outcome;
 
@@ -37,6 +38,7 @@ pub use endpoint::{Endpoint, Members};
 pub use fault::failback::FailbackConfig;
 pub use fault::{FaultPolicy, UnknownPolicy};
 pub(crate) use invoker::Invoker;
+pub(crate) use metrics::status_label;
 pub use outcome::Outcome;
 
 /// The stable hash that consistent hashing uses; it lives with the call, which hashes keys.

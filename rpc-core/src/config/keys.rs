@@ -92,6 +92,8 @@ pub(super) const KEYS: &[Key] = &[
         apply: |c, r| { let s = r.string().filter(|s| s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()))?; c.listen = s; Some(()) } },
     Key { name: "server.advertise", env: "RPC_ADVERTISE", expected: "HOST[:PORT] consumers dial, e.g. 10.0.0.7 or provider-1.internal:9101",
         apply: |c, r| { let s = r.string()?; crate::server::Advertise::parse(&s).ok()?; c.advertise = Some(s); Some(()) } },
+    Key { name: "server.admin", env: "RPC_ADMIN", expected: "host:port of the admin HTTP endpoint, e.g. 127.0.0.1:9102",
+        apply: |c, r| { let s = r.string().filter(|s| s.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()))?; c.admin = Some(s); Some(()) } },
     Key { name: "server.max_frame_bytes", env: "RPC_MAX_FRAME", expected: "a number of bytes from 1024 to 4294967295",
         apply: |c, r| { c.max_frame = r.integer().filter(|n| (1024..=u64::from(u32::MAX)).contains(n))? as usize; Some(()) } },
     Key { name: "server.max_connections", env: "RPC_MAX_CONNECTIONS", expected: "a positive integer",

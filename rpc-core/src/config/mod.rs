@@ -75,6 +75,8 @@ pub struct RpcConfig {
     /// Provider: address published for consumers, `HOST[:PORT]`. Default: the bound IP, or
     /// this host's primary non-loopback address when bound to all interfaces.
     pub advertise: Option<String>,
+    /// The admin HTTP endpoint's address, `HOST:PORT` (`server.admin`). Default: off.
+    pub admin: Option<String>,
     /// Largest frame accepted, both sides. Default 16 MiB.
     pub max_frame: usize,
     /// Provider: connections served at once. Default 10,000.
@@ -159,6 +161,7 @@ impl Default for RpcConfig {
             registry_heartbeat: None,
             listen: defaults::LISTEN.to_string(),
             advertise: None,
+            admin: None,
             max_frame: DEFAULT_MAX_FRAME,
             max_connections: defaults::MAX_CONNECTIONS,
             max_in_flight: defaults::MAX_IN_FLIGHT,

@@ -18,7 +18,7 @@ use super::layer::{Layers, Rejection, ServerRequest, ServerStack};
 use super::registration::Registration;
 use super::stats::StatsSource;
 use super::warn_limit::WarnLimit;
-use super::{ServerError, ServerHandle};
+use super::{ServerControl, ServerError, ServerHandle};
 use crate::defaults;
 use crate::protocol::DEFAULT_MAX_FRAME;
 use crate::protocol::{Codecs, MetadataLimits};
@@ -361,11 +361,11 @@ impl ServerBuilder {
             stop,
             force,
             connections,
-            registration,
+            control: ServerControl::new(registration),
             drain_grace: self.drain_grace,
             stats,
         };
-        if let Err(e) = handle.registration.publish().await {
+        if let Err(e) = handle.control.registration().publish().await {
             // Do not leave a half-started server behind.
             handle.stop.cancel();
             return Err(e);
@@ -399,6 +399,7 @@ async fn accept_loop(
         let admitted = match admission.admit(peer.ip()) {
             Ok(admitted) => admitted,
             Err(full) => {
+                super::metrics::rejected(super::metrics::Rejected::Connections);
                 if let Some(suppressed) = REFUSED.allow() {
                     let limit = match full {
                         Full::Server => "max_connections",

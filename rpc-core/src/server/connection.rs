@@ -13,6 +13,7 @@ use super::admission::Admitted;
 use super::context::ConnectionContext;
 use super::dispatch::{dispatch, Dispatch};
 use super::frame_reader::{FrameReader, ReadError};
+use super::metrics::{self, ConnectionGauge, Rejected};
 use super::outbound::{CountingWrite, Outbox, Unsent};
 use super::warn_limit::WarnLimit;
 use crate::protocol::{Codec, Frame, FrameError, Kind, Status};
@@ -39,6 +40,7 @@ pub(crate) async fn serve_connection(
     context: Arc<ConnectionContext>,
     admitted: Admitted,
 ) {
+    let _served = ConnectionGauge::start();
     let (read, write) = stream.into_split();
     let unsent = Unsent::new(context.max_unsent, Arc::clone(&context.unsent_total));
     let writer_done = CancellationToken::new();
@@ -196,7 +198,10 @@ impl Connection<'_> {
                     tracing::warn!(%peer, error = %error, suppressed, "frame not completed in time; closing connection");
                 }
             }
-            ReadError::Frame(_) => {
+            ReadError::Frame(e) => {
+                if matches!(e, FrameError::TooLarge { .. }) {
+                    metrics::rejected(Rejected::TooLarge);
+                }
                 if let Some(suppressed) = BAD_FRAME.allow() {
                     tracing::warn!(%peer, error = %error, suppressed, "malformed frame; closing connection");
                 }

@@ -11,6 +11,7 @@ use tower::ServiceExt;
 use super::context::ConnectionContext;
 use super::in_flight::{InFlight, Refused, Ticket};
 use super::layer::{ServerRequest, ServerStack};
+use super::metrics::{self, CallMeter, InFlightGauge, Rejected};
 use super::outbound::Outbox;
 use super::warn_limit::WarnLimit;
 use super::wire_text::WireText;
@@ -46,7 +47,9 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         body,
         ..
     } = frame;
+    let meter = CallMeter::start(ctx.context.services.get(&*service).map(|s| &**s), &method);
     let reject = |status: Status, message: &str| {
+        meter.answered(status);
         ctx.outbox.send(&Frame::error(id, codec, status, message));
     };
     if ctx.going_away {
@@ -149,18 +152,26 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
     let first_poll = || span.in_scope(|| (&mut work).now_or_never());
     if let Some(outcome) = context::sync_scope(Arc::clone(&call), first_poll) {
         let frame = reply(id, codec, &method, Some(outcome), 0, max_frame);
+        meter.answered(frame.status);
         ctx.outbox.send(&finish(frame, &call, &span));
         return;
     }
-    let Some(ticket) = admit(id, codec, &ctx) else {
-        return;
+    let ticket = match admit(id, codec, &ctx) {
+        Ok(ticket) => ticket,
+        Err(status) => {
+            meter.answered(status);
+            return;
+        }
     };
     let seq = ticket.seq();
     let outbox = Arc::clone(ctx.outbox);
     let task = tokio::spawn(async move {
+        let running = InFlightGauge::start();
         let work = context::scope(Arc::clone(&call), work).instrument(span.clone());
         let outcome = deadline.run(work).await;
         let frame = reply(id, codec, &method, outcome, deadline_ms, max_frame);
+        drop(running);
+        meter.answered(frame.status);
         outbox.send(&finish(frame, &call, &span));
         // Only now, with the reply queued, may a draining connection close.
         drop(ticket);
@@ -169,10 +180,11 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
 }
 
 /// A place in the connection's in-flight table for call `id`, or its refusal answered.
-fn admit(id: u64, codec: crate::Codec, ctx: &Dispatch<'_>) -> Option<Ticket> {
+fn admit(id: u64, codec: crate::Codec, ctx: &Dispatch<'_>) -> Result<Ticket, Status> {
     let refusal = match ctx.in_flight.admit(id, ctx.context.max_in_flight) {
-        Ok(ticket) => return Some(ticket),
+        Ok(ticket) => return Ok(ticket),
         Err(Refused::Full) => {
+            metrics::rejected(Rejected::Overloaded);
             if let Some(suppressed) = OVERLOADED.allow() {
                 tracing::warn!(peer = %ctx.peer, limit = ctx.context.max_in_flight, suppressed, "in-flight limit reached");
             }
@@ -191,7 +203,7 @@ fn admit(id: u64, codec: crate::Codec, ctx: &Dispatch<'_>) -> Option<Ticket> {
         ),
     };
     ctx.outbox.send(&refusal);
-    None
+    Err(refusal.status)
 }
 
 /// Runs a call through the builder's layers, in its own task: the whole stack runs in the
@@ -203,7 +215,7 @@ fn dispatch_layered(
     ctx: &Dispatch<'_>,
 ) {
     let (id, codec) = (request.context.request_id(), request.codec);
-    let Some(ticket) = admit(id, codec, ctx) else {
+    let Ok(ticket) = admit(id, codec, ctx) else {
         return;
     };
     let call = Arc::clone(&request.context);
@@ -306,6 +318,7 @@ fn reply(
                 "the response of {} bytes is over the frame limit of {max_frame} bytes",
                 frame.encoded_len()
             );
+            metrics::rejected(Rejected::ResponseTooLarge);
             if let Some(suppressed) = REJECTED.allow() {
                 tracing::warn!(method = %WireText(method), error = %message, suppressed, "reply not sent");
             }

@@ -25,6 +25,9 @@ pub enum ServerError {
     /// Two services with the same key were added.
     #[error("service {0} is served twice")]
     DuplicateService(String),
+    /// Offline or online was asked for while the server is shutting down.
+    #[error("the server is shutting down")]
+    Draining,
     /// Registering or deregistering with the registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),

@@ -6,11 +6,13 @@ mod advertise;
 mod builder;
 mod connection;
 mod context;
+mod control;
 mod dispatch;
 mod error;
 mod frame_reader;
 mod in_flight;
 mod layer;
+pub mod metrics;
 mod outbound;
 mod registration;
 mod stats;
@@ -19,6 +21,7 @@ mod wire_text;
 
 pub use advertise::{Advertise, BadAdvertise};
 pub use builder::ServerBuilder;
+pub use control::{ServerControl, ServingState};
 pub use error::ServerError;
 pub use layer::{Rejection, ServerRequest, ServerStack};
 pub use stats::ServerStats;
@@ -30,8 +33,6 @@ use stats::StatsSource;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-use registration::Registration;
 
 /// Entry point: `Server::builder()`.
 #[derive(Debug)]
@@ -53,7 +54,7 @@ pub struct ServerHandle {
     /// Aborts whatever is still in flight once the drain grace is over.
     force: CancellationToken,
     connections: TaskTracker,
-    registration: Registration,
+    control: ServerControl,
     drain_grace: Duration,
     stats: StatsSource,
 }
@@ -73,14 +74,20 @@ impl ServerHandle {
     /// The `host:port` published in the registry for consumers to dial (see
     /// [`ServerBuilder::advertise`]).
     pub fn published_addr(&self) -> String {
-        self.registration.address()
+        self.control.registration().address()
+    }
+
+    /// Takes the server out of rotation and back, and tells whether it is ready; clones
+    /// share the server (the admin endpoint holds one).
+    pub fn control(&self) -> ServerControl {
+        self.control.clone()
     }
 
     /// Shuts down gracefully: deregisters from the registry, waits the propagation grace so
     /// watchers see it, stops accepting, sends goaway, drains in-flight calls for up to the
     /// drain grace, then closes every connection.
     pub async fn shutdown(self) -> Result<(), ServerError> {
-        let deregistered = self.registration.withdraw().await;
+        let deregistered = self.control.drain().await;
         self.stop.cancel();
         self.connections.close();
         if tokio::time::timeout(self.drain_grace, self.connections.wait())

@@ -37,6 +37,16 @@ impl Registration {
         self.address.clone()
     }
 
+    /// The instances published.
+    pub(crate) fn instances(&self) -> &[ServiceInstance] {
+        &self.instances
+    }
+
+    /// The registry backend's name, if any.
+    pub(crate) fn backend(&self) -> Option<&'static str> {
+        self.registry.as_ref().map(|r| r.backend())
+    }
+
     /// Registers every instance, all at once (a backend batches them), and all or nothing:
     /// when one fails, every other is withdrawn, and so is the failed one when its outcome is
     /// unknown (the registry did not answer); a node held by someone else is left alone.
@@ -81,6 +91,16 @@ impl Registration {
     /// Deregisters every instance, then waits the propagation grace so consumers' watches
     /// drop this provider before it stops taking calls.
     pub(crate) async fn withdraw(&self) -> Result<(), ServerError> {
+        if self.registry.is_none() {
+            return Ok(());
+        }
+        let result = self.deregister().await;
+        tokio::time::sleep(self.propagation_grace).await;
+        result
+    }
+
+    /// Deregisters every instance, trying each even when one fails.
+    pub(crate) async fn deregister(&self) -> Result<(), ServerError> {
         let Some(registry) = &self.registry else {
             return Ok(());
         };
@@ -91,7 +111,6 @@ impl Registration {
                 result = Err(e.into());
             }
         }
-        tokio::time::sleep(self.propagation_grace).await;
         result
     }
 }

@@ -95,6 +95,7 @@ impl Shared {
                 }
                 message = stream.next() => match message {
                     Some(Ok(answer)) if answer.ttl() > 0 => {
+                        crate::metrics::renewed("etcd");
                         waiting_since = None;
                         backoff.reset();
                         false
@@ -179,11 +180,13 @@ impl HealthLog<'_> {
             ),
             Health::Live => {}
         }
+        crate::metrics::connected("etcd", true);
         self.state = Health::Live;
         *lock(&self.shared.problem) = None;
     }
 
     fn unreachable(&mut self, reason: &str) {
+        crate::metrics::connected("etcd", false);
         match self.state {
             Health::Unreachable | Health::LostUnreachable => {
                 tracing::debug!("etcd still unreachable: {reason}");
@@ -203,7 +206,9 @@ impl HealthLog<'_> {
 
     fn lost(&mut self, lease: i64, reason: &str) {
         self.shared.lease.send_replace(None);
+        crate::metrics::connected("etcd", false);
         if !matches!(self.state, Health::Lost | Health::LostUnreachable) {
+            crate::metrics::lost("etcd");
             tracing::warn!(
                 endpoints = self.shared.endpoints.label(),
                 lease = format!("{lease:x}"),

@@ -60,6 +60,8 @@ async fn keep(shared: &Shared) {
                     ?state,
                     "session ended; opening a new one and re-creating this process's nodes"
                 );
+                crate::metrics::connected("zookeeper", false);
+                crate::metrics::lost("zookeeper");
                 client = new_session(shared).await;
                 if !shared.replace_client(client.clone()) {
                     return;
@@ -112,6 +114,7 @@ async fn on_state(shared: &Shared, client: &zk::Client, state: zk::SessionState)
     let session = client.session_id();
     match state {
         zk::SessionState::Disconnected => {
+            crate::metrics::connected("zookeeper", false);
             warn!(
                 registry = "zookeeper",
                 %session,
@@ -121,6 +124,7 @@ async fn on_state(shared: &Shared, client: &zk::Client, state: zk::SessionState)
             false
         }
         _ => {
+            crate::metrics::connected("zookeeper", true);
             info!(registry = "zookeeper", %session, ?state, "connected again");
             true
         }
@@ -137,6 +141,7 @@ async fn new_session(shared: &Shared) -> zk::Client {
     loop {
         match shared.open_session().await {
             Ok(client) => {
+                crate::metrics::connected("zookeeper", true);
                 info!(registry = "zookeeper", session = %client.session_id(),
                     timeout_ms = client.session_timeout().as_millis() as u64, failures,
                     "opened a new session");

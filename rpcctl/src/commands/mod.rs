@@ -5,15 +5,19 @@
 //! - [`show`]: the instances of one service key ([`etcd_lease`] adds lease TTLs on etcd);
 //! - [`watch`]: a live stream of joins, leaves and updates;
 //! - [`ping`]: protocol ping round trips to one provider;
+//! - [`admin`]: offline, online and stats through a process's admin endpoint;
+//! - [`register`]: the registrar, keeping a node for a process that cannot register itself;
 //! - [`call`]: one call through discovery with the JSON codec;
 //! - [`governance`] and [`route`]: the overrides and routes documents (disable, enable,
 //!   weight, config, route get/set/delete/explain).
 
+pub mod admin;
 pub mod call;
 pub mod etcd_lease;
 pub mod governance;
 pub mod list;
 pub mod ping;
+pub mod register;
 pub mod route;
 pub mod show;
 pub mod watch;

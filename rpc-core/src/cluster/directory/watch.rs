@@ -72,10 +72,14 @@ pub(super) async fn follow(
             };
             match event {
                 Some(WatchEvent::Snapshot(list)) => {
+                    if entry.is_stale() {
+                        crate::cluster::metrics::watch_resynced(&name);
+                    }
                     apply(&ctx, &entry, &name, list, &mut warned).await;
                     unresolved = Retry::after_list(&ctx, &entry);
                 }
                 Some(WatchEvent::Disconnected { reason }) => {
+                    crate::cluster::metrics::watch_disconnected(&name);
                     if !entry.set_stale(true) {
                         tracing::warn!(service = %name, %reason, "registry unreachable; keeping the last known list");
                     }

@@ -10,6 +10,7 @@ use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
 use crate::call::{Call, Deadline};
+use crate::cluster::metrics;
 use crate::RpcError;
 
 /// What sends a queued call again: the cluster's invoker, with fail-over. A trait, so the
@@ -97,6 +98,7 @@ impl FailbackQueue {
     /// Tokio runtime (the worker is spawned on first use).
     pub(crate) fn push(&self, cluster: Weak<dyn Redeliver>, call: &Call, error: &RpcError) {
         if !may_resend(error, call) {
+            metrics::failback(call, "dropped");
             tracing::warn!(
                 service = &*call.service_key,
                 method = &*call.method_name,
@@ -111,6 +113,7 @@ impl FailbackQueue {
             retries: 0,
         });
         if !queued {
+            metrics::failback(call, "dropped");
             tracing::warn!(
                 service = &*call.service_key,
                 method = &*call.method_name,
@@ -119,6 +122,7 @@ impl FailbackQueue {
             );
             return;
         }
+        metrics::failback(call, "queued");
         tracing::debug!(service = &*call.service_key, method = &*call.method_name, %error, "fail-back: call queued for retry");
         if !self.started.swap(true, Ordering::AcqRel) {
             tokio::spawn(worker(Arc::clone(&self.shared), cluster));
@@ -183,6 +187,7 @@ async fn retry(
     let result = call.deadline.run(cluster.redeliver(&call)).await;
     let error = match result {
         Some(Ok(_)) => {
+            metrics::failback(&call, "delivered");
             tracing::info!(
                 service = &*call.service_key,
                 method = &*call.method_name,
@@ -197,10 +202,12 @@ async fn retry(
         },
     };
     if !may_resend(&error, &call) {
+        metrics::failback(&call, "given_up");
         tracing::warn!(service = &*call.service_key, method = &*call.method_name, %error, "fail-back: giving up, as resending is not safe");
         return None;
     }
     if item.failed_at.elapsed() >= config.max_age {
+        metrics::failback(&call, "given_up");
         tracing::warn!(
             service = &*call.service_key,
             method = &*call.method_name,
