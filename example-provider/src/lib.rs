@@ -40,6 +40,8 @@ pub trait Calculator {
 pub trait Relay {
     /// Calls `hello(name)` on a Greeter provider and returns its answer, or the error's text.
     async fn relay(&self, name: String) -> Result<String, String>;
+    /// Calls `whoami` on a Greeter provider: which downstream provider the chain reached.
+    async fn downstream(&self) -> Result<String, String>;
 }
 
 /// The relay: a Greeter stub over the client it was given.
@@ -60,6 +62,10 @@ impl ExampleRelay {
 impl Relay for ExampleRelay {
     async fn relay(&self, name: String) -> Result<String, String> {
         self.greeter.hello(name).await.map_err(|e| e.to_string())
+    }
+
+    async fn downstream(&self) -> Result<String, String> {
+        self.greeter.whoami().await.map_err(|e| e.to_string())
     }
 }
 

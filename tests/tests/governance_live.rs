@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use example_provider::{CalculatorClient, GreeterClient};
+use example_provider::{CalculatorClient, GreeterClient, RelayClient};
 use rpc_core::cluster::governance::{GovernanceStore, Overrides, Routes};
 use rpc_core::cluster::ClusterConfig;
 use rpc_core::{Client, Registry, RpcError, ServiceKey};
@@ -623,4 +623,31 @@ async fn what_rpcctl_writes_it_reads_back_identically_and_the_consumer_applies()
         .find(|e| e.addr().to_string() == addrs[0])
         .map(|e| e.weight());
     assert_eq!(weight, Some(7), "the weight override is applied");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tag_follows_the_chain_consumer_to_relay_to_the_gray_greeter() {
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("");
+    let gray = providers(&url, &[&["--tag", "gray"]]).await;
+    let plain = providers(&url, &[&[]]).await;
+    let relay = providers(&url, &[&["--relay"]]).await;
+    let greeters: Vec<String> = addresses(&gray).into_iter().chain(addresses(&plain)).collect();
+    let relay_key = ServiceKey::new("example.Relay", "1.0.0");
+    let tagged = client(&url, ClusterConfig::default().tag(Some("gray".into()))).await;
+    wait_listed(&tagged, &relay_key, &addresses(&relay), LISTED).await;
+    // The relay itself is untagged: the tagged call falls back to it, and its own call to a
+    // Greeter inherits the tag.
+    let watcher = client(&url, ClusterConfig::default()).await;
+    wait_listed(&watcher, &greeter_key(), &greeters, LISTED).await;
+    let relay_stub = RelayClient::new(tagged);
+    for _ in 0..20 {
+        let reached = relay_stub.downstream().await.unwrap().unwrap();
+        assert_eq!(reached, gray[0].address(), "the tagged chain must end at the gray greeter");
+    }
+    let untagged = RelayClient::new(client(&url, ClusterConfig::default()).await);
+    for _ in 0..20 {
+        let reached = untagged.downstream().await.unwrap().unwrap();
+        assert_eq!(reached, plain[0].address(), "an untagged chain ends at the untagged greeter");
+    }
 }
