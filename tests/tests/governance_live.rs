@@ -632,7 +632,10 @@ async fn a_tag_follows_the_chain_consumer_to_relay_to_the_gray_greeter() {
     let gray = providers(&url, &[&["--tag", "gray"]]).await;
     let plain = providers(&url, &[&[]]).await;
     let relay = providers(&url, &[&["--relay"]]).await;
-    let greeters: Vec<String> = addresses(&gray).into_iter().chain(addresses(&plain)).collect();
+    let greeters: Vec<String> = addresses(&gray)
+        .into_iter()
+        .chain(addresses(&plain))
+        .collect();
     let relay_key = ServiceKey::new("example.Relay", "1.0.0");
     let tagged = client(&url, ClusterConfig::default().tag(Some("gray".into()))).await;
     wait_listed(&tagged, &relay_key, &addresses(&relay), LISTED).await;
@@ -643,11 +646,19 @@ async fn a_tag_follows_the_chain_consumer_to_relay_to_the_gray_greeter() {
     let relay_stub = RelayClient::new(tagged);
     for _ in 0..20 {
         let reached = relay_stub.downstream().await.unwrap().unwrap();
-        assert_eq!(reached, gray[0].address(), "the tagged chain must end at the gray greeter");
+        assert_eq!(
+            reached,
+            gray[0].address(),
+            "the tagged chain must end at the gray greeter"
+        );
     }
     let untagged = RelayClient::new(client(&url, ClusterConfig::default()).await);
     for _ in 0..20 {
         let reached = untagged.downstream().await.unwrap().unwrap();
-        assert_eq!(reached, plain[0].address(), "an untagged chain ends at the untagged greeter");
+        assert_eq!(
+            reached,
+            plain[0].address(),
+            "an untagged chain ends at the untagged greeter"
+        );
     }
 }

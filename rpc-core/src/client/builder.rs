@@ -163,6 +163,7 @@ impl ClientBuilder {
                 deadline: self.deadline,
                 metadata: self.metadata,
                 metadata_error: self.metadata_error,
+                tag: self.cluster.tag.clone(),
             }),
         }
     }

@@ -59,6 +59,8 @@ struct Inner {
     metadata: Metadata,
     /// A default entry the builder refused: every call fails with it.
     metadata_error: Option<MetadataError>,
+    /// `client.tag`: the `rpc-tag` of calls that neither set one nor inherit one.
+    tag: Option<String>,
     /// The builder's layers over [`Core`], if any were added.
     stack: Option<ClientStack>,
 }
@@ -233,8 +235,13 @@ impl Client {
         if let Some(error) = &self.inner.metadata_error {
             return Err(bad_metadata(call, error.clone()));
         }
-        let metadata = outgoing::metadata(options, &self.inner.metadata, span)
-            .map_err(|e| bad_metadata(call, e))?;
+        let metadata = outgoing::metadata(
+            options,
+            &self.inner.metadata,
+            self.inner.tag.as_deref(),
+            span,
+        )
+        .map_err(|e| bad_metadata(call, e))?;
         let budget = options.deadline.or(self.inner.deadline);
         let Some(stack) = &self.inner.stack else {
             call.metadata = metadata.encode();

@@ -1,7 +1,8 @@
 //! The metadata one call sends, merged in order of precedence: the call's own entries
 //! ([`CallOptions::with_metadata`]), then the client's defaults
 //! ([`ClientBuilder::metadata`](super::ClientBuilder::metadata)), then what a call made inside
-//! a served call passes on from it (`rpc-tag`, `tracestate`), and last the `traceparent`.
+//! a served call passes on from it (`rpc-tag`, `tracestate`), then the client's `client.tag`
+//! as `rpc-tag`, and last the `traceparent`.
 //!
 //! The trace context is continued when the served call came with one, and started (a new
 //! root) when someone records this client's spans; otherwise nothing is added, so a plain
@@ -16,13 +17,18 @@ use crate::protocol::{keys, Metadata, MetadataError, MetadataLimits};
 pub(super) fn metadata(
     options: &CallOptions,
     defaults: &Metadata,
+    tag: Option<&str>,
     span: &Span,
 ) -> Result<Metadata, MetadataError> {
     if let Some(error) = options.metadata_error() {
         return Err(error.clone());
     }
     let served = context::current();
-    if options.metadata.is_empty() && defaults.is_empty() && served.is_none() && span.is_disabled()
+    if options.metadata.is_empty()
+        && defaults.is_empty()
+        && tag.is_none()
+        && served.is_none()
+        && span.is_disabled()
     {
         return Ok(Metadata::new());
     }
@@ -35,6 +41,9 @@ pub(super) fn metadata(
                 metadata.insert(key, value.to_string())?;
             }
         }
+    }
+    if let (None, Some(tag)) = (metadata.get(keys::TAG), tag) {
+        metadata.insert(keys::TAG, tag.to_string())?;
     }
     let parent = match metadata.get_str(keys::TRACEPARENT) {
         // The caller set its own: it names this call's parent; keep it as sent.
@@ -97,7 +106,7 @@ mod tests {
         defaults.insert(keys::CALLER, "billing").unwrap();
         defaults.insert(keys::TAG, "blue").unwrap();
         let options = CallOptions::new().with_metadata(keys::TAG, "gray");
-        let sent = metadata(&options, &defaults, &Span::none()).unwrap();
+        let sent = metadata(&options, &defaults, None, &Span::none()).unwrap();
         assert_eq!(sent.get_str(keys::TAG), Some("gray"));
         assert_eq!(sent.get_str(keys::CALLER), Some("billing"));
         // No subscriber and no served call: no trace context is invented.
@@ -105,7 +114,7 @@ mod tests {
 
         let bad = CallOptions::new().with_metadata("Upper", "x");
         assert!(matches!(
-            metadata(&bad, &defaults, &Span::none()),
+            metadata(&bad, &defaults, None, &Span::none()),
             Err(MetadataError::BadKey { .. })
         ));
         let mut many = CallOptions::new();
@@ -113,12 +122,12 @@ mod tests {
             many = many.with_metadata(format!("k{i}"), "v");
         }
         assert!(matches!(
-            metadata(&many, &Metadata::new(), &Span::none()),
+            metadata(&many, &Metadata::new(), None, &Span::none()),
             Err(MetadataError::TooManyEntries { count: 65, .. })
         ));
         let big = CallOptions::new().with_metadata("big", "x".repeat(16 * 1024));
         assert!(matches!(
-            metadata(&big, &Metadata::new(), &Span::none()),
+            metadata(&big, &Metadata::new(), None, &Span::none()),
             Err(MetadataError::TooLarge { .. })
         ));
     }

@@ -113,10 +113,25 @@ pub(super) async fn first(
 }
 
 /// Applies document snapshots to `entry` until the directory drops it, watching again with
-/// backoff whenever the stream ends. Returns at once for a backend without documents.
-pub(super) async fn follow(
+/// backoff whenever the stream ends. Returns at once for a backend without documents. It holds
+/// the entry weakly: only the directory's own references count when idle entries are swept.
+pub(super) fn follow(
     ctx: std::sync::Arc<Context>,
-    entry: std::sync::Arc<ServiceEntry>,
+    entry: &std::sync::Arc<ServiceEntry>,
+    latest: Latest,
+    stream: Option<DocumentStream>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let weak = std::sync::Arc::downgrade(entry);
+    let stop = entry.stop().clone();
+    let key = entry.key().clone();
+    run(ctx, weak, stop, key, latest, stream)
+}
+
+async fn run(
+    ctx: std::sync::Arc<Context>,
+    entry: std::sync::Weak<ServiceEntry>,
+    stop: tokio_util::sync::CancellationToken,
+    key: ServiceKey,
     mut latest: Latest,
     mut stream: Option<DocumentStream>,
 ) {
@@ -128,14 +143,14 @@ pub(super) async fn follow(
                 let delay = ctx.config.rewatch_backoff.delay(attempt);
                 attempt = attempt.saturating_add(1);
                 tokio::select! {
-                    _ = entry.stop().cancelled() => return,
+                    _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(delay) => {}
                 }
-                match ctx.registry.watch_documents(entry.key()).await {
+                match ctx.registry.watch_documents(&key).await {
                     Ok(events) => events,
                     Err(RegistryError::Unsupported { .. }) => return,
                     Err(error) => {
-                        tracing::debug!(service = %entry.key(), %error, attempt, "cannot watch governance documents yet");
+                        tracing::debug!(service = %key, %error, attempt, "cannot watch governance documents yet");
                         continue;
                     }
                 }
@@ -143,14 +158,15 @@ pub(super) async fn follow(
         };
         loop {
             let event = tokio::select! {
-                _ = entry.stop().cancelled() => return,
+                _ = stop.cancelled() => return,
                 event = events.next() => event,
             };
             match event {
                 Some(DocumentEvent::Snapshot(documents)) => {
                     attempt = 0;
-                    if let Some(in_force) = latest.update(entry.key(), &documents) {
-                        tracing::info!(service = %entry.key(), "governance documents changed; now in force");
+                    if let Some(in_force) = latest.update(&key, &documents) {
+                        let Some(entry) = entry.upgrade() else { return };
+                        tracing::info!(service = %key, "governance documents changed; now in force");
                         entry.set_governance(in_force);
                     }
                 }

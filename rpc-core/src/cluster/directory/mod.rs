@@ -348,7 +348,7 @@ async fn open(
             if ctx.config.governance {
                 tokio::spawn(documents::follow(
                     Arc::clone(&ctx),
-                    Arc::clone(&entry),
+                    &entry,
                     latest,
                     documents,
                 ));
