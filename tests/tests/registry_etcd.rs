@@ -386,3 +386,93 @@ async fn a_ttl_below_etcds_minimum_is_raised_to_it() {
     let provider = etcd_registry(&etcd.registry_url("ttl=1")).await;
     assert_eq!(provider.options().ttl, Duration::from_secs(2));
 }
+
+/// Every own node is put again when a lease starts (the first, or one replacing a revoked
+/// lease). A register of a newer value made meanwhile must win: the re-put never lands the
+/// older value over it (seen once in CI as a watch going back from weight 7 to 100).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_re_put_on_a_new_lease_never_lands_an_older_value_over_a_newer_register() {
+    tests::logging::init();
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("ttl=2");
+    const ROUNDS: u16 = 8;
+    const PER_ROUND: u16 = 4;
+    const LAST: u32 = 6;
+    let mut providers = Vec::new();
+    let mut nodes = Vec::new();
+    // Registers right after connect race the first lease's re-put of every node; several
+    // nodes at once keep several claim transactions in flight.
+    for round in 0..ROUNDS {
+        let provider = etcd_registry(&url).await;
+        let updates = (0..PER_ROUND).map(|n| {
+            let provider = Arc::clone(&provider);
+            async move {
+                let port = 21_100 + round * PER_ROUND + n;
+                let mut inst = instance(&format!("etcd.RePut{round}"), port);
+                for weight in 1..=LAST {
+                    inst.weight = weight;
+                    provider.register(&inst).await.expect("register");
+                }
+                inst
+            }
+        });
+        nodes.extend(futures::future::join_all(updates).await);
+        providers.push(provider);
+    }
+    let paths: Vec<String> = nodes.iter().map(path).collect();
+    let last_values = |expected: u32| {
+        let etcd = &etcd;
+        let paths = &paths;
+        move || async move {
+            for node in paths {
+                let stored = etcd.get(node).await.ok().flatten();
+                let weight = stored
+                    .and_then(|v| ServiceInstance::from_json(&v).ok())
+                    .map(|i| i.weight);
+                if weight != Some(expected) {
+                    return false;
+                }
+            }
+            true
+        }
+    };
+    holds_for(
+        HEARTBEAT,
+        "every node keeps its last registered weight",
+        last_values(LAST),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // Revoked leases: each provider re-puts its node on a new lease while it is updated.
+    for provider in &providers {
+        let lease = provider.lease_id().expect("a live lease");
+        etcd.etcdctl(&["lease", "revoke", &format!("{lease:x}")])
+            .await
+            .expect("etcdctl lease revoke");
+    }
+    let per_provider = nodes.chunks_mut(usize::from(PER_ROUND));
+    for (provider, chunk) in providers.iter().zip(per_provider) {
+        for inst in chunk {
+            inst.weight = LAST + 1;
+            provider
+                .register(inst)
+                .await
+                .expect("register on the new lease");
+        }
+    }
+    wait_until(
+        WAIT,
+        "every node back with its newest weight",
+        last_values(LAST + 1),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    holds_for(
+        HEARTBEAT,
+        "every node keeps its newest weight",
+        last_values(LAST + 1),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+}

@@ -6,8 +6,13 @@
 //! writer task gathers the claims waiting at that moment (up to [`MAX_BATCH`] and
 //! [`MAX_BATCH_BYTES`]) into one etcd transaction and keeps up to [`MAX_IN_FLIGHT`] of them
 //! in flight, so 10,000 registrations cost about a hundred round trips, not 10,000.
+//!
+//! Claims of one path commit in the order they were made (a path is in at most one
+//! transaction at a time), and a claim whose value is no longer the kept one is dropped
+//! before it is sent: a re-put of every node on a new lease never lands an old value over a
+//! newer register, nor brings back a node deregistered meanwhile.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use etcd_client::{Compare, CompareOp, PutOptions, Txn, TxnOp, TxnOpResponse, TxnResponse};
@@ -17,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::endpoints::Endpoints;
 use super::error::Failure;
+use super::own::OwnNodes;
 
 /// Claims per transaction; etcd refuses more than 128 operations in one by default.
 const MAX_BATCH: usize = 128;
@@ -42,6 +48,9 @@ pub(crate) enum Claimed {
         /// The owner's value.
         value: String,
     },
+    /// Nothing was written: the value is no longer the one kept for the path (a newer
+    /// register or a deregister of it came after this claim, and decides).
+    Superseded,
 }
 
 struct Request {
@@ -60,10 +69,10 @@ pub(crate) struct Claims {
 
 impl Claims {
     /// Starts the writer task; it ends when every handle is dropped.
-    pub(crate) fn start(endpoints: Arc<Endpoints>) -> Claims {
+    pub(crate) fn start(endpoints: Arc<Endpoints>, own: Arc<OwnNodes>) -> Claims {
         let (queue, requests) = mpsc::channel(QUEUE);
         let label = endpoints.label().to_string();
-        tokio::spawn(writer(endpoints, requests));
+        tokio::spawn(writer(endpoints, own, requests));
         Claims { queue, label }
     }
 
@@ -90,57 +99,89 @@ impl Claims {
     }
 }
 
-async fn writer(endpoints: Arc<Endpoints>, mut requests: mpsc::Receiver<Request>) {
+/// The writer's state: claims waiting their turn, and the paths with a transaction in flight.
+struct Writer {
+    endpoints: Arc<Endpoints>,
+    own: Arc<OwnNodes>,
+    /// Claims taken off the queue but not yet sent, oldest first.
+    waiting: VecDeque<Request>,
+    /// Paths with a claim in flight: a later claim of one waits, so claims of a path commit
+    /// in the order they were made and an older value never lands over a newer one.
+    busy: HashSet<String>,
+}
+
+async fn writer(
+    endpoints: Arc<Endpoints>,
+    own: Arc<OwnNodes>,
+    mut requests: mpsc::Receiver<Request>,
+) {
+    let mut state = Writer {
+        endpoints,
+        own,
+        waiting: VecDeque::new(),
+        busy: HashSet::new(),
+    };
     let mut in_flight = FuturesUnordered::new();
-    let mut carried: Option<Request> = None;
     let mut open = true;
-    while open || !in_flight.is_empty() {
+    while open || !in_flight.is_empty() || !state.waiting.is_empty() {
         tokio::select! {
-            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
-            first = next_request(&mut carried, &mut requests), if open && in_flight.len() < MAX_IN_FLIGHT => {
-                let Some(first) = first else {
-                    open = false;
-                    continue;
-                };
-                let batch = gather(first, &mut requests, &mut carried);
-                in_flight.push(send_batch(Arc::clone(&endpoints), batch));
+            Some(paths) = in_flight.next(), if !in_flight.is_empty() => {
+                for path in paths {
+                    state.busy.remove(&path);
+                }
             }
+            request = requests.recv(), if open && state.waiting.len() < QUEUE => match request {
+                Some(request) => state.waiting.push_back(request),
+                None => open = false,
+            },
+            // Nothing in flight means nothing busy, so nothing waiting is left unsent.
+            else => break,
+        }
+        while state.waiting.len() < QUEUE {
+            let Ok(request) = requests.try_recv() else {
+                break;
+            };
+            state.waiting.push_back(request);
+        }
+        while in_flight.len() < MAX_IN_FLIGHT {
+            let batch = state.gather();
+            if batch.is_empty() {
+                break;
+            }
+            in_flight.push(send_batch(Arc::clone(&state.endpoints), batch));
         }
     }
 }
 
-async fn next_request(
-    carried: &mut Option<Request>,
-    requests: &mut mpsc::Receiver<Request>,
-) -> Option<Request> {
-    match carried.take() {
-        Some(request) => Some(request),
-        None => requests.recv().await,
-    }
-}
-
-/// `first` and whatever else is waiting, within the limits; a second claim of a path already
-/// in the batch waits for the next one (etcd refuses a transaction that puts a key twice).
-fn gather(
-    first: Request,
-    requests: &mut mpsc::Receiver<Request>,
-    carried: &mut Option<Request>,
-) -> Vec<Request> {
-    let mut bytes = first.value.len() + first.path.len();
-    let mut paths = HashSet::from([first.path.clone()]);
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-        let Ok(request) = requests.try_recv() else {
-            break;
-        };
-        if !paths.insert(request.path.clone()) {
-            *carried = Some(request);
-            break;
+impl Writer {
+    /// The oldest waiting claims that can go now, within the limits. A claim whose value is
+    /// no longer the one kept (a newer register, or a deregister, came after it) is answered
+    /// [`Claimed::Superseded`] without a write; a claim of a busy path, or of a path already
+    /// in this batch, keeps its place (etcd refuses a transaction that puts a key twice).
+    fn gather(&mut self) -> Vec<Request> {
+        let mut batch = Vec::new();
+        let mut bytes = 0;
+        let mut held = VecDeque::with_capacity(self.waiting.len());
+        while let Some(request) = self.waiting.pop_front() {
+            if batch.len() >= MAX_BATCH || bytes >= MAX_BATCH_BYTES {
+                held.push_back(request);
+                continue;
+            }
+            if self.busy.contains(&request.path) {
+                held.push_back(request);
+                continue;
+            }
+            if !self.own.holds(&request.path, &request.value) {
+                let _ = request.reply.send(Ok(Claimed::Superseded));
+                continue;
+            }
+            bytes += request.value.len() + request.path.len();
+            self.busy.insert(request.path.clone());
+            batch.push(request);
         }
-        bytes += request.value.len() + request.path.len();
-        batch.push(request);
+        self.waiting = held;
+        batch
     }
-    batch
 }
 
 /// One claim as a nested transaction (see the module docs).
@@ -157,7 +198,9 @@ fn claim_txn(path: &str, value: &str, lease: i64) -> Txn {
         .or_else([TxnOp::txn(ours_or_read)])
 }
 
-async fn send_batch(endpoints: Arc<Endpoints>, batch: Vec<Request>) {
+/// Sends one batch and answers its claims; returns the batch's paths, no longer busy.
+async fn send_batch(endpoints: Arc<Endpoints>, batch: Vec<Request>) -> Vec<String> {
+    let paths = batch.iter().map(|r| r.path.clone()).collect();
     let txn = Txn::new().and_then(
         batch
             .iter()
@@ -192,6 +235,7 @@ async fn send_batch(endpoints: Arc<Endpoints>, batch: Vec<Request>) {
             }
         }
     }
+    paths
 }
 
 /// Reads one claim's answer out of the outer transaction's response.

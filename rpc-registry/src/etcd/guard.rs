@@ -188,6 +188,7 @@ async fn repair_node(shared: &Shared, path: String, other_lease: i64, repair: Re
                 tracing::info!(node = %path, lease = format!("{lease:x}"), "etcd: own node was deleted by someone else; put it back");
                 shared.after_claim(&path, &own.value, lease, revision).await;
             }
+            Ok(Claimed::Superseded) => {} // Its newer claim, or its deregister, decides.
             Ok(Claimed::Taken { lease: owner, .. }) => {
                 shared.own.remove_if(&path, &own.value);
                 tracing::error!(node = %path, owner = format!("{owner:x}"), "etcd: another live provider took this node after it was deleted; no longer publishing it");

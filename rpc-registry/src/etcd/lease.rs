@@ -54,7 +54,7 @@ pub(crate) struct Shared {
     /// `<root>/`: every own node is under it.
     pub(crate) root_prefix: String,
     /// Every instance this client registered (its current data).
-    pub(crate) own: OwnNodes,
+    pub(crate) own: Arc<OwnNodes>,
     /// Every put of an own node goes through here.
     pub(crate) claims: Claims,
     /// The live lease, or `None` before the first grant and after a lease was lost.
@@ -123,8 +123,9 @@ impl LeaseKeeper {
         options: &RegistryOptions,
         stop: watch::Receiver<bool>,
     ) -> LeaseKeeper {
+        let own = Arc::new(OwnNodes::default());
         let shared = Arc::new(Shared {
-            claims: Claims::start(endpoints.clone()),
+            claims: Claims::start(endpoints.clone(), Arc::clone(&own)),
             endpoints,
             ttl_secs: (options.ttl.as_secs_f64().ceil() as i64).max(1),
             heartbeat: options.heartbeat,
@@ -135,7 +136,7 @@ impl LeaseKeeper {
                 .max(MIN_ATTEMPT),
             lease_wait: options.connect_timeout + options.request_timeout,
             root_prefix: crate::layout::root_prefix(&options.root),
-            own: OwnNodes::default(),
+            own,
             lease: watch::channel(None).0,
             claimed_on: watch::channel(None).0,
             kick: Notify::new(),
@@ -194,6 +195,8 @@ impl LeaseKeeper {
                     shared.own.confirmed(path, value, revision);
                     return Ok(());
                 }
+                // A newer register or a deregister of this path came meanwhile and decides.
+                Ok(Claimed::Superseded) => return Ok(()),
                 Ok(Claimed::Taken { lease, value: held }) => {
                     shared.own.remove_if(path, value);
                     return Err(taken_error(path, lease, &held));
@@ -321,6 +324,8 @@ impl Shared {
                     put += 1;
                     self.after_claim(&path, &value, lease, revision).await;
                 }
+                // Registered again (that claim puts the new value) or deregistered meanwhile.
+                Ok(Claimed::Superseded) => {}
                 Ok(Claimed::Taken { lease: owner, .. }) => {
                     self.own.remove_if(&path, &value);
                     tracing::error!(
