@@ -36,6 +36,10 @@ step "cargo test"
 cargo test --workspace --exclude memory-only-app --no-fail-fast
 cargo test -p memory-only-app
 
+step "opentelemetry feature (lints, and the two-hop chain as one OpenTelemetry trace)"
+cargo clippy -p example-provider --features opentelemetry --all-targets -- -D warnings
+cargo test -p example-provider --features opentelemetry --test otel_trace
+
 step "Nacos tests (real rnacos)"
 # rnacos takes about 9 CPU-minutes to install, so it is installed only on request
 # (scripts/install-deps.sh --nacos); where it is installed, its tests run here, last, because
