@@ -185,7 +185,10 @@ fn parse_codec(name: &str) -> Result<Codec, String> {
 }
 
 fn echo_main(args: &EchoArgs) -> Result<(), BenchError> {
-    let systems: Vec<System> = if args.systems.is_empty() {
+    let systems: Vec<System> = if args.systems.is_empty() && args.smoke {
+        // The smoke check covers the opt-in variants too.
+        <System as clap::ValueEnum>::value_variants().to_vec()
+    } else if args.systems.is_empty() {
         System::ALL.to_vec()
     } else {
         args.systems.clone()

@@ -64,7 +64,7 @@ impl Plan {
         };
         let mut targets = Vec::new();
         for &system in systems {
-            if matches!(system, System::Rpc | System::RpcMetrics) {
+            if system.is_rpc() {
                 for &connections in rpc_connections {
                     for &codec in &codecs {
                         targets.push(Target {
@@ -207,6 +207,10 @@ fn drive_point(
                 let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
                 load::run(client, point, &mut server_cpu).await
             }
+            System::RpcMeta => {
+                let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
+                load::run(client.with_metadata(), point, &mut server_cpu).await
+            }
             System::Tarpc => {
                 let client = systems::tarpc::connect(addr).await?;
                 load::run(client, point, &mut server_cpu).await
@@ -260,6 +264,10 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
             System::Rpc | System::RpcMetrics => {
                 smoke_calls(systems::rpc::connect(addr, target.connections, target.codec).await?)
                     .await
+            }
+            System::RpcMeta => {
+                let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
+                smoke_calls(client.with_metadata()).await
             }
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,

@@ -16,7 +16,16 @@ fn every_system_answers_echo_calls() {
         "rpc-bench --smoke failed ({}):\n{stdout}\n{stderr}",
         output.status
     );
-    for label in ["raw x1", "rpc x1", "rpc x4", "tarpc x1", "tonic x1"] {
+    let labels = [
+        "raw x1",
+        "rpc x1",
+        "rpc x4",
+        "rpc-metrics x1",
+        "rpc+meta x1",
+        "tarpc x1",
+        "tonic x1",
+    ];
+    for label in labels {
         assert!(
             stdout.contains(&format!("smoke: {label} conn: 24/24 echoes ok")),
             "{label} did not answer:\n{stdout}\n{stderr}"

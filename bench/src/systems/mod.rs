@@ -28,6 +28,10 @@ pub enum System {
     /// This framework with a Prometheus recorder installed and the admin endpoint on in the
     /// server process (opt-in: `--systems rpc,rpc-metrics` measures their cost side by side).
     RpcMetrics,
+    /// This framework with two 32-byte metadata entries on every call (opt-in:
+    /// `--systems rpc,rpc+meta` measures what the metadata block costs).
+    #[value(name = "rpc+meta")]
+    RpcMeta,
     /// tonic unary gRPC.
     Tonic,
 }
@@ -42,14 +46,20 @@ impl System {
             System::Raw => "raw",
             System::Rpc => "rpc",
             System::RpcMetrics => "rpc-metrics",
+            System::RpcMeta => "rpc+meta",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
         }
     }
 
+    /// Whether this is one of this framework's variants (codecs and connection counts apply).
+    pub fn is_rpc(self) -> bool {
+        matches!(self, System::Rpc | System::RpcMetrics | System::RpcMeta)
+    }
+
     /// Whether the client can spread calls over more than one connection.
     pub fn supports_connections(self, connections: usize) -> bool {
-        connections == 1 || matches!(self, System::Rpc | System::RpcMetrics | System::Raw)
+        connections == 1 || matches!(self, System::Raw) || self.is_rpc()
     }
 }
 
@@ -61,7 +71,7 @@ pub type ServerGuard = Box<dyn Any + Send>;
 pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError> {
     match system {
         System::Raw => raw::serve(listen).await,
-        System::Rpc => rpc::serve(listen).await,
+        System::Rpc | System::RpcMeta => rpc::serve(listen).await,
         System::RpcMetrics => rpc::serve_with_metrics(listen).await,
         System::Tarpc => tarpc::serve(listen).await,
         System::Tonic => tonic::serve(listen).await,

@@ -3,8 +3,10 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
-use rpc_core::{Client, Codec, Server};
+use rpc_core::{CallOptions, Client, Codec, Server};
 
 use super::{BenchError, EchoClient as BenchClient, ServerGuard};
 
@@ -72,6 +74,37 @@ impl BenchClient for EchoClient {
     async fn echo(&self, payload: &Bytes) -> Result<usize, BenchError> {
         // The generated stub's inherent `echo` (inherent methods win over trait methods).
         let reply = EchoClient::echo(self, payload.to_vec()).await?;
+        Ok(reply.len())
+    }
+}
+
+/// An echo client that sends two 32-byte metadata entries with every call (`rpc+meta`).
+#[derive(Clone)]
+pub struct MetadataEchoClient {
+    stub: EchoClient,
+    options: Arc<CallOptions>,
+}
+
+impl EchoClient {
+    /// This client, sending `bench-a` and `bench-b` (32 bytes each) with every call.
+    pub fn with_metadata(self) -> MetadataEchoClient {
+        let options = CallOptions::new()
+            .with_metadata("bench-a", vec![b'a'; 32])
+            .with_metadata("bench-b", vec![b'b'; 32]);
+        MetadataEchoClient {
+            stub: self,
+            options: Arc::new(options),
+        }
+    }
+}
+
+impl BenchClient for MetadataEchoClient {
+    async fn echo(&self, payload: &Bytes) -> Result<usize, BenchError> {
+        let reply = self
+            .stub
+            .call_with(&self.options)
+            .echo(payload.to_vec())
+            .await?;
         Ok(reply.len())
     }
 }
