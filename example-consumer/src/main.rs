@@ -1,6 +1,7 @@
 //! `example-consumer`: calls the example services, directly or through a registry, prints what
 //! happens, and exits 1 if any call failed.
 
+mod client_metrics;
 mod report;
 
 use std::process::ExitCode;
@@ -12,6 +13,7 @@ use example_provider::{CalculatorClient, GreeterClient};
 use rpc_core::admin::AdminEndpoint;
 use rpc_core::{Client, Codec, RpcConfig};
 
+use client_metrics::ClientMetrics;
 use report::Report;
 
 #[derive(Parser, Debug, Clone)]
@@ -85,11 +87,14 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn build_client(args: &Args) -> Result<(Client, Option<AdminEndpoint>), String> {
+async fn build_client(
+    args: &Args,
+    metrics: Option<&ClientMetrics>,
+) -> Result<(Client, Option<AdminEndpoint>), String> {
     let mut config = RpcConfig::load(args.config.as_deref()).map_err(|e| e.to_string())?;
     let admin = match args.admin.as_ref().or(config.admin.as_ref()) {
         Some(addr) => Some(
-            AdminEndpoint::start_with_prometheus(addr)
+            AdminEndpoint::start(addr, metrics.map(ClientMetrics::handle))
                 .await
                 .map_err(|e| format!("cannot start the admin endpoint on {addr}: {e}"))?,
         ),
@@ -127,14 +132,15 @@ async fn build_client(args: &Args) -> Result<(Client, Option<AdminEndpoint>), St
 }
 
 async fn run(args: Args) -> Result<u64, String> {
-    let (client, admin) = build_client(&args).await?;
+    let metrics = ClientMetrics::install();
+    let (client, admin) = build_client(&args, metrics.as_ref()).await?;
     if let Some(admin) = &admin {
         admin.attach_client(client.clone());
         eprintln!("example-consumer admin on {}", admin.local_addr());
     }
     let greeter = GreeterClient::new(client.clone());
     let calculator = CalculatorClient::new(client);
-    let report = Arc::new(Report::new());
+    let report = Arc::new(Report::new(metrics));
 
     if !args.quiet {
         show_every_method(&greeter, &calculator, &report).await;

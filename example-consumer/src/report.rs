@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use rpc_core::RpcError;
 
-/// Everything the consumer measured.
+use crate::client_metrics::ClientMetrics;
+
+/// Everything the consumer measured: its own counts of calls and answers, and the client's
+/// metrics for what happened underneath (attempts, retries, ejections).
 pub struct Report {
     inner: Mutex<Inner>,
+    metrics: Option<ClientMetrics>,
 }
 
 #[derive(Default)]
@@ -24,9 +28,10 @@ struct Inner {
 }
 
 impl Report {
-    pub fn new() -> Report {
+    pub fn new(metrics: Option<ClientMetrics>) -> Report {
         Report {
             inner: Mutex::new(Inner::default()),
+            metrics,
         }
     }
 
@@ -89,6 +94,15 @@ impl Report {
         println!("{:<24} {:>10.0}", "calls/s", inner.calls as f64 / secs);
         println!("{:<24} {:>10.3}", "p50 latency (ms)", p50);
         println!("{:<24} {:>10.3}", "p99 latency (ms)", p99);
+        if let Some(metrics) = &self.metrics {
+            let totals = metrics.totals();
+            println!();
+            println!("client metrics (rpc_client_*, as /metrics shows them)");
+            println!("{:<24} {:>10}", "attempts", totals.attempts);
+            println!("{:<24} {:>10}", "retries (fail-overs)", totals.retries);
+            println!("{:<24} {:>10}", "ejections", totals.ejections);
+            println!("{:<24} {:>10}", "readmissions", totals.readmissions);
+        }
         let answered: u64 = inner.providers.values().sum();
         if answered > 0 {
             println!();
@@ -131,8 +145,19 @@ pub async fn progress(report: std::sync::Arc<Report>) {
             (calls, inner.failures, std::mem::take(&mut inner.window))
         };
         let providers: Vec<String> = window.iter().map(|(p, n)| format!("{p}={n}")).collect();
+        let underneath = report
+            .metrics
+            .as_ref()
+            .map(|m| {
+                let totals = m.totals();
+                format!(
+                    "  retries: {}  ejections: {}",
+                    totals.retries, totals.ejections
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "[{second:>3}s] {calls:>7} calls/s  failed so far: {failures}  answered by: {}",
+            "[{second:>3}s] {calls:>7} calls/s  failed so far: {failures}{underneath}  answered by: {}",
             if providers.is_empty() {
                 "-".to_string()
             } else {

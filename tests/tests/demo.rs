@@ -40,6 +40,16 @@ fn assert_zero_failures(stdout: &str) {
     assert!(calls > 1000, "only {calls} calls: {result}");
     assert_eq!(words[3], "0", "failed calls in the demo: {result}");
     assert!(stdout.contains("== summary =="), "{stdout}");
+    // The summary reads the client's metrics: every call made at least one attempt.
+    let attempts: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("attempts"))
+        .and_then(|rest| rest.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no attempts line from the client metrics in:\n{stdout}"));
+    assert!(
+        attempts >= calls,
+        "{attempts} attempts for {calls} calls: the metrics missed calls"
+    );
     // The consumer saw both providers leave the registry.
     assert!(
         stdout.matches("left example.Greeter:1.0.0").count() >= 1,
