@@ -46,15 +46,18 @@ const KEY: &str = "test.Outcomes:1.0.0";
 const DURATION_COUNT: &str = "rpc_server_call_duration_seconds_count";
 const CLIENT_DURATION_COUNT: &str = "rpc_client_call_duration_seconds_count";
 
-/// `(service, method, status)` -> count, for every series of the `metric` histogram count.
-fn call_counts(text: &str, metric: &str) -> BTreeMap<(String, String, String), f64> {
+/// `(service, method, status)` -> count, for every series of the `metric` histogram count
+/// of `service`.
+fn call_counts(text: &str, metric: &str, service: &str) -> BTreeMap<(String, String, String), f64> {
     let lines = text.lines().map(|line| Ok(line.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines)
         .unwrap_or_else(|e| panic!("the metrics do not parse: {e}\n{text}"));
     scrape
         .samples
         .into_iter()
-        .filter(|sample| sample.metric == metric && sample.labels.get("rpc_service") == Some(KEY))
+        .filter(|sample| {
+            sample.metric == metric && sample.labels.get("rpc_service") == Some(service)
+        })
         .map(|sample| {
             let label = |name: &str| sample.labels.get(name).unwrap_or_default().to_string();
             let value = match sample.value {
@@ -183,7 +186,7 @@ async fn metrics_hold_exactly_the_calls_made_per_outcome() {
     }
 
     let text = handle.render();
-    let counts = call_counts(&text, DURATION_COUNT);
+    let counts = call_counts(&text, DURATION_COUNT, KEY);
     let series = |method: &str, status: &str| (KEY.into(), method.into(), status.into());
     let expected = BTreeMap::from([
         (series("ok", "0"), 5.0),
@@ -194,10 +197,63 @@ async fn metrics_hold_exactly_the_calls_made_per_outcome() {
     assert_eq!(counts, expected);
     // The client saw the calls it made (the raw ones are not its own).
     let client_expected = BTreeMap::from([(series("ok", "0"), 5.0), (series("fail", "1"), 3.0)]);
-    assert_eq!(call_counts(&text, CLIENT_DURATION_COUNT), client_expected);
+    assert_eq!(
+        call_counts(&text, CLIENT_DURATION_COUNT, KEY),
+        client_expected
+    );
     assert!(
         text.contains(&format!("server_address=\"{addr}\"")),
         "no server_address label: {text}"
     );
+    server.shutdown().await.unwrap();
+}
+
+/// Calls through a server layer are timed with the status they got, and a layer's refusal
+/// with status 9 counts as an `auth` rejection.
+#[tokio::test]
+async fn calls_through_a_layer_are_timed_and_its_refusals_count_as_auth_rejections() {
+    const LAYERED: &str = "test.Layered:1.0.0";
+    #[rpc_core::service(name = "test.Layered", version = "1.0.0")]
+    trait Layered {
+        async fn ok(&self) -> u32;
+    }
+    #[derive(Clone)]
+    struct LayeredImpl;
+    impl Layered for LayeredImpl {
+        async fn ok(&self) -> u32 {
+            7
+        }
+    }
+
+    let handle = recorder();
+    let auth_before = value("rpc_server_rejected_total", &[("reason", "auth")]).unwrap_or(0.0);
+    let server = Server::builder()
+        .bind("127.0.0.1:0")
+        .layer(example_provider::middleware::RequireMetadataLayer::new(
+            "authorization",
+        ))
+        .serve(LayeredServer::new(LayeredImpl))
+        .start()
+        .await
+        .unwrap_or_else(|e| panic!("server did not start: {e}"));
+    let client = Client::connect(&server.local_addr().to_string())
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let stub = LayeredClient::new(client);
+    let with_token = rpc_core::CallOptions::new().with_metadata("authorization", "Bearer t");
+    for _ in 0..4 {
+        assert_eq!(stub.call_with(&with_token).ok().await.unwrap(), 7);
+    }
+    for _ in 0..3 {
+        let error = stub.ok().await.unwrap_err();
+        assert_eq!(error.status(), Some(Status::Unauthenticated), "{error}");
+    }
+
+    let counts = call_counts(&handle.render(), DURATION_COUNT, LAYERED);
+    let series = |status: &str| (LAYERED.into(), "ok".into(), status.into());
+    let expected = BTreeMap::from([(series("0"), 4.0), (series("9"), 3.0)]);
+    assert_eq!(counts, expected, "layered calls by method and status");
+    let auth_after = value("rpc_server_rejected_total", &[("reason", "auth")]).unwrap_or(0.0);
+    assert_eq!(auth_after - auth_before, 3.0, "auth rejections");
     server.shutdown().await.unwrap();
 }

@@ -91,7 +91,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             codec,
             body,
         };
-        dispatch_layered(stack.clone(), request, deadline_ms, &ctx);
+        dispatch_layered(stack.clone(), request, deadline_ms, meter, &ctx);
         return;
     }
     let service_name = WireText(&service);
@@ -212,11 +212,16 @@ fn dispatch_layered(
     stack: ServerStack,
     request: ServerRequest,
     deadline_ms: u32,
+    meter: CallMeter,
     ctx: &Dispatch<'_>,
 ) {
     let (id, codec) = (request.context.request_id(), request.codec);
-    let Ok(ticket) = admit(id, codec, ctx) else {
-        return;
+    let ticket = match admit(id, codec, ctx) {
+        Ok(ticket) => ticket,
+        Err(status) => {
+            meter.answered(status);
+            return;
+        }
     };
     let call = Arc::clone(&request.context);
     let span = call_span(&call);
@@ -224,6 +229,7 @@ fn dispatch_layered(
     let seq = ticket.seq();
     let outbox = Arc::clone(ctx.outbox);
     let task = tokio::spawn(async move {
+        let running = InFlightGauge::start();
         let work = AssertUnwindSafe(stack.oneshot(request)).catch_unwind();
         let work = context::scope(Arc::clone(&call), work).instrument(span.clone());
         let frame = match call.deadline().run(work).await {
@@ -232,6 +238,9 @@ fn dispatch_layered(
                     Status::Ok => Status::Internal,
                     status => status,
                 };
+                if let Some(reason) = Rejected::by_layer(status) {
+                    metrics::rejected(reason);
+                }
                 Frame::error(id, codec, status, &rejection.message)
             }
             Some(Ok(Ok(body))) => reply(
@@ -252,6 +261,8 @@ fn dispatch_layered(
             ),
             None => reply(id, codec, call.method(), None, deadline_ms, max_frame),
         };
+        drop(running);
+        meter.answered(frame.status);
         outbox.send(&finish(frame, &call, &span));
         drop(ticket);
     });

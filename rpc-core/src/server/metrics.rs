@@ -39,6 +39,8 @@ pub(crate) enum Rejected {
     TooLarge,
     /// A reply over the frame limit (the handler ran; the reply was not sent).
     ResponseTooLarge,
+    /// The caller's credentials were missing, wrong or not allowed (status 9 or 10).
+    Auth,
 }
 
 impl Rejected {
@@ -48,6 +50,16 @@ impl Rejected {
             Rejected::Connections => "connections",
             Rejected::TooLarge => "too_large",
             Rejected::ResponseTooLarge => "response_too_large",
+            Rejected::Auth => "auth",
+        }
+    }
+
+    /// The reason a layer's refusal with `status` counts under, if it is a refusal at all.
+    pub(crate) fn by_layer(status: Status) -> Option<Rejected> {
+        match status {
+            Status::Unauthenticated | Status::PermissionDenied => Some(Rejected::Auth),
+            Status::Overloaded => Some(Rejected::Overloaded),
+            _ => None,
         }
     }
 }
