@@ -85,6 +85,10 @@ impl fmt::Display for TraceParent {
 /// Records the attempt about to start and its peer on the current span (the client's
 /// `rpc.client` span, which declares both fields; on any other span this does nothing).
 pub(crate) fn record_attempt(attempt: usize, peer: std::net::SocketAddr) {
+    // The client's spans are at debug level: below it, skip the current-span lookup.
+    if !tracing::level_enabled!(tracing::Level::DEBUG) {
+        return;
+    }
     let span = tracing::Span::current();
     if !span.is_disabled() {
         span.record("attempt", attempt);

@@ -63,6 +63,26 @@ fn call_labels(call: &Call) -> Pair {
     seen.entry(key).or_insert(pair).clone()
 }
 
+/// How many provider addresses get a `server_address` label string kept for reuse; past
+/// that, the label is formatted per attempt (still bounded by the directory's size).
+const MAX_ADDRESS_LABELS: usize = 4_096;
+
+/// The `server_address` label of `addr`, formatted once: formatting a socket address per
+/// call cost more than the rest of the metrics together.
+fn address_label(addr: SocketAddr) -> Arc<str> {
+    static SEEN: OnceLock<RwLock<HashMap<SocketAddr, Arc<str>>>> = OnceLock::new();
+    let seen = SEEN.get_or_init(RwLock::default);
+    if let Some(label) = seen.read().unwrap_or_else(|p| p.into_inner()).get(&addr) {
+        return Arc::clone(label);
+    }
+    let label: Arc<str> = Arc::from(addr.to_string());
+    let mut seen = seen.write().unwrap_or_else(|p| p.into_inner());
+    if seen.len() < MAX_ADDRESS_LABELS {
+        seen.entry(addr).or_insert_with(|| Arc::clone(&label));
+    }
+    label
+}
+
 /// The status label: the status byte in decimal, without allocating for the codes in use.
 /// The server's metrics use it too.
 pub(crate) fn status_label(status: crate::Status) -> &'static str {
@@ -93,7 +113,7 @@ pub(crate) fn attempt_finished(
         "rpc_service" => service,
         "rpc_method" => method,
         "rpc_response_status_code" => status,
-        "server_address" => addr.to_string(),
+        "server_address" => address_label(addr),
     )
     .record(elapsed.as_secs_f64());
 }
@@ -123,10 +143,10 @@ pub(crate) fn watch_resynced(service: &str) {
 
 /// Records an ejection.
 pub(crate) fn ejected(addr: SocketAddr) {
-    ::metrics::counter!(EJECTIONS, "server_address" => addr.to_string()).increment(1);
+    ::metrics::counter!(EJECTIONS, "server_address" => address_label(addr)).increment(1);
 }
 
 /// Records a readmission.
 pub(crate) fn readmitted(addr: SocketAddr) {
-    ::metrics::counter!(READMISSIONS, "server_address" => addr.to_string()).increment(1);
+    ::metrics::counter!(READMISSIONS, "server_address" => address_label(addr)).increment(1);
 }
