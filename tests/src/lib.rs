@@ -9,6 +9,7 @@
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
 //! - [`admin`]: requests to an admin HTTP endpoint;
+//! - [`webdriver`]: headless Chromium driven through chromedriver, for the console's pages;
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
 //! - [`redis`]: a real Redis server and its conformance backend;
@@ -29,4 +30,5 @@ pub mod raw;
 pub mod redis;
 pub mod servers;
 pub mod wait;
+pub mod webdriver;
 pub mod zookeeper;
