@@ -29,11 +29,13 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 #[derive(Debug, Clone)]
 pub struct Element(String);
 
-/// One Chromium session behind its own chromedriver, both killed on drop.
+/// One Chromium session behind its own chromedriver. [`Browser::close`] ends both; a test
+/// that panics first ends them on drop.
 pub struct Browser {
     driver: Child,
     addr: SocketAddr,
     session: String,
+    closed: bool,
 }
 
 /// `name` from `$ENV_VAR`, `/usr/bin`, or the `PATH`.
@@ -93,6 +95,7 @@ impl Browser {
             driver,
             addr,
             session,
+            closed: false,
         })
     }
 
@@ -170,6 +173,34 @@ impl Browser {
         let path = format!("/session/{}", self.session);
         let _ = request(self.addr, "DELETE", &path, None).await;
         let _ = self.driver.kill().await;
+        self.closed = true;
+    }
+}
+
+impl Drop for Browser {
+    /// After a panic: ends the session so Chromium exits (killing chromedriver alone would
+    /// leave it running), from a thread of its own since no runtime may be left to use.
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let (addr, path) = (self.addr, format!("/session/{}", self.session));
+        let _ = std::thread::spawn(move || end_session(addr, &path)).join();
+        let _ = self.driver.start_kill();
+    }
+}
+
+/// `DELETE path`, waiting (bounded) for the answer, which comes once Chromium has quit.
+fn end_session(addr: SocketAddr, path: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+    else {
+        return;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let head = format!("DELETE {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\n\r\n");
+    if stream.write_all(head.as_bytes()).is_ok() {
+        let _ = stream.read(&mut [0u8; 1024]);
     }
 }
 
