@@ -41,11 +41,14 @@ async fn console(url: &str, token: Option<&str>) -> (Child, SocketAddr, String) 
         .spawn()
         .expect("rpcctl console started");
     let stdout = child.stdout.take().expect("piped");
-    let line = tokio::time::timeout(Duration::from_secs(30), BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("the console printed its address in time")
-        .expect("readable stdout")
-        .expect("a line");
+    let line = tokio::time::timeout(
+        Duration::from_secs(30),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("the console printed its address in time")
+    .expect("readable stdout")
+    .expect("a line");
     let addr = line
         .split_whitespace()
         .find_map(|w| w.strip_prefix("http://"))
@@ -70,14 +73,23 @@ async fn status_of(addr: SocketAddr, request: &str) -> (u16, TcpStream) {
     }
     let line = String::from_utf8_lossy(&head).to_string();
     let code = line.split(' ').nth(1).and_then(|c| c.parse().ok());
-    (code.unwrap_or_else(|| panic!("bad status line {line:?}")), stream)
+    (
+        code.unwrap_or_else(|| panic!("bad status line {line:?}")),
+        stream,
+    )
 }
 
 #[tokio::test]
 async fn off_loopback_without_a_token_the_console_refuses_to_start() {
     // Refused before the registry (none listens there) is even tried.
     let run = rpcctl()
-        .args(["--registry", "etcd://127.0.0.1:1", "console", "--listen", "0.0.0.0:0"])
+        .args([
+            "--registry",
+            "etcd://127.0.0.1:1",
+            "console",
+            "--listen",
+            "0.0.0.0:0",
+        ])
         .output();
     let output = tokio::time::timeout(Duration::from_secs(10), run)
         .await
@@ -95,7 +107,10 @@ async fn off_loopback_without_a_token_the_console_refuses_to_start() {
 async fn with_a_token_every_api_request_must_carry_it_and_it_is_never_printed() {
     let etcd = EtcdServer::start().await;
     let (child, addr, line) = console(&etcd.registry_url(""), Some(TOKEN)).await;
-    assert!(line.contains("token"), "the start line says a token is needed: {line}");
+    assert!(
+        line.contains("token"),
+        "the start line says a token is needed: {line}"
+    );
     assert!(!line.contains(TOKEN), "the token was printed: {line}");
     let get = |extra: String| format!("GET /api/services{extra} HTTP/1.1");
     let none = raw_request(addr, &get(String::new()), b"").await;
@@ -103,11 +118,17 @@ async fn with_a_token_every_api_request_must_carry_it_and_it_is_never_printed() 
     let wrong = format!("{}\r\nAuthorization: Bearer nope", get(String::new()));
     assert_eq!(raw_request(addr, &wrong, b"").await.map(|a| a.0), Some(401));
     let bearer = format!("{}\r\nAuthorization: Bearer {TOKEN}", get(String::new()));
-    assert_eq!(raw_request(addr, &bearer, b"").await.map(|a| a.0), Some(200));
+    assert_eq!(
+        raw_request(addr, &bearer, b"").await.map(|a| a.0),
+        Some(200)
+    );
     let query = get(format!("?token={TOKEN}"));
     assert_eq!(raw_request(addr, &query, b"").await.map(|a| a.0), Some(200));
     // The page itself holds no data; its script asks for the token.
-    assert_eq!(raw_request(addr, "GET / HTTP/1.1", b"").await.map(|a| a.0), Some(200));
+    assert_eq!(
+        raw_request(addr, "GET / HTTP/1.1", b"").await.map(|a| a.0),
+        Some(200)
+    );
     drop(child);
 }
 
@@ -116,7 +137,8 @@ async fn without_a_token_only_loopback_host_names_are_served() {
     let etcd = EtcdServer::start().await;
     let (_child, addr, line) = console(&etcd.registry_url(""), None).await;
     assert!(line.contains("loopback only"), "{line}");
-    let rebound = "GET /api/services HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n";
+    let rebound =
+        "GET /api/services HTTP/1.1\r\nHost: evil.example:8080\r\nConnection: close\r\n\r\n";
     assert_eq!(status_of(addr, rebound).await.0, 403);
     let local = "GET /api/services HTTP/1.1\r\nHost: localhost:8080\r\nConnection: close\r\n\r\n";
     assert_eq!(status_of(addr, local).await.0, 200);

@@ -70,10 +70,14 @@ impl Browser {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromedriver.display()));
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        wait_for(Duration::from_secs(20), "chromedriver to answer", || async move {
-            let (_, status) = request(addr, "GET", "/status", None).await.ok()?;
-            status["value"]["ready"].as_bool().filter(|&ready| ready)
-        })
+        wait_for(
+            Duration::from_secs(20),
+            "chromedriver to answer",
+            || async move {
+                let (_, status) = request(addr, "GET", "/status", None).await.ok()?;
+                status["value"]["ready"].as_bool().filter(|&ready| ready)
+            },
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
@@ -165,7 +169,8 @@ impl Browser {
             std::fs::create_dir_all(dir)
                 .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         }
-        std::fs::write(path, png).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        std::fs::write(path, png)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
 
     /// Ends the session (Chromium exits) and stops chromedriver.
@@ -193,8 +198,7 @@ impl Drop for Browser {
 /// `DELETE path`, waiting (bounded) for the answer, which comes once Chromium has quit.
 fn end_session(addr: SocketAddr, path: &str) {
     use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-    else {
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
         return;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));

@@ -142,14 +142,24 @@ async fn the_services_page_lists_both_example_services_and_searches() {
     setup.open("#/").await;
     let both = json!([[CALCULATOR, "3"], [GREETER, "3"]]);
     setup
-        .wait_page("both services with 3 providers", SERVICE_ROWS, json!([]), both)
+        .wait_page(
+            "both services with 3 providers",
+            SERVICE_ROWS,
+            json!([]),
+            both,
+        )
         .await;
     setup.screenshot("services.png").await;
     let search = setup.browser.wait_find("#search", SHOWN).await;
     setup.browser.type_into(&search, "calc").await;
     let calculator_only = json!([[CALCULATOR, "3"]]);
     setup
-        .wait_page("the search to leave the calculator", SERVICE_ROWS, json!([]), calculator_only)
+        .wait_page(
+            "the search to leave the calculator",
+            SERVICE_ROWS,
+            json!([]),
+            calculator_only,
+        )
         .await;
     setup.finish().await;
 }
@@ -168,7 +178,12 @@ async fn the_service_page_lists_the_three_providers() {
     let mut addresses = setup.addresses();
     addresses.sort();
     setup
-        .wait_page("3 provider rows", PROVIDER_ROWS, json!([]), json!(addresses))
+        .wait_page(
+            "3 provider rows",
+            PROVIDER_ROWS,
+            json!([]),
+            json!(addresses),
+        )
         .await;
     // The admin endpoints are scraped: every row shows traffic, not an error.
     let traffic = "return [...document.querySelectorAll('tr.provider .traffic')]
@@ -242,7 +257,12 @@ async fn clicking_disable_drops_a_running_consumers_share_to_zero_within_1s_and_
         .filter(r => r.dataset.address === arguments[0])
         .map(r => r.querySelector('.state').textContent);";
     setup
-        .wait_page("the row to show disabled", state, json!([target]), json!(["disabled"]))
+        .wait_page(
+            "the row to show disabled",
+            state,
+            json!([target]),
+            json!(["disabled"]),
+        )
         .await;
     let settled = clicked + Duration::from_secs(1);
     wait_until(SHOWN, "600 calls started 1 s after the click", || {
@@ -286,14 +306,20 @@ async fn a_provider_killed_with_sigkill_leaves_the_live_page_within_ttl_plus_1s_
     tokio::task::block_in_place(|| setup.providers[0].kill());
     let killed = Instant::now();
     let browser = &setup.browser;
-    let gone = wait_until(TTL + Duration::from_secs(1), "the killed provider's rows to go", || {
-        let args = json!([victim]);
-        async move { browser.run(LIVE_ROWS, args).await == json!(0) }
-    })
+    let gone = wait_until(
+        TTL + Duration::from_secs(1),
+        "the killed provider's rows to go",
+        || {
+            let args = json!([victim]);
+            async move { browser.run(LIVE_ROWS, args).await == json!(0) }
+        },
+    )
     .await;
     let elapsed = killed.elapsed();
     gone.unwrap_or_else(|e| panic!("{e}"));
-    let same = browser.run("return window.sameDocument === true;", json!([])).await;
+    let same = browser
+        .run("return window.sameDocument === true;", json!([]))
+        .await;
     assert_eq!(same, json!(true), "the page was reloaded");
     let left = browser.run(LIVE_ROWS, json!([null])).await;
     assert_eq!(left, json!(4), "the other providers stay");
@@ -347,7 +373,11 @@ async fn an_invalid_rule_shows_an_error_at_its_field_and_writes_nothing() {
     })
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(error[0], json!("conditions[0].then"), "next to the then field: {error}");
+    assert_eq!(
+        error[0],
+        json!("conditions[0].then"),
+        "next to the then field: {error}"
+    );
     let text = error[1].as_str().unwrap_or_default();
     assert!(
         text.contains("conditions[0].then.zone") && text.contains("nothing was written"),
@@ -357,7 +387,14 @@ async fn an_invalid_rule_shows_an_error_at_its_field_and_writes_nothing() {
     nothing_written(&setup).await;
 
     // Refused by the form itself: a priority that is not a number.
-    fill_rule(&setup, "bad-priority", "high", "divide", ("metadata.zone", "b")).await;
+    fill_rule(
+        &setup,
+        "bad-priority",
+        "high",
+        "divide",
+        ("metadata.zone", "b"),
+    )
+    .await;
     let (error, _) = wait_for(SHOWN, "a field error", || async {
         let found = setup.browser.run(FIELD_ERROR, json!([])).await;
         (!found.is_null()).then_some(found)
@@ -378,7 +415,12 @@ async fn a_valid_rule_saved_in_the_form_reads_back_identically_through_rpcctl() 
     fill_rule(&setup, "divide-to-b", "5", "divide", ("metadata.zone", "b")).await;
     let saved = "return document.getElementById('routes-saved').textContent;";
     setup
-        .wait_page("the save to finish", saved, json!([]), json!("saved; showing what is stored"))
+        .wait_page(
+            "the save to finish",
+            saved,
+            json!([]),
+            json!("saved; showing what is stored"),
+        )
         .await;
     let expected = json!({"version": 1, "conditions": [{
         "name": "divide-to-b", "priority": 5,
@@ -387,19 +429,36 @@ async fn a_valid_rule_saved_in_the_form_reads_back_identically_through_rpcctl() 
     }]});
     let shown = setup
         .browser
-        .run("return JSON.parse(document.getElementById('routes-json').value);", json!([]))
+        .run(
+            "return JSON.parse(document.getElementById('routes-json').value);",
+            json!([]),
+        )
         .await;
     assert_eq!(shown, expected, "the page shows what it read back");
     let output = Command::new(binary("rpcctl"))
-        .args(["--registry", &setup.url, "--json", "route", "get", CALCULATOR])
+        .args([
+            "--registry",
+            &setup.url,
+            "--json",
+            "route",
+            "get",
+            CALCULATOR,
+        ])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
         .await
         .expect("rpcctl ran");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let read: Value = serde_json::from_slice(&output.stdout).expect("rpcctl --json");
-    assert_eq!(read["routes"], expected, "rpcctl reads back what the form saved");
+    assert_eq!(
+        read["routes"], expected,
+        "rpcctl reads back what the form saved"
+    );
     let name = "return document.querySelector('fieldset.rule .rule-name').value;";
     let form = setup.browser.run(name, json!([])).await;
     assert_eq!(form, json!("divide-to-b"), "the form shows the stored rule");

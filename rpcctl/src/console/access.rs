@@ -108,10 +108,22 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for good in ["127.0.0.1:8080", "localhost:1", "[::1]:80", "127.1.2.3", "LOCALHOST"] {
+        for good in [
+            "127.0.0.1:8080",
+            "localhost:1",
+            "[::1]:80",
+            "127.1.2.3",
+            "LOCALHOST",
+        ] {
             assert!(is_loopback_host(good), "{good}");
         }
-        for bad in ["evil.example:8080", "10.0.0.1:80", "", "[::2]:80", "localhost.evil:1"] {
+        for bad in [
+            "evil.example:8080",
+            "10.0.0.1:80",
+            "",
+            "[::2]:80",
+            "localhost.evil:1",
+        ] {
             assert!(!is_loopback_host(bad), "{bad}");
         }
     }

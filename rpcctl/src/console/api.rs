@@ -38,7 +38,10 @@ pub(crate) async fn services(State(console): State<Shared>) -> ApiResult {
         .zip(documents)
         .map(|((key, instances), overrides)| {
             let disabled = match &overrides {
-                Ok(o) => instances.iter().filter(|i| o.is_disabled(&i.address())).count(),
+                Ok(o) => instances
+                    .iter()
+                    .filter(|i| o.is_disabled(&i.address()))
+                    .count(),
                 Err(_) => 0,
             };
             let health = match (instances.len(), instances.len() - disabled) {
@@ -101,10 +104,7 @@ pub(crate) async fn service(State(console): State<Shared>, Path(key): Path<Strin
 }
 
 /// `GET /api/services/{key}/overrides`, as `rpcctl config get` reads it.
-pub(crate) async fn overrides(
-    State(console): State<Shared>,
-    Path(key): Path<String>,
-) -> ApiResult {
+pub(crate) async fn overrides(State(console): State<Shared>, Path(key): Path<String>) -> ApiResult {
     let key = key_of(&key)?;
     let stored = GovernanceStore::new(console.registry.clone())
         .overrides(&key)

@@ -88,7 +88,8 @@ impl Scraper {
         }
         let entry = (admin.to_string(), service.to_string());
         let previous = last.insert(entry, (now, totals.clone()));
-        let mut value = json!({ "calls": totals.calls, "qps": null, "error_rate": null, "p99_ms": null });
+        let mut value =
+            json!({ "calls": totals.calls, "qps": null, "error_rate": null, "p99_ms": null });
         let Some((then, before)) = previous else {
             return value;
         };
@@ -166,7 +167,11 @@ fn quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
                 return lower;
             }
             let within = count - below;
-            let fraction = if within > 0.0 { (rank - below) / within } else { 1.0 };
+            let fraction = if within > 0.0 {
+                (rank - below) / within
+            } else {
+                1.0
+            };
             return lower + (le - lower) * fraction;
         }
         (lower, below) = (le, count);

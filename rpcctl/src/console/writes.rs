@@ -43,7 +43,12 @@ pub(crate) async fn enable(
     Path(key): Path<String>,
     Json(body): Json<Address>,
 ) -> ApiResult {
-    edit(&console, &key, Edit::Disabled(address(body.address)?, false)).await
+    edit(
+        &console,
+        &key,
+        Edit::Disabled(address(body.address)?, false),
+    )
+    .await
 }
 
 /// `POST /api/services/{key}/weight` `{"address": …, "weight": N}`, as `rpcctl weight`.

@@ -254,7 +254,8 @@ function providerRow(key, p, reload) {
   const act = async (path, body) => {
     clearErrors(row);
     try { await api(keyPath(key) + path, { method: "POST", body: JSON.stringify(body) }); await reload(); }
-    catch (e) { fieldError(row, e.field || "weight", e.message); }
+    // The document path of a bad weight (addresses.HOST:PORT.weight) is this row's input.
+    catch (e) { fieldError(row, !e.field || e.field.endsWith(".weight") ? "weight" : e.field, e.message); }
   };
   const toggle = p.disabled
     ? el("button", { class: "enable", "data-address": p.address, on: { click: () => act("/enable", { address: p.address }) } }, "Enable")
