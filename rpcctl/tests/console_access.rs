@@ -188,3 +188,82 @@ async fn live_pages_past_the_limit_are_refused_with_503() {
     let list = format!("GET /api/services HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     assert_eq!(status_of(addr, &list).await.0, 200);
 }
+
+/// `rpcctl --registry url --json args...`, parsed.
+async fn rpcctl_json(url: &str, args: &[&str]) -> serde_json::Value {
+    let output = rpcctl()
+        .args(["--registry", url, "--json"])
+        .args(args)
+        .output()
+        .await
+        .expect("rpcctl ran");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("rpcctl --json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routes_save_and_the_explain_box_agree_with_rpcctl() {
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("");
+    for (port, zone) in [(9101, "a"), (9102, "b")] {
+        let node = serde_json::json!({
+            "service": "example.Calculator", "version": "1.0.0", "host": "127.0.0.1",
+            "port": port, "weight": 100, "metadata": {"zone": zone}, "registered_at_ms": 1,
+        });
+        let path = format!("/rpc/example.Calculator:1.0.0/127.0.0.1:{port}");
+        etcd.etcdctl(&["put", &path, &node.to_string()])
+            .await
+            .expect("etcdctl put");
+    }
+    let (_child, addr, _) = console(&url, None).await;
+    let key = "/api/services/example.Calculator:1.0.0";
+    let rule = r#"{"version":1,"conditions":[{"name":"divide-to-b","when":{"method":{"exact":"divide"}},"then":{"metadata.zone":{"exact":"b"}}}]}"#;
+    let head = format!(
+        "PUT {key}/routes HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: {}",
+        rule.len()
+    );
+    let (code, body) = raw_request(addr, &head, rule.as_bytes())
+        .await
+        .expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    let stored = etcd
+        .get(ROUTES)
+        .await
+        .expect("etcd get")
+        .expect("routes stored");
+    assert_eq!(
+        String::from_utf8_lossy(&stored),
+        rule,
+        "stored as rpcctl writes it"
+    );
+    let got = rpcctl_json(&url, &["route", "get", "example.Calculator:1.0.0"]).await;
+    let sent: serde_json::Value = serde_json::from_str(rule).expect("JSON");
+    assert_eq!(got["routes"], sent, "rpcctl reads back what the console saved");
+
+    let (code, body) = raw_request(
+        addr,
+        &format!("GET {key}/explain?method=divide HTTP/1.1"),
+        b"",
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(code, 200, "{body}");
+    let console: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let args = [
+        "route",
+        "explain",
+        "example.Calculator:1.0.0",
+        "--method",
+        "divide",
+    ];
+    let cli = rpcctl_json(&url, &args).await;
+    assert_eq!(
+        console, cli,
+        "the console and rpcctl explain the same call alike"
+    );
+    assert_eq!(console["reached"], serde_json::json!(["127.0.0.1:9102"]));
+}

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use futures::future::join_all;
+use futures::StreamExt;
 use rpc_core::cluster::governance::{router, GovernanceStore, Overrides};
 use rpc_core::registry::now_ms;
 use rpc_core::{ServiceInstance, ServiceKey};
@@ -21,6 +21,8 @@ use crate::commands::{list, parse_key, show};
 /// The metadata key a provider may publish its transport under; absent means the
 /// framework's own framed TCP.
 const TRANSPORT_METADATA_KEY: &str = "rpc.transport";
+/// Overrides documents read at once for the services page.
+const READS_AT_ONCE: usize = 16;
 
 /// The service key in the path, or a 404 that says what a key looks like.
 pub(crate) fn key_of(text: &str) -> Result<ServiceKey, ApiError> {
@@ -32,7 +34,16 @@ pub(crate) fn key_of(text: &str) -> Result<ServiceKey, ApiError> {
 pub(crate) async fn services(State(console): State<Shared>) -> ApiResult {
     let listed = list::services(&console.registry).await?;
     let store = GovernanceStore::new(console.registry.clone());
-    let documents = join_all(listed.iter().map(|(key, _)| store.overrides(key))).await;
+    // A few reads at a time: a registry with many services is not asked all at once.
+    let keys: Vec<ServiceKey> = listed.iter().map(|(key, _)| key.clone()).collect();
+    let documents: Vec<_> = futures::stream::iter(keys)
+        .map(|key| {
+            let store = store.clone();
+            async move { store.overrides(&key).await }
+        })
+        .buffered(READS_AT_ONCE)
+        .collect()
+        .await;
     let rows: Vec<Value> = listed
         .iter()
         .zip(documents)
