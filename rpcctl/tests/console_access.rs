@@ -242,7 +242,10 @@ async fn a_routes_save_and_the_explain_box_agree_with_rpcctl() {
     );
     let got = rpcctl_json(&url, &["route", "get", "example.Calculator:1.0.0"]).await;
     let sent: serde_json::Value = serde_json::from_str(rule).expect("JSON");
-    assert_eq!(got["routes"], sent, "rpcctl reads back what the console saved");
+    assert_eq!(
+        got["routes"], sent,
+        "rpcctl reads back what the console saved"
+    );
 
     let (code, body) = raw_request(
         addr,

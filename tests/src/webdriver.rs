@@ -105,14 +105,26 @@ impl Browser {
 
     /// One command of this session; panics on a WebDriver error, naming it.
     async fn command(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        self.try_command(method, path, body)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One command of this session; a WebDriver error as text.
+    async fn try_command(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
         let path = format!("/session/{}{path}", self.session);
         let (code, answer) = request(self.addr, method, &path, body)
             .await
-            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+            .map_err(|e| format!("{method} {path}: {e}"))?;
         if code != 200 {
-            panic!("{method} {path}: {code} {answer}");
+            return Err(format!("{method} {path}: {code} {answer}"));
         }
-        answer["value"].clone()
+        Ok(answer["value"].clone())
     }
 
     /// Opens `url`.
@@ -142,6 +154,19 @@ impl Browser {
     pub async fn click(&self, element: &Element) {
         let path = format!("/element/{}/click", element.0);
         self.command("POST", &path, Some(&json!({}))).await;
+    }
+
+    /// Clicks what `css` selects, finding it again if the page replaced it in between (a
+    /// page that refreshes its rows makes the old element stale).
+    pub async fn click_css(&self, css: &str, timeout: Duration) {
+        let what = format!("a click on {css:?}");
+        wait_for(timeout, &what, || async {
+            let element = self.find(css).await?;
+            let path = format!("/element/{}/click", element.0);
+            self.try_command("POST", &path, Some(&json!({}))).await.ok()
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Empties an input, then types `text` into it.

@@ -250,9 +250,9 @@ async fn clicking_disable_drops_a_running_consumers_share_to_zero_within_1s_and_
     setup.open(&format!("#/service/{GREETER}")).await;
     let target = addresses[1].clone();
     let button = format!("button.disable[data-address='{target}']");
-    let button = setup.browser.wait_find(&button, SHOWN).await;
+    setup.browser.wait_find(&button, SHOWN).await;
     let clicked = Instant::now();
-    setup.browser.click(&button).await;
+    setup.browser.click_css(&button, SHOWN).await;
     let state = "return [...document.querySelectorAll('tr.provider')]
         .filter(r => r.dataset.address === arguments[0])
         .map(r => r.querySelector('.state').textContent);";
@@ -332,7 +332,10 @@ async fn a_provider_killed_with_sigkill_leaves_the_live_page_within_ttl_plus_1s_
 async fn fill_rule(setup: &Setup, name: &str, priority: &str, method: &str, then: (&str, &str)) {
     setup.open(&format!("#/service/{CALCULATOR}")).await;
     let browser = &setup.browser;
-    let add = browser.wait_find("#add-rule", SHOWN).await;
+    // The form takes input once it shows the stored documents.
+    let add = browser
+        .wait_find("#routes-form:not([inert]) #add-rule", SHOWN)
+        .await;
     browser.click(&add).await;
     for (css, text) in [
         ("fieldset.rule .rule-name", name),

@@ -150,16 +150,17 @@ function serviceView(main, key) {
   const routesJson = el("textarea", { id: "routes-json", rows: 10, "data-field": "", spellcheck: "false" });
   const rules = el("div", { id: "rules" });
   const tagForce = el("input", { type: "checkbox", id: "tag-force", "data-field": "tag" });
-  const routesForm = el("form", { id: "routes-form" },
+  // Disabled until the stored documents are shown, so nothing typed is replaced by them.
+  const routesForm = el("form", { id: "routes-form", inert: true },
     el("label", {}, tagForce, " tagged calls with no provider of their tag fail (tag.force)"),
     rules,
     el("button", { type: "button", id: "add-rule", on: { click: () => rules.append(ruleForm(rules.children.length, null)) } }, "Add condition rule"),
     el("button", { type: "submit", id: "save-routes" }, "Save routes"),
     el("span", { class: "saved", id: "routes-saved" }),
     el("div", { class: "form-error" }));
-  const routesRaw = el("form", { id: "routes-raw" }, routesJson,
+  const routesRaw = el("form", { id: "routes-raw", inert: true }, routesJson,
     el("button", { type: "submit", id: "save-routes-json" }, "Save routes JSON"), el("div", { class: "form-error" }));
-  const overridesForm = el("form", { id: "overrides-form" }, overrides,
+  const overridesForm = el("form", { id: "overrides-form", inert: true }, overrides,
     el("button", { type: "submit", id: "save-overrides" }, "Save overrides JSON"),
     el("span", { class: "saved", id: "overrides-saved" }), el("div", { class: "form-error" }));
   const explainForm = el("form", { id: "explain" },
@@ -194,6 +195,7 @@ function serviceView(main, key) {
         else showRoutes(page.routes.document);
         if (page.overrides.error) status("stored overrides do not validate: " + page.overrides.error, true);
         else showOverrides(page.overrides.document);
+        for (const form of [routesForm, routesRaw, overridesForm]) form.inert = false;
       }
     } catch (e) { status(e.message, true); }
   };
