@@ -2,14 +2,16 @@
 //! otherwise, never printed), and its bounds (request bodies, JSON only, open live pages).
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use tests::admin::raw_request;
+use tests::console::Console;
 use tests::etcd::EtcdServer;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 const TOKEN: &str = "s3cret-console-token";
 const ROUTES: &str = "/rpc/_governance/example.Calculator:1.0.0/routes";
@@ -28,33 +30,12 @@ fn rpcctl() -> Command {
     command
 }
 
-/// Starts the console on a free loopback port; the process, its address and the line it
+/// Starts the console on a free loopback port; the console, its address and the line it
 /// printed at start.
-async fn console(url: &str, token: Option<&str>) -> (Child, SocketAddr, String) {
-    let mut command = rpcctl();
-    command.args(["--registry", url, "console", "--listen", "127.0.0.1:0"]);
-    if let Some(token) = token {
-        command.env("RPC_CONSOLE_TOKEN", token);
-    }
-    let mut child = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("rpcctl console started");
-    let stdout = child.stdout.take().expect("piped");
-    let line = tokio::time::timeout(
-        Duration::from_secs(30),
-        BufReader::new(stdout).lines().next_line(),
-    )
-    .await
-    .expect("the console printed its address in time")
-    .expect("readable stdout")
-    .expect("a line");
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http://"))
-        .and_then(|w| w.trim_end_matches('/').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
-    (child, addr, line)
+async fn console(url: &str, token: Option<&str>) -> (Console, SocketAddr, String) {
+    let console = Console::start(Path::new(env!("CARGO_BIN_EXE_rpcctl")), url, token).await;
+    let (addr, started) = (console.addr, console.started.clone());
+    (console, addr, started)
 }
 
 /// Sends a whole request and reads only the status line (streams never end).

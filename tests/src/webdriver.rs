@@ -1,6 +1,6 @@
 //! Headless Chromium driven through chromedriver over the W3C WebDriver protocol, for the
 //! console's browser tests. Debian's `chromium` and `chromium-driver` packages
-//! (`scripts/install-deps.sh`); when either binary is missing [`Browser::start`] says so and
+//! (`scripts/install-deps.sh --browser`); when either binary is missing [`Browser::start`] says so and
 //! returns `None`, and the test skips with that message.
 //!
 //! The protocol is plain JSON over HTTP/1.1 to chromedriver on a free loopback port; each
@@ -55,11 +55,12 @@ impl Browser {
     /// is missing when a binary is not installed.
     pub async fn start() -> Result<Browser, String> {
         let chromium = find("CHROMIUM", "chromium").ok_or(
-            "chromium is not installed (scripts/install-deps.sh installs it): browser test skipped",
+            "chromium is not installed (scripts/install-deps.sh --browser installs it): \
+             browser test skipped",
         )?;
         let chromedriver = find("CHROMEDRIVER", "chromedriver").ok_or(
-            "chromedriver is not installed (package chromium-driver, scripts/install-deps.sh): \
-             browser test skipped",
+            "chromedriver is not installed (package chromium-driver, scripts/install-deps.sh \
+             --browser): browser test skipped",
         )?;
         let port = free_port();
         let driver = Command::new(&chromedriver)

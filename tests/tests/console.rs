@@ -5,7 +5,6 @@
 //!
 //! Skips, saying why, only when chromium or chromedriver is not installed.
 
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -14,18 +13,14 @@ use example_provider::GreeterClient;
 use rpc_core::cluster::ClusterConfig;
 use rpc_core::Client;
 use serde_json::{json, Value};
+use tests::console::{ConsolePages, SHOWN};
 use tests::consumer::{greeter_key, wait_listed};
-use tests::etcd::EtcdServer;
-use tests::process::{binary, Provider};
+use tests::process::binary;
 use tests::wait::{wait_for, wait_until};
-use tests::webdriver::Browser;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// The providers' lease TTL.
 const TTL: Duration = Duration::from_secs(2);
-/// How long a page may take to show what the registry holds.
-const SHOWN: Duration = Duration::from_secs(15);
 const GREETER: &str = "example.Greeter:1.0.0";
 const CALCULATOR: &str = "example.Calculator:1.0.0";
 const ROUTES: &str = "/rpc/_governance/example.Calculator:1.0.0/routes";
@@ -34,99 +29,9 @@ const ROUTES: &str = "/rpc/_governance/example.Calculator:1.0.0/routes";
 /// machine.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// etcd, three providers with admin endpoints, the console, and a browser.
-struct Setup {
-    browser: Browser,
-    base: String,
-    url: String,
-    providers: Vec<Provider>,
-    _console: Child,
-    etcd: EtcdServer,
-}
-
-impl Setup {
-    /// Everything started, or `None` (after saying why) when no browser is installed.
-    async fn start() -> Option<Setup> {
-        let browser = match Browser::start().await {
-            Ok(browser) => browser,
-            Err(why) => {
-                eprintln!("{why}");
-                return None;
-            }
-        };
-        let etcd = EtcdServer::start().await;
-        let url = etcd.registry_url(&format!("ttl={}", TTL.as_secs()));
-        let mut providers = Vec::new();
-        for _ in 0..3 {
-            let admin = ["--admin", "127.0.0.1:0"];
-            providers.push(Provider::spawn_on("127.0.0.1:0", &url, &admin).await);
-        }
-        let (console, base) = console(&url).await;
-        Some(Setup {
-            browser,
-            base,
-            url,
-            providers,
-            _console: console,
-            etcd,
-        })
-    }
-
-    fn addresses(&self) -> Vec<String> {
-        self.providers.iter().map(Provider::address).collect()
-    }
-
-    async fn open(&self, fragment: &str) {
-        self.browser
-            .goto(&format!("{}/{fragment}", self.base))
-            .await;
-    }
-
-    /// Runs `script` in the page until it returns `want`.
-    async fn wait_page(&self, what: &str, script: &str, args: Value, want: Value) {
-        let browser = &self.browser;
-        wait_until(SHOWN, what, || {
-            let (args, want) = (args.clone(), want.clone());
-            async move { browser.run(script, args).await == want }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    }
-
-    async fn screenshot(&self, name: &str) {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
-        self.browser.screenshot(&dir.join(name)).await;
-    }
-
-    async fn finish(self) {
-        self.browser.close().await;
-    }
-}
-
-/// Starts `rpcctl console` on a free loopback port; the process and its base URL.
-async fn console(url: &str) -> (Child, String) {
-    let mut child = Command::new(binary("rpcctl"))
-        .args(["--registry", url, "console", "--listen", "127.0.0.1:0"])
-        .env_remove("RPC_CONSOLE_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start rpcctl console: {e}"));
-    let stdout = child.stdout.take().expect("stdout was piped");
-    let line = tokio::time::timeout(SHOWN, BufReader::new(stdout).lines().next_line())
-        .await
-        .expect("the console printed its address in time")
-        .expect("the console's stdout is readable")
-        .expect("the console printed a line");
-    let base = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim_end_matches('/')
-        .to_string();
-    (child, base)
+/// The fixture, or `None` when no browser is installed (it said why).
+async fn start() -> Option<ConsolePages> {
+    ConsolePages::start(TTL).await
 }
 
 /// The data-key of every service row the page shows, and each row's provider count.
@@ -136,7 +41,7 @@ const SERVICE_ROWS: &str = "return [...document.querySelectorAll('tr.service')]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_services_page_lists_both_example_services_and_searches() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(setup) = Setup::start().await else {
+    let Some(setup) = start().await else {
         return;
     };
     setup.open("#/").await;
@@ -171,7 +76,7 @@ const PROVIDER_ROWS: &str = "return [...document.querySelectorAll('tr.provider')
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_page_lists_the_three_providers() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(setup) = Setup::start().await else {
+    let Some(setup) = start().await else {
         return;
     };
     setup.open(&format!("#/service/{GREETER}")).await;
@@ -226,7 +131,7 @@ fn started_since(answers: &Answers, since: Instant, address: Option<&str>) -> us
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clicking_disable_drops_a_running_consumers_share_to_zero_within_1s_and_shows_disabled() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(setup) = Setup::start().await else {
+    let Some(setup) = start().await else {
         return;
     };
     let addresses = setup.addresses();
@@ -290,7 +195,7 @@ const LIVE_ROWS: &str = "return [...document.querySelectorAll('tr.live')]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_killed_with_sigkill_leaves_the_live_page_within_ttl_plus_1s_without_reload() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(mut setup) = Setup::start().await else {
+    let Some(mut setup) = start().await else {
         return;
     };
     setup.open("#/live").await;
@@ -329,7 +234,13 @@ async fn a_provider_killed_with_sigkill_leaves_the_live_page_within_ttl_plus_1s_
 }
 
 /// Opens the calculator's page and fills a new condition rule.
-async fn fill_rule(setup: &Setup, name: &str, priority: &str, method: &str, then: (&str, &str)) {
+async fn fill_rule(
+    setup: &ConsolePages,
+    name: &str,
+    priority: &str,
+    method: &str,
+    then: (&str, &str),
+) {
     setup.open(&format!("#/service/{CALCULATOR}")).await;
     let browser = &setup.browser;
     // The form takes input once it shows the stored documents.
@@ -356,7 +267,7 @@ async fn fill_rule(setup: &Setup, name: &str, priority: &str, method: &str, then
 const FIELD_ERROR: &str = "const e = document.querySelector('#routes-form .field-error');
     return e ? [e.previousElementSibling && e.previousElementSibling.dataset.field, e.textContent] : null;";
 
-async fn nothing_written(setup: &Setup) {
+async fn nothing_written(setup: &ConsolePages) {
     let stored = setup.etcd.get(ROUTES).await.expect("etcd get");
     let text = stored.map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
     assert_eq!(text, None, "a refused rule was written");
@@ -365,7 +276,7 @@ async fn nothing_written(setup: &Setup) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_rule_shows_an_error_at_its_field_and_writes_nothing() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(setup) = Setup::start().await else {
+    let Some(setup) = start().await else {
         return;
     };
     // Refused by the server's validation: `zone` is not a selector.
@@ -412,7 +323,7 @@ async fn an_invalid_rule_shows_an_error_at_its_field_and_writes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_valid_rule_saved_in_the_form_reads_back_identically_through_rpcctl() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let Some(setup) = Setup::start().await else {
+    let Some(setup) = start().await else {
         return;
     };
     fill_rule(&setup, "divide-to-b", "5", "divide", ("metadata.zone", "b")).await;
