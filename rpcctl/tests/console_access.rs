@@ -9,7 +9,7 @@ use std::time::Duration;
 use tests::admin::raw_request;
 use tests::console::Console;
 use tests::etcd::EtcdServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
@@ -250,4 +250,60 @@ async fn a_routes_save_and_the_explain_box_agree_with_rpcctl() {
         "the console and rpcctl explain the same call alike"
     );
     assert_eq!(console["reached"], serde_json::json!(["127.0.0.1:9102"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_reports_a_rule_change_as_it_happens() {
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("");
+    let node = serde_json::json!({
+        "service": "example.Calculator", "version": "1.0.0", "host": "127.0.0.1",
+        "port": 9101, "weight": 100, "metadata": {}, "registered_at_ms": 1,
+    });
+    etcd.etcdctl(&[
+        "put",
+        "/rpc/example.Calculator:1.0.0/127.0.0.1:9101",
+        &node.to_string(),
+    ])
+    .await
+    .expect("etcdctl put");
+    let (_child, addr, _) = console(&url, None).await;
+    let request = format!("GET /api/events HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let (code, stream) = status_of(addr, &request).await;
+    assert_eq!(code, 200);
+    let mut lines = tokio::io::BufReader::new(stream).lines();
+    let mut next_data = async || loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("an event within 10 s")
+            .expect("readable")
+            .expect("the stream stays open");
+        if let Some(data) = line.strip_prefix("data: ") {
+            return serde_json::from_str::<serde_json::Value>(data).expect("JSON data");
+        }
+    };
+    let present = next_data().await;
+    assert_eq!(present["event"], "present", "{present}");
+    // The feed may not have read the documents yet when the first write lands (that write
+    // is then its starting point): write new weights until one shows as a change.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut weight = 1;
+    let rules = loop {
+        let args = ["weight", "example.Calculator:1.0.0", "127.0.0.1:9101"];
+        rpcctl_json(&url, &[&args[..], &[&weight.to_string()]].concat()).await;
+        if let Ok(event) = tokio::time::timeout(Duration::from_secs(1), next_data()).await {
+            break event;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no rules event in 15 s"
+        );
+        weight += 1;
+    };
+    assert_eq!(rules["event"], "rules", "{rules}");
+    assert_eq!(rules["key"], "example.Calculator:1.0.0");
+    assert!(
+        rules["overrides"]["addresses"]["127.0.0.1:9101"]["weight"].is_u64(),
+        "{rules}"
+    );
 }

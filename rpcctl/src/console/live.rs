@@ -131,7 +131,9 @@ async fn follow(
                             None => Vec::new(),
                         }
                     };
-                    for event in made.iter().filter(|e| e.kind != Kind::Present) {
+                    // `present` too: a page that connected before the first snapshot has
+                    // them from nowhere else (a page seeing one twice just shows it again).
+                    for event in &made {
                         send(event.json());
                     }
                 }
