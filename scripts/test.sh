@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "install dependencies"
-scripts/install-deps.sh
+# --browser: chromium and chromium-driver for the console's browser tests (tests/tests/console.rs).
+scripts/install-deps.sh --browser
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -9,12 +9,14 @@
 //! rpcctl --registry etcd://127.0.0.1:2379 disable example.Greeter:1.0.0 10.0.0.7:9101
 //! rpcctl --registry etcd://127.0.0.1:2379 route set example.Greeter:1.0.0 --file rules.json
 //! rpcctl --registry etcd://127.0.0.1:2379 route explain example.Greeter:1.0.0 --tag gray
+//! rpcctl --registry etcd://127.0.0.1:2379 console --listen 127.0.0.1:8080
 //! ```
 //!
 //! `--registry` falls back to `RPC_REGISTRY`; `--json` gives machine output for every
 //! command. Errors print `rpcctl: <message>` on stderr and exit 1.
 
 mod commands;
+mod console;
 mod error;
 mod output;
 mod spinner;
@@ -175,6 +177,9 @@ enum Command {
     /// Routing rules: tag routing and condition rules.
     #[command(subcommand)]
     Route(RouteCommand),
+    /// Serve a web console: services, providers with live traffic, disable/enable, weights,
+    /// overrides and routes, and a live feed of the registry (docs/console.md).
+    Console(console::ConsoleArgs),
 }
 
 /// Parses a positive number of seconds, fractions allowed.
@@ -257,6 +262,7 @@ enum RegistryJob {
     RouteSet(ServiceKey, rpc_core::cluster::governance::Routes),
     RouteDelete(ServiceKey),
     Explain(ServiceKey, Question),
+    Console(console::Settings),
 }
 
 impl Job {
@@ -350,6 +356,7 @@ impl Job {
             Command::Route(RouteCommand::Delete { service }) => {
                 Job::Registry(RegistryJob::RouteDelete(parse_key(&service)?))
             }
+            Command::Console(args) => Job::Registry(RegistryJob::Console(args.check()?)),
             Command::Route(RouteCommand::Explain {
                 service,
                 method,
@@ -396,6 +403,7 @@ async fn run(cli: Cli) -> CliResult {
         RegistryJob::RouteSet(key, routes) => route::set(&target, out, &key, &routes).await,
         RegistryJob::RouteDelete(key) => route::delete(&target, out, &key).await,
         RegistryJob::Explain(key, question) => route::explain(&target, out, &key, &question).await,
+        RegistryJob::Console(settings) => console::run(&target, out, settings).await,
     };
     target.close().await;
     result

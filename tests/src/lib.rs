@@ -9,6 +9,8 @@
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
 //! - [`admin`]: requests to an admin HTTP endpoint;
+//! - [`webdriver`]: headless Chromium driven through chromedriver, and [`console`]: an
+//!   `rpcctl console` process and the browser tests' fixture;
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
 //! - [`redis`]: a real Redis server and its conformance backend;
@@ -17,6 +19,7 @@
 pub mod admin;
 pub mod conformance;
 mod conformance_documents;
+pub mod console;
 pub mod consumer;
 pub mod etcd;
 pub mod logging;
@@ -29,4 +32,5 @@ pub mod raw;
 pub mod redis;
 pub mod servers;
 pub mod wait;
+pub mod webdriver;
 pub mod zookeeper;

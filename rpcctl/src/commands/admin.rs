@@ -23,6 +23,18 @@ const MAX_ANSWER: usize = 16 * 1024 * 1024;
 /// Sends `method path` to the admin endpoint (or any HTTP/1 server) at `address`; the
 /// status and body.
 pub async fn send(address: &str, method: Method, path: &str) -> CliResult<(u16, String)> {
+    send_bounded(address, method, path, TIMEOUT, MAX_ANSWER).await
+}
+
+/// [`send`] with its own time budget and answer size limit (the console scrapes many
+/// providers, each with a short budget).
+pub async fn send_bounded(
+    address: &str,
+    method: Method,
+    path: &str,
+    timeout: Duration,
+    max_answer: usize,
+) -> CliResult<(u16, String)> {
     let exchange = async {
         let stream = TcpStream::connect(address).await.map_err(|e| {
             CliError::new(format!("cannot reach the admin endpoint {address}: {e}"))
@@ -42,16 +54,16 @@ pub async fn send(address: &str, method: Method, path: &str) -> CliResult<(u16, 
             .await
             .map_err(|e| CliError::new(format!("admin endpoint {address}: {e}")))?;
         let status = response.status().as_u16();
-        let body = Limited::new(response.into_body(), MAX_ANSWER)
+        let body = Limited::new(response.into_body(), max_answer)
             .collect()
             .await
             .map_err(|e| CliError::new(format!("admin endpoint {address}: {e}")))?
             .to_bytes();
         Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
     };
-    tokio::time::timeout(TIMEOUT, exchange).await.map_err(|_| {
+    tokio::time::timeout(timeout, exchange).await.map_err(|_| {
         CliError::new(format!(
-            "the admin endpoint {address} did not answer in {TIMEOUT:?}"
+            "the admin endpoint {address} did not answer in {timeout:?}"
         ))
     })?
 }

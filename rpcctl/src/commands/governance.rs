@@ -2,9 +2,11 @@
 //! (docs/governance.md). Every write is validated first and the stored document is read
 //! back and printed, so what is shown is what consumers apply.
 
+use std::sync::Arc;
+
 use clap::Subcommand;
 use rpc_core::cluster::governance::{GovernanceError, GovernanceStore, Overrides, StoreError};
-use rpc_core::ServiceKey;
+use rpc_core::{Registry, ServiceKey};
 use serde_json::json;
 
 use crate::commands::Target;
@@ -39,6 +41,8 @@ pub enum Edit {
     Weight(String, u32),
     /// Per-service settings, `(key, value)`; an empty value clears.
     Service(Vec<(String, String)>),
+    /// The whole document, replaced (the console's raw JSON editor).
+    Document(Box<Overrides>),
 }
 
 impl Edit {
@@ -65,6 +69,7 @@ impl Edit {
                 overrides.address_mut(&address).disabled = disabled
             }
             Edit::Weight(address, weight) => overrides.address_mut(&address).weight = Some(weight),
+            Edit::Document(document) => *overrides = *document,
             Edit::Service(pairs) => {
                 let service = &mut overrides.service;
                 for (key, value) in pairs {
@@ -95,12 +100,23 @@ fn number<T: std::str::FromStr>(field: &str, value: &str) -> Result<Option<T>, G
 
 /// Applies `edit` to the overrides of `key` and prints the stored document.
 pub async fn edit(target: &Target, out: Output, key: &ServiceKey, edit: Edit) -> CliResult {
-    let store = GovernanceStore::new(target.registry.clone());
-    let stored = store
-        .edit_overrides(key, |overrides| edit.apply(overrides))
+    let stored = write(&target.registry, key, edit)
         .await
         .map_err(store_error)?;
     print_overrides(out, key, &stored)
+}
+
+/// Applies `edit` to the overrides of `key`, validated before anything is written; the
+/// document as read back. `rpcctl disable|enable|weight|config set` and the console's
+/// buttons both write through here.
+pub async fn write(
+    registry: &Arc<dyn Registry>,
+    key: &ServiceKey,
+    edit: Edit,
+) -> Result<Overrides, StoreError> {
+    GovernanceStore::new(registry.clone())
+        .edit_overrides(key, |overrides| edit.apply(overrides))
+        .await
 }
 
 /// Prints the overrides of `key`.

@@ -1,7 +1,9 @@
 //! `rpcctl list`: every registered service key with its instance count.
 
+use std::sync::Arc;
+
 use futures::future::try_join_all;
-use rpc_core::ServiceKey;
+use rpc_core::{Registry, RegistryError, ServiceInstance, ServiceKey};
 use serde_json::json;
 
 use crate::commands::Target;
@@ -18,12 +20,10 @@ struct Row {
 /// Lists services, versions and instance counts, sorted by name then version.
 pub async fn run(target: &Target, out: Output) -> CliResult {
     let rows = spinner::waiting(format!("listing services in {}", target.label()), async {
-        let mut keys = target.registry.services().await?;
-        keys.sort();
-        let counts = try_join_all(keys.iter().map(|key| target.registry.discover(key))).await?;
         CliResult::Ok(
-            keys.into_iter()
-                .zip(counts)
+            services(&target.registry)
+                .await?
+                .into_iter()
                 .map(|(key, instances)| Row {
                     key,
                     instances: instances.len(),
@@ -58,4 +58,15 @@ pub async fn run(target: &Target, out: Output) -> CliResult {
         ]);
     }
     out.line(&table.render())
+}
+
+/// Every registered service key, sorted by name then version, with its instances. `rpcctl
+/// list` and the console's services page both read here.
+pub async fn services(
+    registry: &Arc<dyn Registry>,
+) -> Result<Vec<(ServiceKey, Vec<ServiceInstance>)>, RegistryError> {
+    let mut keys = registry.services().await?;
+    keys.sort();
+    let instances = try_join_all(keys.iter().map(|key| registry.discover(key))).await?;
+    Ok(keys.into_iter().zip(instances).collect())
 }

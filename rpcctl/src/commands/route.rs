@@ -3,11 +3,13 @@
 //! registered now, so it prints the set a call would reach and the rule that decided it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::Subcommand;
-use rpc_core::cluster::governance::{router, CallFacts, GovernanceStore, Routes};
+use rpc_core::cluster::governance::router::Routed;
+use rpc_core::cluster::governance::{router, CallFacts, GovernanceStore, Routes, StoreError};
 use rpc_core::documents::DocumentKind;
-use rpc_core::ServiceKey;
+use rpc_core::{Registry, ServiceInstance, ServiceKey};
 use serde_json::json;
 
 use crate::commands::governance::store_error;
@@ -75,10 +77,22 @@ pub async fn get(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
 
 /// Stores `routes` for `key` and prints what is stored.
 pub async fn set(target: &Target, out: Output, key: &ServiceKey, routes: &Routes) -> CliResult {
-    let store = GovernanceStore::new(target.registry.clone());
-    store.put_routes(key, routes).await.map_err(store_error)?;
-    let stored = store.routes(key).await.map_err(store_error)?;
+    let stored = store(&target.registry, key, routes)
+        .await
+        .map_err(store_error)?;
     print_routes(out, key, &stored)
+}
+
+/// Validates and stores `routes` for `key`; the document as read back. `rpcctl route set`
+/// and the console's routes form both write through here.
+pub async fn store(
+    registry: &Arc<dyn Registry>,
+    key: &ServiceKey,
+    routes: &Routes,
+) -> Result<Routes, StoreError> {
+    let store = GovernanceStore::new(registry.clone());
+    store.put_routes(key, routes).await?;
+    store.routes(key).await
 }
 
 /// Deletes the routes of `key`.
@@ -114,6 +128,62 @@ pub struct Question {
     pub caller: Option<String>,
 }
 
+/// One imagined call routed over the providers registered now.
+pub struct Explanation {
+    /// The providers registered now.
+    pub providers: Vec<ServiceInstance>,
+    /// Which of them the call reaches, and why.
+    pub routed: Routed,
+}
+
+impl Explanation {
+    /// Runs the consumer's router over the providers of `key` with its stored documents.
+    /// `rpcctl route explain` and the console's "which providers would this call reach" box
+    /// both ask here.
+    pub async fn ask(
+        registry: &Arc<dyn Registry>,
+        key: &ServiceKey,
+        question: &Question,
+    ) -> CliResult<Explanation> {
+        let store = GovernanceStore::new(registry.clone());
+        let providers = registry.discover(key).await?;
+        let overrides = store.overrides(key).await.map_err(store_error)?;
+        let routes = store.routes(key).await.map_err(store_error)?;
+        let listed: Vec<&ServiceInstance> = providers.iter().collect();
+        let call = CallFacts {
+            method: &question.method,
+            tag: question.tag.as_deref(),
+            caller: question.caller.as_deref(),
+            metadata: None,
+        };
+        let routed = router::route(Some(&overrides), Some(&routes), &listed, &call);
+        Ok(Explanation { providers, routed })
+    }
+
+    /// The addresses the call reaches.
+    pub fn reached(&self) -> Vec<String> {
+        self.routed
+            .selected
+            .iter()
+            .map(|&i| self.providers[i].address())
+            .collect()
+    }
+
+    /// The `--json` form.
+    pub fn to_json(&self, key: &ServiceKey) -> serde_json::Value {
+        let decision = &self.routed.decision;
+        json!({
+            "service": key.to_string(),
+            "reached": self.reached(),
+            "registered": self.providers.iter().map(|p| p.address()).collect::<Vec<_>>(),
+            "disabled": decision.disabled,
+            "condition": decision.condition.as_ref().map(|(name, outcome)| json!({"rule": name, "outcome": format!("{outcome:?}")})),
+            "tag": {"tag": decision.tag.0, "outcome": format!("{:?}", decision.tag.1)},
+            "decision": decision.to_string(),
+        })
+    }
+}
+
 /// Routes one imagined call over the providers registered now.
 pub async fn explain(
     target: &Target,
@@ -121,37 +191,13 @@ pub async fn explain(
     key: &ServiceKey,
     question: &Question,
 ) -> CliResult {
-    let store = GovernanceStore::new(target.registry.clone());
-    let providers = target.registry.discover(key).await?;
-    let overrides = store.overrides(key).await.map_err(store_error)?;
-    let routes = store.routes(key).await.map_err(store_error)?;
-    let listed: Vec<&rpc_core::ServiceInstance> = providers.iter().collect();
-    let call = CallFacts {
-        method: &question.method,
-        tag: question.tag.as_deref(),
-        caller: question.caller.as_deref(),
-        metadata: None,
-    };
-    let routed = router::route(Some(&overrides), Some(&routes), &listed, &call);
-    let reached: Vec<String> = routed
-        .selected
-        .iter()
-        .map(|&i| providers[i].address())
-        .collect();
+    let explanation = Explanation::ask(&target.registry, key, question).await?;
     if out.is_json() {
-        let decision = &routed.decision;
-        return out.json_line(&json!({
-            "service": key.to_string(),
-            "reached": reached,
-            "registered": providers.iter().map(|p| p.address()).collect::<Vec<_>>(),
-            "disabled": decision.disabled,
-            "condition": decision.condition.as_ref().map(|(name, outcome)| json!({"rule": name, "outcome": format!("{outcome:?}")})),
-            "tag": {"tag": decision.tag.0, "outcome": format!("{:?}", decision.tag.1)},
-            "decision": decision.to_string(),
-        }));
+        return out.json_line(&explanation.to_json(key));
     }
+    let routed = &explanation.routed;
     let mut table = Table::new(&["PROVIDER", "TAG", "REACHED"]);
-    for (i, provider) in providers.iter().enumerate() {
+    for (i, provider) in explanation.providers.iter().enumerate() {
         table.row(vec![
             provider.address(),
             router::provider_tag(provider).unwrap_or("-").to_string(),

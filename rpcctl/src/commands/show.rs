@@ -61,16 +61,8 @@ pub async fn run(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
             .iter()
             .zip(&resolved)
             .map(|(instance, resolution)| {
-                let mut entry = json!({
-                    "address": instance.address(),
-                    "host": instance.host,
-                    "port": instance.port,
-                    "weight": instance.weight,
-                    "metadata": instance.metadata,
-                    "registered_at_ms": instance.registered_at_ms,
-                    "age_ms": output::age_ms(instance.registered_at_ms, now),
-                    "resolved": resolution.is_ok(),
-                });
+                let mut entry = instance_json(instance, now);
+                entry["resolved"] = json!(resolution.is_ok());
                 if let Err(reason) = resolution {
                     entry["unresolved_reason"] = json!(reason);
                 }
@@ -127,4 +119,17 @@ pub async fn run(target: &Target, out: Output, key: &ServiceKey) -> CliResult {
         table.row(row);
     }
     out.line(&table.render())
+}
+
+/// One instance as `show --json` and the console's service page give it.
+pub fn instance_json(instance: &ServiceInstance, now: u64) -> serde_json::Value {
+    json!({
+        "address": instance.address(),
+        "host": instance.host,
+        "port": instance.port,
+        "weight": instance.weight,
+        "metadata": instance.metadata,
+        "registered_at_ms": instance.registered_at_ms,
+        "age_ms": output::age_ms(instance.registered_at_ms, now),
+    })
 }

@@ -38,7 +38,7 @@ pub struct Limits {
 
 /// What one printed line reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// There when the watch started.
     Present,
     /// A new instance.
@@ -73,12 +73,12 @@ impl Kind {
 
 /// One line of output.
 #[derive(Debug, Clone)]
-struct Event {
+pub(crate) struct Event {
     at: SystemTime,
-    kind: Kind,
+    pub(crate) kind: Kind,
     key: ServiceKey,
     /// The instance (for a leave, as it was last seen).
-    instance: Option<ServiceInstance>,
+    pub(crate) instance: Option<ServiceInstance>,
     /// For an update: the instance before.
     previous: Option<ServiceInstance>,
     /// For an update: what changed, for people.
@@ -88,7 +88,8 @@ struct Event {
 }
 
 impl Event {
-    fn new(at: SystemTime, kind: Kind, key: &ServiceKey) -> Event {
+    /// An event with no instance.
+    pub(crate) fn new(at: SystemTime, kind: Kind, key: &ServiceKey) -> Event {
         Event {
             at,
             kind,
@@ -132,7 +133,8 @@ impl Event {
         line.trim_end().to_string()
     }
 
-    fn json(&self) -> serde_json::Value {
+    /// The `--json` form, which the console's live page also receives.
+    pub(crate) fn json(&self) -> serde_json::Value {
         let time_ms = self
             .at
             .duration_since(UNIX_EPOCH)
@@ -163,7 +165,7 @@ impl Event {
 
 /// Turns one key's snapshots into events.
 #[derive(Debug)]
-struct Tracker {
+pub(crate) struct Tracker {
     key: ServiceKey,
     /// The last snapshot, by address.
     known: BTreeMap<String, ServiceInstance>,
@@ -177,7 +179,9 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn new(key: ServiceKey, initial: bool) -> Tracker {
+    /// A tracker for `key`; `initial`: its first snapshot shows what is there now
+    /// (`present`) rather than what joined.
+    pub(crate) fn new(key: ServiceKey, initial: bool) -> Tracker {
         Tracker {
             key,
             known: BTreeMap::new(),
@@ -187,7 +191,13 @@ impl Tracker {
         }
     }
 
-    fn apply(&mut self, event: WatchEvent, at: SystemTime) -> Vec<Event> {
+    /// The instances of the last snapshot.
+    pub(crate) fn known(&self) -> impl Iterator<Item = &ServiceInstance> {
+        self.known.values()
+    }
+
+    /// The events `event` makes.
+    pub(crate) fn apply(&mut self, event: WatchEvent, at: SystemTime) -> Vec<Event> {
         match event {
             WatchEvent::Disconnected { reason } => {
                 if self.disconnected {
