@@ -47,9 +47,12 @@ pub const NO_STATUS: &str = "none";
 
 type Pair = (Arc<str>, Arc<str>);
 
+/// The label maps are read on every call: a fast hasher (seeded per process), not SipHash.
+type LabelMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The label values of a call's pair, capped.
 fn call_labels(call: &Call) -> Pair {
-    static SEEN: OnceLock<RwLock<HashMap<(ByteString, ByteString), Pair>>> = OnceLock::new();
+    static SEEN: OnceLock<RwLock<LabelMap<(ByteString, ByteString), Pair>>> = OnceLock::new();
     let seen = SEEN.get_or_init(RwLock::default);
     let key = (call.service_key.clone(), call.method_name.clone());
     if let Some(pair) = seen.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
@@ -70,7 +73,7 @@ const MAX_ADDRESS_LABELS: usize = 4_096;
 /// The `server_address` label of `addr`, formatted once: formatting a socket address per
 /// call cost more than the rest of the metrics together.
 fn address_label(addr: SocketAddr) -> Arc<str> {
-    static SEEN: OnceLock<RwLock<HashMap<SocketAddr, Arc<str>>>> = OnceLock::new();
+    static SEEN: OnceLock<RwLock<LabelMap<SocketAddr, Arc<str>>>> = OnceLock::new();
     let seen = SEEN.get_or_init(RwLock::default);
     if let Some(label) = seen.read().unwrap_or_else(|p| p.into_inner()).get(&addr) {
         return Arc::clone(label);
