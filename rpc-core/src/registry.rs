@@ -111,7 +111,15 @@ pub struct ServiceInstance {
     /// When the provider registered, in milliseconds since the Unix epoch.
     #[serde(default)]
     pub registered_at_ms: u64,
+    /// How consumers reach the instance: `Some("tls")` for TLS, `None` (the field absent
+    /// from the node) for plain TCP. Readers that ignore the field keep working with plain
+    /// providers; consumers of this framework pick TLS per instance from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
+
+/// The [`ServiceInstance::transport`] of a provider that serves TLS.
+pub const TRANSPORT_TLS: &str = "tls";
 
 fn default_weight() -> u32 {
     DEFAULT_WEIGHT
@@ -128,7 +136,13 @@ impl ServiceInstance {
             weight: DEFAULT_WEIGHT,
             metadata: BTreeMap::new(),
             registered_at_ms: now_ms(),
+            transport: None,
         }
+    }
+
+    /// Whether the instance serves TLS (its node says `"transport": "tls"`).
+    pub fn uses_tls(&self) -> bool {
+        self.transport.as_deref() == Some(TRANSPORT_TLS)
     }
 
     /// The service key this instance provides.

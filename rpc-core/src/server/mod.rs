@@ -2,6 +2,7 @@
 //! registration with a registry, and graceful shutdown.
 
 mod admission;
+mod auth;
 mod advertise;
 mod builder;
 mod connection;
@@ -16,6 +17,7 @@ pub mod metrics;
 mod outbound;
 mod registration;
 mod stats;
+mod tls;
 mod warn_limit;
 mod wire_text;
 
@@ -25,6 +27,8 @@ pub use control::{ServerControl, ServingState};
 pub use error::ServerError;
 pub use layer::{Rejection, ServerRequest, ServerStack};
 pub use stats::ServerStats;
+pub use auth::ServerAuth;
+pub use tls::ServerTls;
 
 use std::net::SocketAddr;
 use std::time::Duration;

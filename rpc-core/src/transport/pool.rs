@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::settings::Settings;
+use super::tls::{ClientTls, TlsConfigError, TlsConnect};
 use crate::RpcError;
 
 type Slot = Arc<OnceCell<Connection>>;
@@ -32,11 +33,23 @@ pub(crate) struct Pool {
     per_address: usize,
     settings: Settings,
     closed: AtomicBool,
+    tls: TlsSetup,
+}
+
+/// The client's TLS: none configured, a connector, or why the settings cannot be used (every
+/// TLS connect then fails with it).
+enum TlsSetup {
+    Off,
+    Ready(TlsConnect),
+    Broken(TlsConfigError),
 }
 
 #[derive(Default)]
 struct State {
     slots: HashMap<SocketAddr, Vec<Slot>>,
+    /// Addresses known to serve TLS or plain TCP (from their registry nodes); others use
+    /// TLS when the client has TLS settings.
+    uses_tls: HashMap<SocketAddr, bool>,
     /// Addresses whose last connect failed, and when the next may be tried.
     refused: HashMap<SocketAddr, Refused>,
 }
@@ -48,13 +61,54 @@ struct Refused {
 }
 
 impl Pool {
-    pub(crate) fn new(per_address: usize, settings: Settings) -> Pool {
+    pub(crate) fn new(per_address: usize, settings: Settings, tls: &ClientTls) -> Pool {
+        let tls = if !tls.is_configured() {
+            TlsSetup::Off
+        } else {
+            match TlsConnect::new(tls) {
+                Ok(connect) => TlsSetup::Ready(connect),
+                Err(e) => TlsSetup::Broken(e),
+            }
+        };
         Pool {
             state: Mutex::new(State::default()),
             next: AtomicUsize::new(0),
             per_address: per_address.max(1),
             settings,
             closed: AtomicBool::new(false),
+            tls,
+        }
+    }
+
+    /// A usable connection to `addr`, which serves TLS or not as its registry node says.
+    pub(crate) async fn get_via(
+        &self,
+        addr: SocketAddr,
+        uses_tls: bool,
+    ) -> Result<Connection, RpcError> {
+        {
+            let mut state = self.lock();
+            if state.uses_tls.get(&addr) != Some(&uses_tls) {
+                state.uses_tls.insert(addr, uses_tls);
+            }
+        }
+        self.get(addr).await
+    }
+
+    /// The connector for `addr`, if it is dialled with TLS.
+    fn tls_for(&self, addr: SocketAddr) -> Result<Option<&TlsConnect>, RpcError> {
+        let uses_tls = self.lock().uses_tls.get(&addr).copied();
+        match (&self.tls, uses_tls) {
+            (TlsSetup::Off, None | Some(false)) | (_, Some(false)) => Ok(None),
+            (TlsSetup::Ready(connect), _) => Ok(Some(connect)),
+            (TlsSetup::Broken(e), _) => Err(RpcError::Tls {
+                addr,
+                reason: format!("this client's TLS settings cannot be used: {e}"),
+            }),
+            (TlsSetup::Off, Some(true)) => Err(RpcError::Tls {
+                addr,
+                reason: "the provider serves TLS (its registry node says \"transport\": \"tls\") and this client has no trust roots: set client.tls.ca (RPC_TLS_CA)".to_string(),
+            }),
         }
     }
 
@@ -109,8 +163,9 @@ impl Pool {
             }
             slot
         };
+        let tls = self.tls_for(addr)?;
         let connected = slot
-            .get_or_try_init(|| Connection::connect(addr, &self.settings))
+            .get_or_try_init(|| Connection::connect(addr, &self.settings, tls))
             .await
             .cloned();
         if let Ok(connection) = &connected {
@@ -142,6 +197,7 @@ impl Pool {
         let mut state = self.lock();
         state.slots.remove(&addr);
         state.refused.remove(&addr);
+        state.uses_tls.remove(&addr);
     }
 
     /// Closes every connection and refuses new ones.

@@ -104,6 +104,7 @@ pub(crate) fn from_nacos(
         weight: weight as u32,
         metadata,
         registered_at_ms,
+        transport: None,
     })
 }
 
