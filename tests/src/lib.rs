@@ -8,13 +8,14 @@
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
-//! - [`admin`]: requests to an admin HTTP endpoint;
+//! - [`admin`]: requests to an admin HTTP endpoint; [`certs`]: test certificates (rcgen);
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
 //! - [`redis`]: a real Redis server and its conformance backend;
 //! - `nacos` (feature `nacos`): a real rnacos server and its conformance backend.
 
 pub mod admin;
+pub mod certs;
 pub mod conformance;
 mod conformance_documents;
 pub mod consumer;
