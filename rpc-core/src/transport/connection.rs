@@ -339,7 +339,7 @@ impl Shared {
 }
 
 /// Why a plain connection broke, when the provider answered with TLS.
-const PLAIN_TO_TLS: &str = "the provider answered with TLS: it requires TLS (its registry node says \"transport\": \"tls\"); give this client trust roots (client.tls.ca)";
+const PLAIN_TO_TLS: &str = "the provider answered with TLS: it requires TLS; give this client trust roots (client.tls.ca, RPC_TLS_CA, --tls-ca)";
 
 async fn read_loop<R: AsyncRead + Unpin>(
     mut frames: FramedRead<HeardReader<R>, FrameCodec>,
