@@ -387,6 +387,23 @@ mod tests {
     }
 
     #[test]
+    fn the_transport_field_is_written_only_for_tls_byte_for_byte() {
+        let key = ServiceKey::new("example.Greeter", "1.0.0");
+        let mut inst = ServiceInstance::new(&key, "127.0.0.1", 9101);
+        inst.registered_at_ms = 1732000000000;
+        let plain = r#"{"service":"example.Greeter","version":"1.0.0","host":"127.0.0.1","port":9101,"weight":100,"metadata":{},"registered_at_ms":1732000000000}"#;
+        assert_eq!(inst.to_json(), plain);
+        assert!(!inst.uses_tls());
+        inst.transport = Some(TRANSPORT_TLS.to_string());
+        let tls = r#"{"service":"example.Greeter","version":"1.0.0","host":"127.0.0.1","port":9101,"weight":100,"metadata":{},"registered_at_ms":1732000000000,"transport":"tls"}"#;
+        assert_eq!(inst.to_json(), tls);
+        let read = ServiceInstance::from_json(tls.as_bytes()).unwrap();
+        assert!(read.uses_tls());
+        // Nodes written before the field existed read as plain TCP.
+        assert!(!ServiceInstance::from_json(plain.as_bytes()).unwrap().uses_tls());
+    }
+
+    #[test]
     fn service_key_parses() {
         let key: ServiceKey = "example.Greeter:1.0.0".parse().unwrap();
         assert_eq!(key.name(), "example.Greeter");
