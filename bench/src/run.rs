@@ -64,7 +64,7 @@ impl Plan {
         };
         let mut targets = Vec::new();
         for &system in systems {
-            if matches!(system, System::Rpc | System::RpcMetrics) {
+            if matches!(system, System::Rpc | System::RpcMetrics | System::RpcTls) {
                 for &connections in rpc_connections {
                     for &codec in &codecs {
                         targets.push(Target {
@@ -207,6 +207,11 @@ fn drive_point(
                 let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
                 load::run(client, point, &mut server_cpu).await
             }
+            System::RpcTls => {
+                let client =
+                    systems::rpc_tls::connect(addr, target.connections, target.codec).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
             System::Tarpc => {
                 let client = systems::tarpc::connect(addr).await?;
                 load::run(client, point, &mut server_cpu).await
@@ -261,6 +266,10 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
                 smoke_calls(systems::rpc::connect(addr, target.connections, target.codec).await?)
                     .await
             }
+            System::RpcTls => smoke_calls(
+                systems::rpc_tls::connect(addr, target.connections, target.codec).await?,
+            )
+            .await,
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,
         }

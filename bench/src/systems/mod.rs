@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod rpc;
+pub mod rpc_tls;
 pub mod tarpc;
 pub mod tonic;
 
@@ -28,6 +29,10 @@ pub enum System {
     /// This framework with a Prometheus recorder installed and the admin endpoint on in the
     /// server process (opt-in: `--systems rpc,rpc-metrics` measures their cost side by side).
     RpcMetrics,
+    /// This framework over TLS (rustls, ring), opt-in: `--systems rpc,rpc+tls` measures what
+    /// TLS costs side by side.
+    #[value(name = "rpc+tls")]
+    RpcTls,
     /// tonic unary gRPC.
     Tonic,
 }
@@ -42,6 +47,7 @@ impl System {
             System::Raw => "raw",
             System::Rpc => "rpc",
             System::RpcMetrics => "rpc-metrics",
+            System::RpcTls => "rpc+tls",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
         }
@@ -49,7 +55,10 @@ impl System {
 
     /// Whether the client can spread calls over more than one connection.
     pub fn supports_connections(self, connections: usize) -> bool {
-        connections == 1 || matches!(self, System::Rpc | System::RpcMetrics | System::Raw)
+        connections == 1 || matches!(
+                self,
+                System::Rpc | System::RpcMetrics | System::RpcTls | System::Raw
+            )
     }
 }
 
@@ -63,6 +72,7 @@ pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGu
         System::Raw => raw::serve(listen).await,
         System::Rpc => rpc::serve(listen).await,
         System::RpcMetrics => rpc::serve_with_metrics(listen).await,
+        System::RpcTls => rpc_tls::serve(listen).await,
         System::Tarpc => tarpc::serve(listen).await,
         System::Tonic => tonic::serve(listen).await,
     }
