@@ -36,7 +36,7 @@ impl ServerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if system == System::RpcTls {
+        if matches!(system, System::RpcTls | System::TonicTls) {
             command.env(systems::rpc_tls::TLS_DIR_ENV, systems::rpc_tls::cert_dir()?);
         }
         die_with_parent(&mut command);

@@ -220,6 +220,10 @@ fn drive_point(
                 let client = systems::tonic::connect(addr).await?;
                 load::run(client, point, &mut server_cpu).await
             }
+            System::TonicTls => {
+                let client = systems::tonic::connect_tls(addr).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -272,6 +276,7 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
             .await,
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,
+            System::TonicTls => smoke_calls(systems::tonic::connect_tls(addr).await?).await,
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));

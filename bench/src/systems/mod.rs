@@ -35,6 +35,9 @@ pub enum System {
     RpcTls,
     /// tonic unary gRPC.
     Tonic,
+    /// tonic unary gRPC over TLS (rustls, ring), opt-in beside `rpc+tls`.
+    #[value(name = "tonic+tls")]
+    TonicTls,
 }
 
 impl System {
@@ -50,6 +53,7 @@ impl System {
             System::RpcTls => "rpc+tls",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
+            System::TonicTls => "tonic+tls",
         }
     }
 
@@ -75,6 +79,7 @@ pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGu
         System::RpcTls => rpc_tls::serve(listen).await,
         System::Tarpc => tarpc::serve(listen).await,
         System::Tonic => tonic::serve(listen).await,
+        System::TonicTls => tonic::serve_tls(listen).await,
     }
 }
 
