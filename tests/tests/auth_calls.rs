@@ -217,3 +217,39 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
         self.clone()
     }
 }
+
+#[tokio::test]
+async fn under_mutual_tls_the_client_certificate_names_the_caller() {
+    use rpc_core::server::ServerTls;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = tests::certs::TestCa::new(dir.path(), "ca");
+    let tokens = dir.path().join("tokens");
+    write_tokens(&tokens, &format!("orders {ORDERS_TOKEN}\n"));
+    let files = ca.server("provider");
+    let auth = ServerAuth::tokens_file(&tokens).allow("example.Calculator", ["billing"]);
+    let server = example_server(
+        Server::builder()
+            .tls(ServerTls::new(&files.cert, &files.key).client_ca(&ca.ca))
+            .auth(auth),
+    )
+    .await;
+    let addr = server.local_addr().to_string();
+    let with_cert = |caller: &str| {
+        let me = ca.client(caller, caller);
+        let builder = Client::builder()
+            .tls_ca(&ca.ca)
+            .tls_client_cert(me.cert, me.key);
+        let addr = addr.clone();
+        async move { builder.connect(&addr).await.unwrap() }
+    };
+    // No token: the certificate's common name is the caller, allow-list included.
+    let billing = CalculatorClient::new(with_cert("billing").await);
+    assert_eq!(billing.add(2, 3).await.unwrap(), 5);
+    let orders = with_cert("orders").await;
+    let error = CalculatorClient::new(orders.clone()).add(2, 3).await.unwrap_err();
+    assert_eq!(error.status(), Some(Status::PermissionDenied), "{error}");
+    assert!(error.to_string().contains("\"orders\""), "{error}");
+    let greeter = GreeterClient::new(orders);
+    assert_eq!(greeter.hello("ann".into()).await.unwrap(), "Hello, ann!");
+    server.shutdown().await.unwrap();
+}

@@ -460,14 +460,16 @@ async fn accept_loop(
         let context = Arc::clone(&context);
         match &tls {
             None => {
-                connections.spawn(serve_connection(stream.into_split(), peer, context, admitted));
+                let halves = stream.into_split();
+                connections.spawn(serve_connection(halves, peer, None, context, admitted));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
                 connections.spawn(async move {
                     let timeout = context.frame_timeout;
-                    if let Some(tls) = handshake(&acceptor, stream, peer, timeout).await {
-                        serve_connection(tokio::io::split(tls), peer, context, admitted).await;
+                    if let Some((tls, name)) = handshake(&acceptor, stream, peer, timeout).await {
+                        let halves = tokio::io::split(tls);
+                        serve_connection(halves, peer, name, context, admitted).await;
                     }
                 });
             }

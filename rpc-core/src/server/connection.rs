@@ -39,6 +39,7 @@ enum End {
 pub(crate) async fn serve_connection<R, W>(
     (read, write): (R, W),
     peer: SocketAddr,
+    peer_name: Option<Arc<str>>,
     context: Arc<ConnectionContext>,
     admitted: Admitted,
 ) where
@@ -63,6 +64,7 @@ pub(crate) async fn serve_connection<R, W>(
     let connection = Connection {
         context: &context,
         peer,
+        peer_name: peer_name.as_ref(),
         outbox: &outbox,
         writer_done: &writer_done,
         admitted: &admitted,
@@ -89,6 +91,8 @@ pub(crate) async fn serve_connection<R, W>(
 struct Connection<'a> {
     context: &'a Arc<ConnectionContext>,
     peer: SocketAddr,
+    /// The common name of the peer's verified client certificate (mutual TLS).
+    peer_name: Option<&'a Arc<str>>,
     outbox: &'a Arc<Outbox>,
     writer_done: &'a CancellationToken,
     admitted: &'a Admitted,
@@ -176,6 +180,7 @@ impl Connection<'_> {
                         outbox: self.outbox,
                         in_flight,
                         peer: self.peer,
+                        peer_name: self.peer_name,
                         going_away,
                     },
                 ),

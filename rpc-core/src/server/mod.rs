@@ -15,6 +15,7 @@ mod in_flight;
 mod layer;
 pub mod metrics;
 mod outbound;
+mod peer_name;
 mod registration;
 mod stats;
 mod tls;

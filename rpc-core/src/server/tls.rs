@@ -17,6 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::peer_name::common_name;
 use super::warn_limit::WarnLimit;
 use crate::transport::{load_certs, load_key, load_roots, tls_provider, TlsConfigError};
 
@@ -82,13 +83,14 @@ static HANDSHAKE: WarnLimit = WarnLimit::new();
 const UNEXPECTED_MESSAGE_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x0a];
 
 /// Runs the handshake within `timeout`; `None` (logged, rate-limited) when it fails or the
-/// client speaks plaintext.
+/// client speaks plaintext. With it, the common name of the client's verified certificate
+/// (mutual TLS), if it sent one.
 pub(crate) async fn handshake(
     acceptor: &TlsAcceptor,
     mut stream: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<TlsStream<TcpStream>> {
+) -> Option<(TlsStream<TcpStream>, Option<Arc<str>>)> {
     let accepted = tokio::time::timeout(timeout, async {
         let mut first = [0u8; 1];
         if stream.peek(&mut first).await.ok()? == 0 {
@@ -103,7 +105,16 @@ pub(crate) async fn handshake(
             return None;
         }
         match acceptor.accept(stream).await {
-            Ok(tls) => Some(tls),
+            Ok(tls) => {
+                let name = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| chain.first())
+                    .and_then(|leaf| common_name(leaf))
+                    .map(Arc::from);
+                Some((tls, name))
+            }
             Err(e) => {
                 if let Some(suppressed) = HANDSHAKE.allow() {
                     tracing::info!(%peer, error = %e, suppressed, "TLS handshake failed");

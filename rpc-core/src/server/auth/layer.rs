@@ -101,7 +101,12 @@ impl Shared {
             .get(keys::AUTHORIZATION)
             .and_then(|value| value.strip_prefix(b"Bearer "));
         let tokens = self.tokens.load();
-        let Some(caller) = presented.and_then(|token| tokens.caller(token)) else {
+        // A token names the caller; without one, a verified client certificate does.
+        let caller = match presented {
+            Some(token) => tokens.caller(token),
+            None => request.peer_name(),
+        };
+        let Some(caller) = caller else {
             let why = if presented.is_some() {
                 "unknown token"
             } else {
