@@ -270,10 +270,12 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
                 smoke_calls(systems::rpc::connect(addr, target.connections, target.codec).await?)
                     .await
             }
-            System::RpcTls => smoke_calls(
-                systems::rpc_tls::connect(addr, target.connections, target.codec).await?,
-            )
-            .await,
+            System::RpcTls => {
+                smoke_calls(
+                    systems::rpc_tls::connect(addr, target.connections, target.codec).await?,
+                )
+                .await
+            }
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,
             System::TonicTls => smoke_calls(systems::tonic::connect_tls(addr).await?).await,

@@ -400,7 +400,9 @@ mod tests {
         let read = ServiceInstance::from_json(tls.as_bytes()).unwrap();
         assert!(read.uses_tls());
         // Nodes written before the field existed read as plain TCP.
-        assert!(!ServiceInstance::from_json(plain.as_bytes()).unwrap().uses_tls());
+        assert!(!ServiceInstance::from_json(plain.as_bytes())
+            .unwrap()
+            .uses_tls());
     }
 
     #[test]

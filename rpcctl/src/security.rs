@@ -16,10 +16,20 @@ pub struct Security {
     #[arg(long = "tls-ca", value_name = "PEM", global = true)]
     tls_ca: Vec<PathBuf>,
     /// This client's certificate chain (PEM), for providers that require one.
-    #[arg(long = "tls-cert", value_name = "PEM", global = true, requires = "tls_key")]
+    #[arg(
+        long = "tls-cert",
+        value_name = "PEM",
+        global = true,
+        requires = "tls_key"
+    )]
     tls_cert: Option<PathBuf>,
     /// The key of --tls-cert (PEM).
-    #[arg(long = "tls-key", value_name = "PEM", global = true, requires = "tls_cert")]
+    #[arg(
+        long = "tls-key",
+        value_name = "PEM",
+        global = true,
+        requires = "tls_cert"
+    )]
     tls_key: Option<PathBuf>,
     /// The name providers' certificates must carry instead of the dialled address.
     #[arg(long = "tls-server-name", value_name = "NAME", global = true)]

@@ -51,7 +51,12 @@ impl TestCa {
 
     /// A certificate whose validity ended yesterday.
     pub fn expired_server(&self, file: &str) -> CertFiles {
-        self.issue(file, &["127.0.0.1", "localhost"], "provider", Validity::Expired)
+        self.issue(
+            file,
+            &["127.0.0.1", "localhost"],
+            "provider",
+            Validity::Expired,
+        )
     }
 
     /// A provider certificate for `name` only (not for 127.0.0.1).
@@ -67,14 +72,18 @@ impl TestCa {
     fn issue(&self, file: &str, names: &[&str], common_name: &str, when: Validity) -> CertFiles {
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names).expect("leaf params");
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         let now = OffsetDateTime::now_utc();
         (params.not_before, params.not_after) = match when {
             Validity::Now => (now - Duration::hours(1), now + Duration::days(1)),
             Validity::Expired => (now - Duration::days(3), now - Duration::days(1)),
         };
         let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.issuer).expect("leaf certificate");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("leaf certificate");
         let files = CertFiles {
             cert: self.dir.join(format!("{file}.pem")),
             key: self.dir.join(format!("{file}.key")),

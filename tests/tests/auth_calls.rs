@@ -118,9 +118,11 @@ async fn an_edit_of_the_tokens_file_takes_effect_while_the_provider_runs() {
     );
 
     write_tokens(&tokens, "orders orders-rotated-41\n");
-    wait_until(Duration::from_secs(10), "the rotated token to be accepted", || async {
-        new.hello("a".into()).await.is_ok()
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the rotated token to be accepted",
+        || async { new.hello("a".into()).await.is_ok() },
+    )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
@@ -144,7 +146,9 @@ async fn auth_failures_are_not_retried_not_ejected_logged_once_and_never_show_th
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens");
     write_tokens(&tokens, &format!("orders {ORDERS_TOKEN}\n"));
-    let registry = rpc_registry::connect("memory://auth-not-retried").await.unwrap();
+    let registry = rpc_registry::connect("memory://auth-not-retried")
+        .await
+        .unwrap();
     let a = example_server(
         Server::builder()
             .auth(ServerAuth::tokens_file(&tokens))
@@ -180,7 +184,10 @@ async fn auth_failures_are_not_retried_not_ejected_logged_once_and_never_show_th
     let text = logs.text();
     let refusals = text.matches("call refused: unauthenticated").count();
     // One caller (this host) on two providers: at most one line per provider per minute.
-    assert!((1..=2).contains(&refusals), "{refusals} refusal lines:\n{text}");
+    assert!(
+        (1..=2).contains(&refusals),
+        "{refusals} refusal lines:\n{text}"
+    );
     for secret in [wrong, ORDERS_TOKEN] {
         assert!(!text.contains(secret), "a token reached the logs:\n{text}");
     }
@@ -246,7 +253,10 @@ async fn under_mutual_tls_the_client_certificate_names_the_caller() {
     let billing = CalculatorClient::new(with_cert("billing").await);
     assert_eq!(billing.add(2, 3).await.unwrap(), 5);
     let orders = with_cert("orders").await;
-    let error = CalculatorClient::new(orders.clone()).add(2, 3).await.unwrap_err();
+    let error = CalculatorClient::new(orders.clone())
+        .add(2, 3)
+        .await
+        .unwrap_err();
     assert_eq!(error.status(), Some(Status::PermissionDenied), "{error}");
     assert!(error.to_string().contains("\"orders\""), "{error}");
     let greeter = GreeterClient::new(orders);

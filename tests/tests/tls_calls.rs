@@ -36,7 +36,9 @@ async fn fails_at_once(builder: ClientBuilder, server: &ServerHandle) -> RpcErro
     .expect_err("the call must fail")
 }
 
-async fn within_a_second<T>(work: impl Future<Output = Result<T, RpcError>>) -> Result<T, RpcError> {
+async fn within_a_second<T>(
+    work: impl Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
     let started = Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(5), work)
         .await
@@ -47,7 +49,10 @@ async fn within_a_second<T>(work: impl Future<Output = Result<T, RpcError>>) -> 
 }
 
 fn assert_tls_error(error: &RpcError, needle: &str) {
-    assert!(matches!(error, RpcError::Tls { .. }), "not a TLS error: {error:?}");
+    assert!(
+        matches!(error, RpcError::Tls { .. }),
+        "not a TLS error: {error:?}"
+    );
     let text = error.to_string().to_lowercase();
     assert!(text.contains(needle), "{error} does not say {needle:?}");
 }

@@ -59,7 +59,8 @@ impl System {
 
     /// Whether the client can spread calls over more than one connection.
     pub fn supports_connections(self, connections: usize) -> bool {
-        connections == 1 || matches!(
+        connections == 1
+            || matches!(
                 self,
                 System::Rpc | System::RpcMetrics | System::RpcTls | System::Raw
             )

@@ -53,7 +53,10 @@ pub async fn serve(listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError
     let dir = cert_dir()?;
     let handle = Server::builder()
         .bind(listen)
-        .tls(ServerTls::new(dir.join("server.pem"), dir.join("server.key")))
+        .tls(ServerTls::new(
+            dir.join("server.pem"),
+            dir.join("server.key"),
+        ))
         .serve(EchoServer::new(EchoImpl))
         .start()
         .await?;

@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig,
-};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use super::{BenchError, EchoClient, ServerGuard};

@@ -22,9 +22,9 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 pub use crate::call::{CallOptions, ResponseMetadata};
+pub use crate::transport::{ClientTls, TlsConfigError};
 pub use auth_token::AuthToken;
 pub use builder::ClientBuilder;
-pub use crate::transport::{ClientTls, TlsConfigError};
 pub use layer::{ClientRequest, ClientResponse, ClientStack};
 
 use crate::call::{Call, Deadline};

@@ -69,7 +69,9 @@ fn paths(raw: &Raw<'_>) -> Option<Vec<PathBuf>> {
             .iter()
             .map(|item| item.as_str().filter(|s| !s.is_empty()).map(PathBuf::from))
             .collect::<Option<_>>()?,
-        Raw::Env(s) => std::env::split_paths(s).filter(|p| !p.as_os_str().is_empty()).collect(),
+        Raw::Env(s) => std::env::split_paths(s)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
         other => vec![PathBuf::from(other.string().filter(|s| !s.is_empty())?)],
     };
     (!paths.is_empty()).then_some(paths)

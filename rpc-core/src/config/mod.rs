@@ -439,8 +439,7 @@ impl RpcConfig {
             .max_frame(self.max_frame)
             .ping_interval(self.ping_interval)
             .ping_timeout(self.ping_timeout)
-            .cluster(self.cluster_config())
-;
+            .cluster(self.cluster_config());
         self.secure_client(builder)
     }
 }

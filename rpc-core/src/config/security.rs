@@ -10,10 +10,16 @@ impl RpcConfig {
     pub(super) fn half_set(&self) -> Option<(&'static str, &'static str)> {
         let tls = self.tls_cert.is_some() || self.tls_client_ca.is_some();
         if tls && self.tls_key.is_none() {
-            return Some(("server.tls.cert (RPC_TLS_CERT)", "server.tls.key (RPC_TLS_KEY)"));
+            return Some((
+                "server.tls.cert (RPC_TLS_CERT)",
+                "server.tls.key (RPC_TLS_KEY)",
+            ));
         }
         if self.tls_key.is_some() && self.tls_cert.is_none() {
-            return Some(("server.tls.key (RPC_TLS_KEY)", "server.tls.cert (RPC_TLS_CERT)"));
+            return Some((
+                "server.tls.key (RPC_TLS_KEY)",
+                "server.tls.cert (RPC_TLS_CERT)",
+            ));
         }
         if self.client_tls.cert.is_some() != self.client_tls.key.is_some() {
             return Some(("client.tls.cert / client.tls.key", "both of them"));

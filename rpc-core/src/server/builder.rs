@@ -11,8 +11,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::admission::{Admission, Full};
-use super::auth::{AuthLayer, ServerAuth};
 use super::advertise::{published, Advertise};
+use super::auth::{AuthLayer, ServerAuth};
 use super::connection::serve_connection;
 use super::context::ConnectionContext;
 use super::layer::{Layers, Rejection, ServerRequest, ServerStack};

@@ -2,8 +2,8 @@
 //! registration with a registry, and graceful shutdown.
 
 mod admission;
-mod auth;
 mod advertise;
+mod auth;
 mod builder;
 mod connection;
 mod context;
@@ -23,12 +23,12 @@ mod warn_limit;
 mod wire_text;
 
 pub use advertise::{Advertise, BadAdvertise};
+pub use auth::ServerAuth;
 pub use builder::ServerBuilder;
 pub use control::{ServerControl, ServingState};
 pub use error::ServerError;
 pub use layer::{Rejection, ServerRequest, ServerStack};
 pub use stats::ServerStats;
-pub use auth::ServerAuth;
 pub use tls::ServerTls;
 
 use std::net::SocketAddr;

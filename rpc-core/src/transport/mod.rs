@@ -17,6 +17,6 @@ mod writer;
 pub(crate) use pool::Pool;
 pub(crate) use request::check_request;
 pub(crate) use settings::Settings;
-pub use tls::{ClientTls, TlsConfigError};
 pub(crate) use tls::{load_certs, load_key, load_roots, provider as tls_provider};
+pub use tls::{ClientTls, TlsConfigError};
 pub(crate) use writer::FrameWriter;

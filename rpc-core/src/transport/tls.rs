@@ -107,9 +107,9 @@ pub(crate) fn load_roots(
     let mut roots = RootCertStore::empty();
     for path in paths {
         for cert in load_certs(setting, path)? {
-            roots.add(cert).map_err(|e| {
-                TlsConfigError::new(setting, format!("{}: {e}", path.display()))
-            })?;
+            roots
+                .add(cert)
+                .map_err(|e| TlsConfigError::new(setting, format!("{}: {e}", path.display())))?;
         }
     }
     Ok(roots)

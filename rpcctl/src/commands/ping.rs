@@ -31,9 +31,7 @@ pub async fn run(
     builder: ClientBuilder,
 ) -> CliResult {
     let addr = resolve(address).await?;
-    let client = builder
-        .connect_timeout(settings.timeout)
-        .direct(addr);
+    let client = builder.connect_timeout(settings.timeout).direct(addr);
     if !out.is_json() {
         out.line(&format!("PING {address} ({addr}) with rpc protocol pings"))?;
     }

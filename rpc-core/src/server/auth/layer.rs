@@ -36,7 +36,10 @@ struct Shared {
 
 impl AuthLayer {
     /// Loads the tokens file and re-reads it when it changes, until `stop`.
-    pub(crate) fn start(auth: &ServerAuth, stop: CancellationToken) -> Result<AuthLayer, TokensError> {
+    pub(crate) fn start(
+        auth: &ServerAuth,
+        stop: CancellationToken,
+    ) -> Result<AuthLayer, TokensError> {
         let (tokens, text) = Tokens::load(&auth.tokens_file)?;
         tracing::info!(file = %auth.tokens_file.display(), callers = tokens.len(), "caller authentication on");
         let tokens = Arc::new(ArcSwap::from_pointee(tokens));
@@ -118,7 +121,9 @@ impl Shared {
             }
             return Err(Rejection::new(
                 Status::Unauthenticated,
-                format!("{why}: send `authorization: Bearer <token>` with a token this provider knows"),
+                format!(
+                    "{why}: send `authorization: Bearer <token>` with a token this provider knows"
+                ),
             ));
         };
         if self.allowed(request.service(), caller) {
@@ -129,7 +134,10 @@ impl Shared {
         }
         Err(Rejection::new(
             Status::PermissionDenied,
-            format!("caller {caller:?} may not call {}", WireText(request.service())),
+            format!(
+                "caller {caller:?} may not call {}",
+                WireText(request.service())
+            ),
         ))
     }
 

@@ -75,7 +75,10 @@ impl ServerAuth {
                 .map(str::trim)
                 .filter(|c| !c.is_empty())
                 .map(str::to_string);
-            allow.entry(service.to_string()).or_default().extend(callers);
+            allow
+                .entry(service.to_string())
+                .or_default()
+                .extend(callers);
         }
         Some(allow)
     }

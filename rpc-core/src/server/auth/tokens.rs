@@ -53,12 +53,7 @@ impl Tokens {
                 (Some(caller), Some(token), None) => {
                     entries.push((caller.to_string(), token.as_bytes().to_vec()))
                 }
-                _ => {
-                    return Err(format!(
-                        "line {}: expected `caller-name token`",
-                        number + 1
-                    ))
-                }
+                _ => return Err(format!("line {}: expected `caller-name token`", number + 1)),
             }
         }
         Ok(Tokens { entries })
