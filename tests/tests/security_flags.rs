@@ -36,13 +36,8 @@ async fn provider_consumer_and_rpcctl_speak_tls_and_tokens_from_their_flags() {
     )
     .await;
     let (ca_arg, token_arg) = (path(&ca.ca), path(&token_file));
-    let listed = rpc_registry::connect(&url)
-        .await
-        .unwrap()
-        .discover(&tests::consumer::greeter_key())
-        .await
-        .unwrap();
-    assert_eq!(listed[0].transport.as_deref(), Some("tls"), "{listed:?}");
+    let transports = tests::consumer::greeter_transports(&url).await;
+    assert_eq!(transports, vec![Some("tls".to_string())]);
 
     let consumer = |with_token: bool| {
         let mut args = vec![

@@ -184,14 +184,8 @@ async fn a_tls_provider_in_etcd_is_found_and_called_with_only_the_ca_configured(
     )
     .await;
     // The node tells consumers to use TLS.
-    let listed = rpc_registry::connect(&url)
-        .await
-        .unwrap()
-        .discover(&tests::consumer::greeter_key())
-        .await
-        .unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].transport.as_deref(), Some("tls"));
+    let transports = tests::consumer::greeter_transports(&url).await;
+    assert_eq!(transports, vec![Some("tls".to_string())]);
 
     let client = Client::builder()
         .tls_ca(&ca.ca)
