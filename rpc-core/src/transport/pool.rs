@@ -86,18 +86,21 @@ impl Pool {
         addr: SocketAddr,
         uses_tls: bool,
     ) -> Result<Connection, RpcError> {
-        {
-            let mut state = self.lock();
-            if state.uses_tls.get(&addr) != Some(&uses_tls) {
-                state.uses_tls.insert(addr, uses_tls);
-            }
-        }
-        self.get(addr).await
+        self.get_with(addr, Some(uses_tls)).await
+    }
+
+    /// A usable connection to `addr`: TLS as last learnt for it, else as the client's
+    /// settings say. Concurrent first calls share one connect.
+    pub(crate) async fn get(&self, addr: SocketAddr) -> Result<Connection, RpcError> {
+        self.get_with(addr, None).await
     }
 
     /// The connector for `addr`, if it is dialled with TLS.
-    fn tls_for(&self, addr: SocketAddr) -> Result<Option<&TlsConnect>, RpcError> {
-        let uses_tls = self.lock().uses_tls.get(&addr).copied();
+    fn tls_for(
+        &self,
+        addr: SocketAddr,
+        uses_tls: Option<bool>,
+    ) -> Result<Option<&TlsConnect>, RpcError> {
         match (&self.tls, uses_tls) {
             (TlsSetup::Off, None | Some(false)) | (_, Some(false)) => Ok(None),
             (TlsSetup::Ready(connect), _) => Ok(Some(connect)),
@@ -116,15 +119,27 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A usable connection to `addr`. Concurrent first calls share one connect.
-    pub(crate) async fn get(&self, addr: SocketAddr) -> Result<Connection, RpcError> {
+    async fn get_with(
+        &self,
+        addr: SocketAddr,
+        uses_tls: Option<bool>,
+    ) -> Result<Connection, RpcError> {
         let index = if self.per_address == 1 {
             0
         } else {
             self.next.fetch_add(1, Ordering::Relaxed) % self.per_address
         };
-        let slot = {
+        let (slot, uses_tls) = {
             let mut state = self.lock();
+            let uses_tls = match uses_tls {
+                Some(known) => {
+                    if state.uses_tls.get(&addr) != Some(&known) {
+                        state.uses_tls.insert(addr, known);
+                    }
+                    Some(known)
+                }
+                None => state.uses_tls.get(&addr).copied(),
+            };
             if self.closed.load(Ordering::Acquire) {
                 return Err(RpcError::ConnectionLost {
                     addr,
@@ -161,9 +176,9 @@ impl Pool {
                 };
                 self.refused(&mut state, addr, error);
             }
-            slot
+            (slot, uses_tls)
         };
-        let tls = self.tls_for(addr)?;
+        let tls = self.tls_for(addr, uses_tls)?;
         let connected = slot
             .get_or_try_init(|| Connection::connect(addr, &self.settings, tls))
             .await
