@@ -36,6 +36,9 @@ impl ServerProcess {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if matches!(system, System::RpcTls | System::TonicTls) {
+            command.env(systems::rpc_tls::TLS_DIR_ENV, systems::rpc_tls::cert_dir()?);
+        }
         die_with_parent(&mut command);
         let mut child = command.spawn()?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {

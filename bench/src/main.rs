@@ -6,6 +6,7 @@
 //! rpc-bench --quick              # a reduced run (under a minute)
 //! rpc-bench --smoke              # every system answers a few calls (no timing)
 //! rpc-bench --quick --systems rpc --codec bincode,json,postcard   # per-codec sizes and points
+//! rpc-bench --quick --systems rpc,rpc+tls,tonic,tonic+tls          # what TLS costs, one run
 //! rpc-bench --json out.json --chart out.png
 //! rpc-bench registry             # registry figures, etcd and ZooKeeper
 //! ```

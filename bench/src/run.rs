@@ -211,12 +211,21 @@ fn drive_point(
                 let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
                 load::run(client.with_metadata(), point, &mut server_cpu).await
             }
+            System::RpcTls => {
+                let client =
+                    systems::rpc_tls::connect(addr, target.connections, target.codec).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
             System::Tarpc => {
                 let client = systems::tarpc::connect(addr).await?;
                 load::run(client, point, &mut server_cpu).await
             }
             System::Tonic => {
                 let client = systems::tonic::connect(addr).await?;
+                load::run(client, point, &mut server_cpu).await
+            }
+            System::TonicTls => {
+                let client = systems::tonic::connect_tls(addr).await?;
                 load::run(client, point, &mut server_cpu).await
             }
         }
@@ -269,8 +278,15 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
                 let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
                 smoke_calls(client.with_metadata()).await
             }
+            System::RpcTls => {
+                smoke_calls(
+                    systems::rpc_tls::connect(addr, target.connections, target.codec).await?,
+                )
+                .await
+            }
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,
+            System::TonicTls => smoke_calls(systems::tonic::connect_tls(addr).await?).await,
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -22,6 +22,8 @@ fn every_system_answers_echo_calls() {
         "rpc x4",
         "rpc-metrics x1",
         "rpc+meta x1",
+        "rpc+tls x1",
+        "tonic+tls x1",
         "tarpc x1",
         "tonic x1",
     ];

@@ -65,6 +65,8 @@ struct Args {
     /// Print a line whenever the registry's list of Greeter providers changes.
     #[arg(long)]
     show_membership: bool,
+    #[command(flatten)]
+    security: example_provider::flags::ConsumerSecurity,
 }
 
 #[tokio::main]
@@ -110,6 +112,7 @@ async fn build_client(
     if let Some(registry) = &args.registry {
         config.registry = (registry != "none").then(|| registry.clone());
     }
+    args.security.apply(&mut config)?;
     let mut cluster = config.cluster_config();
     if let Some(name) = &args.balancer {
         cluster = cluster.balancer_named(name).map_err(|e| e.to_string())?;

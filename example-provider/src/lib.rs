@@ -2,6 +2,7 @@
 //! `example.Calculator`, with one implementation of each; `example.Relay`, which forwards to
 //! a Greeter (the middle of a call chain); and two server [`middleware`]s.
 
+pub mod flags;
 pub mod middleware;
 
 use std::sync::{Arc, OnceLock};

@@ -53,6 +53,8 @@ struct Args {
     /// found through the same registry (the middle of a call chain).
     #[arg(long)]
     relay: bool,
+    #[command(flatten)]
+    security: example_provider::flags::ProviderSecurity,
 }
 
 #[tokio::main]
@@ -99,6 +101,7 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(admin) = &args.admin {
         config.admin = Some(admin.clone());
     }
+    args.security.apply(&mut config);
     let admin = match &config.admin {
         Some(addr) => Some(
             AdminEndpoint::start_with_prometheus(addr)

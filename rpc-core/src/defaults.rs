@@ -46,3 +46,8 @@ pub(crate) const PING_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Delays before reconnecting to an address that refused: 50 ms doubling to 2 s, jittered.
 pub(crate) const RECONNECT_BACKOFF: crate::backoff::Backoff =
     crate::backoff::Backoff::new(Duration::from_millis(50), Duration::from_secs(2));
+
+/// How often a provider looks at its tokens file (`server.auth.tokens_file`) for changes.
+pub(crate) const AUTH_RELOAD_INTERVAL: Duration = Duration::from_secs(1);
+/// An auth failure of one caller is logged at most once per this long.
+pub(crate) const AUTH_LOG_INTERVAL: Duration = Duration::from_secs(60);

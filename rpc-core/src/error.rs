@@ -111,6 +111,16 @@ pub enum RpcError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The TLS layer failed: the handshake (wrong CA, expired certificate, wrong name, a
+    /// plaintext provider answering a TLS client, or the reverse), or a TLS setting of this
+    /// client that cannot be used. Retrying the same address cannot help.
+    #[error("TLS with {addr}: {reason}")]
+    Tls {
+        /// The provider's address.
+        addr: SocketAddr,
+        /// What went wrong, naming the likely cause.
+        reason: String,
+    },
     /// The peer broke the protocol.
     #[error("protocol error from {addr}: {message}")]
     Protocol {

@@ -111,7 +111,15 @@ pub struct ServiceInstance {
     /// When the provider registered, in milliseconds since the Unix epoch.
     #[serde(default)]
     pub registered_at_ms: u64,
+    /// How consumers reach the instance: `Some("tls")` for TLS, `None` (the field absent
+    /// from the node) for plain TCP. Readers that ignore the field keep working with plain
+    /// providers; consumers of this framework pick TLS per instance from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
 }
+
+/// The [`ServiceInstance::transport`] of a provider that serves TLS.
+pub const TRANSPORT_TLS: &str = "tls";
 
 fn default_weight() -> u32 {
     DEFAULT_WEIGHT
@@ -128,7 +136,13 @@ impl ServiceInstance {
             weight: DEFAULT_WEIGHT,
             metadata: BTreeMap::new(),
             registered_at_ms: now_ms(),
+            transport: None,
         }
+    }
+
+    /// Whether the instance serves TLS (its node says `"transport": "tls"`).
+    pub fn uses_tls(&self) -> bool {
+        self.transport.as_deref() == Some(TRANSPORT_TLS)
     }
 
     /// The service key this instance provides.
@@ -370,6 +384,25 @@ mod tests {
         ] {
             assert!(back.get(field).is_some(), "missing {field}");
         }
+    }
+
+    #[test]
+    fn the_transport_field_is_written_only_for_tls_byte_for_byte() {
+        let key = ServiceKey::new("example.Greeter", "1.0.0");
+        let mut inst = ServiceInstance::new(&key, "127.0.0.1", 9101);
+        inst.registered_at_ms = 1732000000000;
+        let plain = r#"{"service":"example.Greeter","version":"1.0.0","host":"127.0.0.1","port":9101,"weight":100,"metadata":{},"registered_at_ms":1732000000000}"#;
+        assert_eq!(inst.to_json(), plain);
+        assert!(!inst.uses_tls());
+        inst.transport = Some(TRANSPORT_TLS.to_string());
+        let tls = r#"{"service":"example.Greeter","version":"1.0.0","host":"127.0.0.1","port":9101,"weight":100,"metadata":{},"registered_at_ms":1732000000000,"transport":"tls"}"#;
+        assert_eq!(inst.to_json(), tls);
+        let read = ServiceInstance::from_json(tls.as_bytes()).unwrap();
+        assert!(read.uses_tls());
+        // Nodes written before the field existed read as plain TCP.
+        assert!(!ServiceInstance::from_json(plain.as_bytes())
+            .unwrap()
+            .uses_tls());
     }
 
     #[test]

@@ -330,6 +330,49 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "known keys",
         ),
         ("[client\nbroken", "rpc.toml", "not valid TOML"),
+        (
+            "[server.tls]\ncert = 5",
+            "server.tls.cert",
+            "certificate chain",
+        ),
+        ("[server.tls]\nkey = 5", "server.tls.key", "private key"),
+        (
+            "[server.tls]\nclient_ca = 5",
+            "server.tls.client_ca",
+            "client certificates",
+        ),
+        (
+            "[server.auth]\ntokens_file = 5",
+            "server.auth.tokens_file",
+            "caller-name token",
+        ),
+        (
+            "[server.auth]\nallow = [\"example.Admin\"]",
+            "server.auth.allow",
+            "service=caller",
+        ),
+        ("[client.tls]\nca = []", "client.tls.ca", "CA certificates"),
+        (
+            "[client.tls]\ncert = 5",
+            "client.tls.cert",
+            "certificate chain",
+        ),
+        ("[client.tls]\nkey = 5", "client.tls.key", "private key"),
+        (
+            "[client.tls]\nserver_name = \"\"",
+            "client.tls.server_name",
+            "DNS name",
+        ),
+        (
+            "[client.auth]\ntoken = \"two words\"",
+            "client.auth.token",
+            "bearer token",
+        ),
+        (
+            "[client.auth]\ntoken_file = \"/no/such/token\"",
+            "client.auth.token_file",
+            "readable file",
+        ),
     ];
     // Every key has a bad-value case above.
     for (name, _, _) in RpcConfig::keys() {
@@ -398,4 +441,50 @@ fn every_built_in_codec_name_is_a_client_codec_value() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("postcard"), "{err}");
+}
+
+#[test]
+fn a_bearer_token_never_shows_in_errors_or_debug() {
+    let err = RpcConfig::default()
+        .merge_env(env(&[("RPC_AUTH_TOKEN", "s3cret with-space")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("client.auth.token") && !err.contains("s3cret"),
+        "{err}"
+    );
+    let mut config = RpcConfig::default();
+    config
+        .merge_env(env(&[("RPC_AUTH_TOKEN", "s3cret-token")]))
+        .unwrap();
+    assert!(!format!("{config:?}").contains("s3cret"));
+    assert!(!format!("{:?}", config.client_builder()).contains("s3cret"));
+}
+
+#[test]
+fn tls_and_auth_settings_that_need_each_other_are_refused_alone() {
+    for (vars, named) in [
+        (&[("RPC_TLS_CERT", "a.pem")][..], "server.tls.cert"),
+        (&[("RPC_TLS_CLIENT_CA", "ca.pem")][..], "server.tls.cert"),
+        (&[("RPC_TLS_CLIENT_CERT", "c.pem")][..], "client.tls.cert"),
+        (
+            &[("RPC_AUTH_ALLOW", "example.Admin=ops")][..],
+            "server.auth.allow",
+        ),
+    ] {
+        let err = RpcConfig::default()
+            .merge_env(env(vars))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(named), "{err}");
+    }
+    let mut config = RpcConfig::default();
+    config
+        .merge_toml(
+            "[server.tls]\ncert = \"a.pem\"\nkey = \"a.key\"\n[server.auth]\ntokens_file = \"t\"\nallow = [\"example.Admin=ops\", \"example.Greeter:2.0.0=web,ops\"]\n[client.tls]\nca = [\"ca1.pem\", \"ca2.pem\"]",
+            "rpc.toml",
+        )
+        .unwrap();
+    assert_eq!(config.client_tls.ca.len(), 2);
+    assert_eq!(config.auth_allow["example.Greeter:2.0.0"].len(), 2);
 }

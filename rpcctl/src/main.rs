@@ -19,6 +19,7 @@ mod commands;
 mod console;
 mod error;
 mod output;
+mod security;
 mod spinner;
 
 use std::process::ExitCode;
@@ -60,6 +61,8 @@ struct Cli {
     /// Print JSON for scripts instead of tables and lines for people.
     #[arg(long, global = true)]
     json: bool,
+    #[command(flatten)]
+    security: security::Security,
     #[command(subcommand)]
     command: Command,
 }
@@ -378,7 +381,10 @@ impl Job {
 async fn run(cli: Cli) -> CliResult {
     let out = Output::new(cli.json);
     let job = match Job::from_command(cli.command)? {
-        Job::Ping(address, settings) => return ping::run(out, &address, settings).await,
+        Job::Ping(address, settings) => {
+            let builder = cli.security.client_builder()?;
+            return ping::run(out, &address, settings, builder).await;
+        }
         Job::Admin(address, Some(online)) => return admin::transition(out, &address, online).await,
         Job::Admin(address, None) => return admin::stats(out, &address).await,
         Job::Registry(job) => job,
@@ -393,7 +399,10 @@ async fn run(cli: Cli) -> CliResult {
             method,
             body,
             settings,
-        } => call::run(&target, out, &key, &method, body, settings).await,
+        } => match cli.security.client_builder() {
+            Ok(builder) => call::run(&target, out, &key, &method, body, settings, builder).await,
+            Err(e) => Err(e),
+        },
         RegistryJob::Edit(key, edit) => governance::edit(&target, out, &key, edit).await,
         RegistryJob::Register(instance, settings) => {
             register::run(&target, out, instance, settings).await

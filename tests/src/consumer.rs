@@ -22,6 +22,18 @@ pub fn calculator_key() -> ServiceKey {
     ServiceKey::new("example.Calculator", "1.0.0")
 }
 
+/// The `"transport"` field of every Greeter node in the registry at `url`, read directly.
+pub async fn greeter_transports(url: &str) -> Vec<Option<String>> {
+    let registry = rpc_registry::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+    let listed = registry
+        .discover(&greeter_key())
+        .await
+        .unwrap_or_else(|e| panic!("cannot list the greeters: {e}"));
+    listed.into_iter().map(|i| i.transport).collect()
+}
+
 /// The `host:port` of every instance `client`'s directory lists for `key` (looked up first).
 pub async fn listed(client: &Client, key: &ServiceKey) -> Vec<String> {
     let Some(directory) = client.directory() else {

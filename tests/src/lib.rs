@@ -8,7 +8,7 @@
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
-//! - [`admin`]: requests to an admin HTTP endpoint;
+//! - [`admin`]: requests to an admin HTTP endpoint; [`certs`]: test certificates (rcgen);
 //! - [`webdriver`]: headless Chromium driven through chromedriver, and [`console`]: an
 //!   `rpcctl console` process and the browser tests' fixture;
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
@@ -17,6 +17,7 @@
 //! - `nacos` (feature `nacos`): a real rnacos server and its conformance backend.
 
 pub mod admin;
+pub mod certs;
 pub mod conformance;
 mod conformance_documents;
 pub mod console;

@@ -4,6 +4,7 @@
 
 pub mod raw;
 pub mod rpc;
+pub mod rpc_tls;
 pub mod tarpc;
 pub mod tonic;
 
@@ -32,8 +33,15 @@ pub enum System {
     /// `--systems rpc,rpc+meta` measures what the metadata block costs).
     #[value(name = "rpc+meta")]
     RpcMeta,
+    /// This framework over TLS (rustls, ring), opt-in: `--systems rpc,rpc+tls` measures what
+    /// TLS costs side by side.
+    #[value(name = "rpc+tls")]
+    RpcTls,
     /// tonic unary gRPC.
     Tonic,
+    /// tonic unary gRPC over TLS (rustls, ring), opt-in beside `rpc+tls`.
+    #[value(name = "tonic+tls")]
+    TonicTls,
 }
 
 impl System {
@@ -47,14 +55,19 @@ impl System {
             System::Rpc => "rpc",
             System::RpcMetrics => "rpc-metrics",
             System::RpcMeta => "rpc+meta",
+            System::RpcTls => "rpc+tls",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
+            System::TonicTls => "tonic+tls",
         }
     }
 
     /// Whether this is one of this framework's variants (codecs and connection counts apply).
     pub fn is_rpc(self) -> bool {
-        matches!(self, System::Rpc | System::RpcMetrics | System::RpcMeta)
+        matches!(
+            self,
+            System::Rpc | System::RpcMetrics | System::RpcMeta | System::RpcTls
+        )
     }
 
     /// Whether the client can spread calls over more than one connection.
@@ -73,8 +86,10 @@ pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGu
         System::Raw => raw::serve(listen).await,
         System::Rpc | System::RpcMeta => rpc::serve(listen).await,
         System::RpcMetrics => rpc::serve_with_metrics(listen).await,
+        System::RpcTls => rpc_tls::serve(listen).await,
         System::Tarpc => tarpc::serve(listen).await,
         System::Tonic => tonic::serve(listen).await,
+        System::TonicTls => tonic::serve_tls(listen).await,
     }
 }
 

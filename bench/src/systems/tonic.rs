@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Channel, Server};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
 use super::{BenchError, EchoClient, ServerGuard};
@@ -43,6 +43,36 @@ pub async fn serve(listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError
             .serve_with_incoming(incoming),
     );
     Ok((addr, Box::new(task.abort_handle())))
+}
+
+/// Starts the echo server with TLS (`tonic+tls`), on the certificates `rpc+tls` uses.
+pub async fn serve_tls(listen: &str) -> Result<(SocketAddr, ServerGuard), BenchError> {
+    let dir = super::rpc_tls::cert_dir()?;
+    let identity = Identity::from_pem(
+        std::fs::read(dir.join("server.pem"))?,
+        std::fs::read(dir.join("server.key"))?,
+    );
+    let incoming = TcpIncoming::bind(listen.parse()?)?.with_nodelay(Some(true));
+    let addr = incoming.local_addr()?;
+    let server = Server::builder()
+        .tls_config(ServerTlsConfig::new().identity(identity))?
+        .add_service(EchoServer::new(EchoImpl));
+    let task = tokio::spawn(server.serve_with_incoming(incoming));
+    Ok((addr, Box::new(task.abort_handle())))
+}
+
+/// Connects one TLS channel to `addr`, trusting the run's CA.
+pub async fn connect_tls(addr: SocketAddr) -> Result<TonicClient, BenchError> {
+    let ca = std::fs::read(super::rpc_tls::cert_dir()?.join("ca.pem"))?;
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name(addr.ip().to_string());
+    let channel = Channel::from_shared(format!("https://{addr}"))?
+        .tls_config(tls)?
+        .tcp_nodelay(true)
+        .connect()
+        .await?;
+    Ok(TonicClient(GrpcClient::new(channel)))
 }
 
 /// A tonic client over one HTTP/2 connection.

@@ -1,11 +1,13 @@
 //! [`ClientBuilder`]: a client's settings, finished by choosing its route.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::auth_token::AuthToken;
 use super::layer::Layers;
 use super::{Client, Core, Inner, Route};
 use super::{ClientRequest, ClientResponse, ClientStack};
@@ -13,7 +15,7 @@ use crate::cluster::{ClusterConfig, Invoker};
 use crate::defaults;
 use crate::protocol::{keys, Codec, Codecs, Metadata, MetadataError, DEFAULT_MAX_FRAME};
 use crate::registry::Registry;
-use crate::transport::{Pool, Settings};
+use crate::transport::{ClientTls, Pool, Settings};
 use crate::RpcError;
 
 /// Settings for a [`Client`].
@@ -31,6 +33,7 @@ pub struct ClientBuilder {
     metadata: Metadata,
     metadata_error: Option<MetadataError>,
     layers: Option<Layers>,
+    tls: ClientTls,
 }
 
 impl Default for ClientBuilder {
@@ -48,6 +51,7 @@ impl Default for ClientBuilder {
             metadata: Metadata::new(),
             metadata_error: None,
             layers: None,
+            tls: ClientTls::default(),
         }
     }
 }
@@ -130,6 +134,46 @@ impl ClientBuilder {
         self.metadata(keys::CALLER, name.into())
     }
 
+    /// TLS settings (`client.tls.*`): trust roots, an optional client certificate, the name
+    /// to verify. Providers whose registry node says `"transport": "tls"` are dialled with
+    /// TLS; with trust roots set, direct addresses are too.
+    pub fn tls(mut self, tls: ClientTls) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Adds a PEM file of CA certificates that providers' certificates are checked against
+    /// (`client.tls.ca`, `RPC_TLS_CA`).
+    pub fn tls_ca(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca.push(path.into());
+        self
+    }
+
+    /// This client's certificate chain and key (PEM files), for providers that require
+    /// client certificates (`client.tls.cert` / `client.tls.key`).
+    pub fn tls_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.tls.cert = Some(cert.into());
+        self.tls.key = Some(key.into());
+        self
+    }
+
+    /// The name providers' certificates must carry instead of the dialled address
+    /// (`client.tls.server_name`, `RPC_TLS_SERVER_NAME`).
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls.server_name = Some(name.into());
+        self
+    }
+
+    /// Sends `authorization: Bearer <token>` with every call (`client.auth.token`,
+    /// `RPC_AUTH_TOKEN`); a call's own `authorization` entry wins. An empty token sends
+    /// nothing.
+    pub fn auth_token(self, token: AuthToken) -> Self {
+        if token.is_empty() {
+            return self;
+        }
+        self.metadata(keys::AUTHORIZATION, token.bearer())
+    }
+
     /// Wraps every call of the client in a `tower` layer: it sees each
     /// [`ClientRequest`] (and may change its metadata) before the call is sent, retries and
     /// fail-over included, and its [`ClientResponse`]. Each `layer` wraps the ones added
@@ -178,6 +222,7 @@ impl ClientBuilder {
                 ping_timeout: self.ping_timeout,
                 reconnect_backoff: defaults::RECONNECT_BACKOFF,
             },
+            &self.tls,
         ))
     }
 

@@ -5,6 +5,7 @@
 //! This is the top of the consumer path: it imports the cluster, the transport and the call,
 //! and none of them imports it.
 
+mod auth_token;
 mod builder;
 mod layer;
 mod outgoing;
@@ -21,6 +22,8 @@ use tower::ServiceExt;
 use tracing::Instrument;
 
 pub use crate::call::{CallOptions, ResponseMetadata};
+pub use crate::transport::{ClientTls, TlsConfigError};
+pub use auth_token::AuthToken;
 pub use builder::ClientBuilder;
 pub use layer::{ClientRequest, ClientResponse, ClientStack};
 

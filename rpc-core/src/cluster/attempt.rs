@@ -5,7 +5,6 @@
 //! fault only when the attempt's own budget ran out, not the caller's shorter deadline; a
 //! request that could not even be sent is the caller's; a dropped attempt is the caller's.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -42,13 +41,13 @@ pub(crate) async fn attempt(
     // timeout the provider's fault.
     let mut own_budget = false;
     let result = match limit {
-        None => exchange(cx.pool, endpoint.addr(), call, &mut tracker).await,
+        None => exchange(cx, endpoint, call, &mut tracker).await,
         Some(limit) => {
             let mut bounded = call.clone();
             bounded.deadline = call.deadline.limited_to(limit);
             own_budget = bounded.deadline != call.deadline;
             let budget = bounded.deadline.remaining().unwrap_or(limit);
-            let exchanged = exchange(cx.pool, endpoint.addr(), &bounded, &mut tracker);
+            let exchanged = exchange(cx, endpoint, &bounded, &mut tracker);
             match bounded.deadline.run(exchanged).await {
                 Some(result) => result,
                 None => Err(RpcError::DeadlineExceeded { deadline: budget }),
@@ -77,12 +76,16 @@ pub(crate) async fn attempt(
 }
 
 async fn exchange(
-    pool: &Pool,
-    addr: SocketAddr,
+    cx: &AttemptContext<'_>,
+    endpoint: &Endpoint,
     call: &Call,
     tracker: &mut Tracker<'_>,
 ) -> Result<Bytes, RpcError> {
-    let connection = pool.get(addr).await?;
+    let uses_tls = cx
+        .members
+        .instance(endpoint)
+        .is_some_and(|instance| instance.uses_tls());
+    let connection = cx.pool.get_via(endpoint.addr(), uses_tls).await?;
     tracker.started = Instant::now();
     connection.send(call).await
 }

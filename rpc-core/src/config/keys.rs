@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::RpcConfig;
+use crate::client::AuthToken;
 use crate::cluster::ClusterConfig;
 use crate::protocol::Codec;
 
@@ -58,6 +59,37 @@ impl Raw<'_> {
             },
             _ => None,
         }
+    }
+}
+
+/// One path, or several: a TOML array, or the environment's path list (`a.pem:b.pem`).
+fn paths(raw: &Raw<'_>) -> Option<Vec<PathBuf>> {
+    let paths: Vec<PathBuf> = match raw {
+        Raw::Toml(toml::Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().filter(|s| !s.is_empty()).map(PathBuf::from))
+            .collect::<Option<_>>()?,
+        Raw::Env(s) => std::env::split_paths(s)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        other => vec![PathBuf::from(other.string().filter(|s| !s.is_empty())?)],
+    };
+    (!paths.is_empty()).then_some(paths)
+}
+
+fn path(raw: &Raw<'_>) -> Option<PathBuf> {
+    raw.string().filter(|s| !s.is_empty()).map(PathBuf::from)
+}
+
+/// An allow-list: a TOML array of `service=caller,caller` strings, or the same joined by `;`.
+fn allow_list(raw: &Raw<'_>) -> Option<String> {
+    match raw {
+        Raw::Toml(toml::Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .map(|rules| rules.join(";")),
+        other => other.string(),
     }
 }
 
@@ -164,4 +196,29 @@ pub(super) const KEYS: &[Key] = &[
         apply: |c, r| { c.ejection_max_cooldown = ms(r).filter(|d| !d.is_zero())?; Some(()) } },
     Key { name: "client.ejection.max_ejected_percent", env: "RPC_EJECTION_MAX_PERCENT", expected: "a percentage, an integer from 0 to 100",
         apply: |c, r| { c.ejection_max_percent = u32::try_from(r.integer().filter(|n| *n <= 100)?).ok()?; Some(()) } },
+    Key { name: "server.tls.cert", env: "RPC_TLS_CERT", expected: "a PEM file of the provider's certificate chain",
+        apply: |c, r| { c.tls_cert = Some(path(r)?); Some(()) } },
+    Key { name: "server.tls.key", env: "RPC_TLS_KEY", expected: "a PEM file of the provider's private key",
+        apply: |c, r| { c.tls_key = Some(path(r)?); Some(()) } },
+    Key { name: "server.tls.client_ca", env: "RPC_TLS_CLIENT_CA", expected: "a PEM file of the CA(s) whose client certificates are required",
+        apply: |c, r| { c.tls_client_ca = Some(path(r)?); Some(()) } },
+    Key { name: "server.auth.tokens_file", env: "RPC_AUTH_TOKENS_FILE", expected: "a file of `caller-name token` lines",
+        apply: |c, r| { c.auth_tokens_file = Some(path(r)?); Some(()) } },
+    Key { name: "server.auth.allow", env: "RPC_AUTH_ALLOW", expected: "service=caller,caller rules (a TOML array, or joined by ';')",
+        apply: |c, r| { c.auth_allow = crate::server::ServerAuth::parse_allow(&allow_list(r)?)?; Some(()) } },
+    Key { name: "client.tls.ca", env: "RPC_TLS_CA", expected: "PEM file(s) of the CA certificates providers are checked against (an array, or a path list)",
+        apply: |c, r| { c.client_tls.ca = paths(r)?; Some(()) } },
+    Key { name: "client.tls.cert", env: "RPC_TLS_CLIENT_CERT", expected: "a PEM file of this client's certificate chain",
+        apply: |c, r| { c.client_tls.cert = Some(path(r)?); Some(()) } },
+    Key { name: "client.tls.key", env: "RPC_TLS_CLIENT_KEY", expected: "a PEM file of this client's private key",
+        apply: |c, r| { c.client_tls.key = Some(path(r)?); Some(()) } },
+    Key { name: "client.tls.server_name", env: "RPC_TLS_SERVER_NAME", expected: "the DNS name (or IP) providers' certificates must carry",
+        apply: |c, r| { c.client_tls.server_name = Some(r.string().filter(|s| !s.is_empty())?); Some(()) } },
+    Key { name: "client.auth.token", env: "RPC_AUTH_TOKEN", expected: "a bearer token (text without spaces)",
+        apply: |c, r| { let s = r.string().filter(|s| !s.trim().is_empty() && !s.trim().contains(char::is_whitespace))?; c.auth_token = Some(AuthToken::new(s)); Some(()) } },
+    Key { name: "client.auth.token_file", env: "RPC_AUTH_TOKEN_FILE", expected: "a readable file whose first line is the bearer token",
+        apply: |c, r| { c.auth_token = Some(AuthToken::from_file(&path(r)?).ok()?); Some(()) } },
 ];
+
+/// Keys whose values are secrets: an error about them never shows the value.
+pub(super) const SECRET_KEYS: &[&str] = &["client.auth.token"];

@@ -27,22 +27,23 @@
 //! Every key, its environment variable and its default are listed in README's config
 //! reference and by [`RpcConfig::keys`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod error;
 mod keys;
+mod security;
 
 use crate::backoff::Backoff;
-use crate::client::ClientBuilder;
+use crate::client::{AuthToken, ClientBuilder, ClientTls};
 use crate::cluster::{ClusterConfig, EjectionConfig, FaultPolicy};
 use crate::defaults;
 use crate::protocol::{Codec, MetadataLimits, DEFAULT_MAX_FRAME};
 use crate::server::ServerBuilder;
 
 pub use error::ConfigError;
-use keys::{Key, Raw, KEYS};
+use keys::{Key, Raw, KEYS, SECRET_KEYS};
 
 /// The framework's settings. Build with [`RpcConfig::load`], or start from `default()`.
 ///
@@ -150,6 +151,20 @@ pub struct RpcConfig {
     /// Consumer: the routing tag of calls that carry none and are not made from a tagged
     /// served call. Default none (untagged).
     pub tag: Option<String>,
+    /// Provider: PEM certificate chain; with [`tls_key`](Self::tls_key), serve TLS only.
+    pub tls_cert: Option<PathBuf>,
+    /// Provider: PEM private key of [`tls_cert`](Self::tls_cert).
+    pub tls_key: Option<PathBuf>,
+    /// Provider: PEM CA(s) whose client certificates are required (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// Provider: the tokens file of caller authentication (`caller-name token` lines).
+    pub auth_tokens_file: Option<PathBuf>,
+    /// Provider: service → callers allowed to call it (needs a tokens file).
+    pub auth_allow: BTreeMap<String, BTreeSet<String>>,
+    /// Consumer: TLS trust roots, client certificate and server name.
+    pub client_tls: ClientTls,
+    /// Consumer: the bearer token sent with every call (`Debug` shows `***`).
+    pub auth_token: Option<AuthToken>,
 }
 
 impl Default for RpcConfig {
@@ -197,6 +212,13 @@ impl Default for RpcConfig {
             directory_idle: cluster.directory.idle_timeout,
             max_watches: cluster.directory.max_watches,
             tag: cluster.tag,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            auth_tokens_file: None,
+            auth_allow: BTreeMap::new(),
+            client_tls: ClientTls::default(),
+            auth_token: None,
         }
     }
 }
@@ -271,7 +293,11 @@ impl RpcConfig {
         (key.apply)(self, raw).ok_or_else(|| ConfigError::BadValue {
             key: format!("{} ({})", key.name, key.env),
             origin: origin.to_string(),
-            value: raw.shown(),
+            value: if SECRET_KEYS.contains(&key.name) {
+                "***".to_string()
+            } else {
+                raw.shown()
+            },
             expected: key.expected.to_string(),
         })
     }
@@ -300,6 +326,14 @@ impl RpcConfig {
                     "at least server.max_frame_bytes + 4 ({})",
                     self.max_frame.saturating_add(4)
                 ),
+            });
+        }
+        if let Some((set, missing)) = self.half_set() {
+            return Err(ConfigError::BadValue {
+                key: set.into(),
+                origin: origin.to_string(),
+                value: "set".into(),
+                expected: format!("{missing} set as well"),
             });
         }
         if self.backoff_base > self.backoff_max {
@@ -350,6 +384,7 @@ impl RpcConfig {
             })
             .drain_grace(self.drain_grace)
             .propagation_grace(self.propagation_grace);
+        let builder = self.secure_server(builder);
         match &self.advertise {
             Some(advertise) => builder.advertise(advertise.clone()),
             None => builder,
@@ -396,7 +431,7 @@ impl RpcConfig {
             Some(name) => ClientBuilder::default().caller(name.clone()),
             None => ClientBuilder::default(),
         };
-        builder
+        let builder = builder
             .codec(self.codec)
             .deadline(self.deadline)
             .connect_timeout(self.connect_timeout)
@@ -404,7 +439,8 @@ impl RpcConfig {
             .max_frame(self.max_frame)
             .ping_interval(self.ping_interval)
             .ping_timeout(self.ping_timeout)
-            .cluster(self.cluster_config())
+            .cluster(self.cluster_config());
+        self.secure_client(builder)
     }
 }
 

@@ -12,11 +12,13 @@ use tokio_util::task::TaskTracker;
 
 use super::admission::{Admission, Full};
 use super::advertise::{published, Advertise};
+use super::auth::{AuthLayer, ServerAuth};
 use super::connection::serve_connection;
 use super::context::ConnectionContext;
 use super::layer::{Layers, Rejection, ServerRequest, ServerStack};
 use super::registration::Registration;
 use super::stats::StatsSource;
+use super::tls::{handshake, ServerTls};
 use super::warn_limit::WarnLimit;
 use super::{ServerControl, ServerError, ServerHandle};
 use crate::defaults;
@@ -58,6 +60,8 @@ pub struct ServerBuilder {
     metadata_limits: MetadataLimits,
     codecs: Codecs,
     layers: Option<Layers>,
+    tls: Option<ServerTls>,
+    auth: Option<ServerAuth>,
 }
 
 impl Default for ServerBuilder {
@@ -82,6 +86,8 @@ impl Default for ServerBuilder {
             metadata_limits: MetadataLimits::default(),
             codecs: Codecs::new(),
             layers: None,
+            tls: None,
+            auth: None,
         }
     }
 }
@@ -239,6 +245,21 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves TLS only (`server.tls.*`), and publishes `"transport": "tls"` in each registry
+    /// node so consumers dial it with TLS. Unreadable files fail [`start`](Self::start).
+    pub fn tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Authenticates callers by bearer token (`server.auth.*`): a missing or unknown token
+    /// gets status 9, a caller not on the service's allow-list status 10. Runs before every
+    /// other layer; pings are not calls and stay unauthenticated.
+    pub fn auth(mut self, auth: ServerAuth) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
     /// A metadata label published with each instance.
     pub fn metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.metadata.insert(key.into(), value.into());
@@ -282,6 +303,13 @@ impl ServerBuilder {
                 return Err(ServerError::DuplicateService(key));
             }
         }
+        let acceptor = match &self.tls {
+            Some(tls) => Some(tls.acceptor().map_err(|e| ServerError::BadConfig {
+                setting: e.setting,
+                message: e.message,
+            })?),
+            None => None,
+        };
         let listener = TcpListener::bind(&self.bind)
             .await
             .map_err(|source| ServerError::Bind {
@@ -303,8 +331,21 @@ impl ServerBuilder {
             self.max_connections_per_address,
         ));
         let services = Arc::new(services);
+        let layers = match &self.auth {
+            Some(auth) => {
+                let checked = AuthLayer::start(auth, stop.clone()).map_err(|e| {
+                    stop.cancel();
+                    ServerError::BadConfig {
+                        setting: "server.auth.tokens_file",
+                        message: e.to_string(),
+                    }
+                })?;
+                Some(Layers::wrap(self.layers.clone(), checked))
+            }
+            None => self.layers.clone(),
+        };
         let context = Arc::new(ConnectionContext {
-            stack: self.layers.as_ref().map(|l| l.build(Arc::clone(&services))),
+            stack: layers.as_ref().map(|l| l.build(Arc::clone(&services))),
             services,
             max_frame: self.max_frame,
             max_in_flight: self.max_in_flight.max(1),
@@ -320,6 +361,7 @@ impl ServerBuilder {
         });
         tokio::spawn(accept_loop(
             listener,
+            acceptor,
             context,
             Arc::clone(&admission),
             connections.clone(),
@@ -351,6 +393,9 @@ impl ServerBuilder {
                     );
                     instance.weight = self.weight;
                     instance.metadata = self.metadata.clone();
+                    if self.tls.is_some() {
+                        instance.transport = Some(crate::registry::TRANSPORT_TLS.to_string());
+                    }
                     instance
                 })
                 .collect(),
@@ -378,6 +423,7 @@ static REFUSED: WarnLimit = WarnLimit::new();
 
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     context: Arc<ConnectionContext>,
     admission: Arc<Admission>,
     connections: TaskTracker,
@@ -411,12 +457,23 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(serve_connection(
-            stream,
-            peer,
-            Arc::clone(&context),
-            admitted,
-        ));
+        let context = Arc::clone(&context);
+        match &tls {
+            None => {
+                let halves = stream.into_split();
+                connections.spawn(serve_connection(halves, peer, None, context, admitted));
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                connections.spawn(async move {
+                    let timeout = context.frame_timeout;
+                    if let Some((tls, name)) = handshake(&acceptor, stream, peer, timeout).await {
+                        let halves = tokio::io::split(tls);
+                        serve_connection(halves, peer, name, context, admitted).await;
+                    }
+                });
+            }
+        }
     }
     tracing::debug!("listener closed");
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 use super::admission::Admitted;
@@ -34,14 +34,19 @@ enum End {
     PeerGone,
 }
 
-pub(crate) async fn serve_connection(
-    stream: TcpStream,
+/// Serves one connection from its read and write halves: a plain socket's own halves, or a
+/// TLS stream's, so the plain path has no TLS layer and no boxing.
+pub(crate) async fn serve_connection<R, W>(
+    (read, write): (R, W),
     peer: SocketAddr,
+    peer_name: Option<Arc<str>>,
     context: Arc<ConnectionContext>,
     admitted: Admitted,
-) {
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let _served = ConnectionGauge::start();
-    let (read, write) = stream.into_split();
     let unsent = Unsent::new(context.max_unsent, Arc::clone(&context.unsent_total));
     let writer_done = CancellationToken::new();
     let writer = FrameWriter::spawn(
@@ -59,6 +64,7 @@ pub(crate) async fn serve_connection(
     let connection = Connection {
         context: &context,
         peer,
+        peer_name: peer_name.as_ref(),
         outbox: &outbox,
         writer_done: &writer_done,
         admitted: &admitted,
@@ -85,13 +91,15 @@ pub(crate) async fn serve_connection(
 struct Connection<'a> {
     context: &'a Arc<ConnectionContext>,
     peer: SocketAddr,
+    /// The common name of the peer's verified client certificate (mutual TLS).
+    peer_name: Option<&'a Arc<str>>,
     outbox: &'a Arc<Outbox>,
     writer_done: &'a CancellationToken,
     admitted: &'a Admitted,
 }
 
 impl Connection<'_> {
-    async fn run(&self, mut reader: FrameReader<tokio::net::tcp::OwnedReadHalf>) -> End {
+    async fn run<R: AsyncRead + Unpin>(&self, mut reader: FrameReader<R>) -> End {
         let context = self.context;
         let in_flight = &self.admitted.slot.in_flight;
         let reclaimed = &self.admitted.slot.reclaimed;
@@ -172,6 +180,7 @@ impl Connection<'_> {
                         outbox: self.outbox,
                         in_flight,
                         peer: self.peer,
+                        peer_name: self.peer_name,
                         going_away,
                     },
                 ),
@@ -192,6 +201,17 @@ impl Connection<'_> {
             }
             ReadError::Frame(FrameError::Truncated { .. }) => {
                 tracing::debug!(%peer, error = %error, "peer hung up mid-frame")
+            }
+            ReadError::TlsOnPlainPort => {
+                if let Some(suppressed) = BAD_FRAME.allow() {
+                    tracing::warn!(%peer, suppressed, "a TLS client reached this plaintext port; closing connection (serve TLS with server.tls.cert / server.tls.key)");
+                }
+                self.outbox.send(&Frame::error(
+                    0,
+                    Codec::Bincode,
+                    Status::BadRequest,
+                    "this port serves plaintext, not TLS",
+                ));
             }
             ReadError::TimedOut { .. } => {
                 if let Some(suppressed) = BAD_FRAME.allow() {

@@ -28,6 +28,8 @@ pub(crate) struct Dispatch<'a> {
     pub outbox: &'a Arc<Outbox>,
     pub in_flight: &'a Arc<InFlight>,
     pub peer: SocketAddr,
+    /// The common name of the peer's verified client certificate (mutual TLS).
+    pub peer_name: Option<&'a Arc<str>>,
     pub going_away: bool,
 }
 
@@ -90,6 +92,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             context: call,
             codec,
             body,
+            peer_name: ctx.peer_name.cloned(),
         };
         dispatch_layered(stack.clone(), request, deadline_ms, meter, &ctx);
         return;

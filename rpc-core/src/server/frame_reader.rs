@@ -26,6 +26,9 @@ pub(crate) enum ReadError {
     /// Broken framing, a socket error, or the peer hung up mid-frame.
     #[error(transparent)]
     Frame(#[from] FrameError),
+    /// The connection opened with a TLS record (a ClientHello) on a plaintext port.
+    #[error("a TLS handshake arrived on a plaintext port")]
+    TlsOnPlainPort,
     /// A frame started but did not complete in time.
     #[error(
         "a frame of {expected} bytes was not complete after {timeout:?} ({buffered} bytes arrived)"
@@ -64,6 +67,8 @@ pub(crate) struct FrameReader<R> {
     /// When the frame in progress must be complete.
     due: Option<Instant>,
     timeout: Duration,
+    /// No frame was read yet.
+    first_frame: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -76,6 +81,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             reserved: None,
             due: None,
             timeout,
+            first_frame: true,
         }
     }
 
@@ -86,9 +92,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         loop {
             let expected = match self.next_len() {
                 Buffered::Frame(frame) => {
+                    self.first_frame = false;
                     self.reserved = None;
                     self.due = None;
                     return Some(Ok(frame));
+                }
+                Buffered::Bad(_) if self.opens_with_tls() => {
+                    return Some(Err(ReadError::TlsOnPlainPort))
                 }
                 Buffered::Bad(e) => return Some(Err(e.into())),
                 Buffered::Partial(expected) => expected,
@@ -124,6 +134,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Err(e) => return Some(Err(ReadError::Frame(FrameError::Io(e)))),
             }
         }
+    }
+
+    /// Whether nothing was read before and the buffer opens with a TLS handshake record
+    /// (0x16 0x03): a TLS client on a plaintext port. Checked only once framing broke.
+    fn opens_with_tls(&self) -> bool {
+        self.first_frame && self.buf.starts_with(&[0x16, 0x03])
     }
 
     /// What the buffer holds: a whole frame, a bad one, or part of one.

@@ -72,6 +72,7 @@ pub struct ServerRequest {
     pub(super) context: Arc<CallContext>,
     pub(super) codec: Codec,
     pub(super) body: Bytes,
+    pub(super) peer_name: Option<Arc<str>>,
 }
 
 impl ServerRequest {
@@ -93,6 +94,13 @@ impl ServerRequest {
     /// The service key called, `<name>:<version>`.
     pub fn service(&self) -> &str {
         self.context.service()
+    }
+
+    /// The subject common name of the caller's client certificate, when the connection is
+    /// mutual TLS (`server.tls.client_ca`) and the certificate has one: verified by the TLS
+    /// handshake against the client CA.
+    pub fn peer_name(&self) -> Option<&str> {
+        self.peer_name.as_deref()
     }
 
     /// The method called.

@@ -3,6 +3,7 @@
 
 mod admission;
 mod advertise;
+mod auth;
 mod builder;
 mod connection;
 mod context;
@@ -14,17 +15,21 @@ mod in_flight;
 mod layer;
 pub mod metrics;
 mod outbound;
+mod peer_name;
 mod registration;
 mod stats;
+mod tls;
 mod warn_limit;
 mod wire_text;
 
 pub use advertise::{Advertise, BadAdvertise};
+pub use auth::ServerAuth;
 pub use builder::ServerBuilder;
 pub use control::{ServerControl, ServingState};
 pub use error::ServerError;
 pub use layer::{Rejection, ServerRequest, ServerStack};
 pub use stats::ServerStats;
+pub use tls::ServerTls;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::liveness::{HeardReader, Liveness};
 use super::request::{check_size, request_frame};
 use super::settings::Settings;
+use super::tls::{looks_like_tls, tls_read_failure, TlsConnect};
 use super::{health, FrameWriter};
 use crate::call::Call;
 use crate::protocol::{Frame, FrameCodec, FrameError, Kind, Metadata, MetadataLimits};
@@ -59,30 +61,61 @@ enum Closing {
     Lost(String),
     /// Calls were in flight and the provider answered nothing for this long.
     Silent(Duration),
+    /// The TLS layer failed, or a plain connection got TLS back.
+    Tls(String),
 }
 
 impl Connection {
-    /// Opens a connection and starts its reader and writer tasks.
+    /// Opens a connection (with TLS when `tls` is given, the handshake within the same
+    /// connect timeout) and starts its reader and writer tasks.
     pub(crate) async fn connect(
         addr: SocketAddr,
         settings: &Settings,
+        tls: Option<&TlsConnect>,
     ) -> Result<Connection, RpcError> {
         let connect_timeout = settings.connect_timeout;
-        let stream = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return Err(RpcError::connect(addr, e)),
-            Err(_) => {
-                return Err(RpcError::connect(
-                    addr,
-                    std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        format!("no answer within {connect_timeout:?}"),
-                    ),
-                ))
+        let opened = async {
+            let stream = TcpStream::connect(addr)
+                .await
+                .map_err(|e| RpcError::connect(addr, e))?;
+            let _ = stream.set_nodelay(true);
+            match tls {
+                None => {
+                    let (read, write) = stream.into_split();
+                    Ok(Connection::start(addr, settings, read, write, false))
+                }
+                Some(tls) => {
+                    let stream = tls.handshake(addr, stream).await?;
+                    let (read, write) = tokio::io::split(stream);
+                    Ok(Connection::start(addr, settings, read, write, true))
+                }
             }
         };
-        let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
+        match tokio::time::timeout(connect_timeout, opened).await {
+            Ok(opened) => opened,
+            Err(_) => Err(RpcError::connect(
+                addr,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {connect_timeout:?}"),
+                ),
+            )),
+        }
+    }
+
+    /// Starts the reader, writer and health tasks on an open stream's halves. Generic, so a
+    /// plain connection reads and writes its socket halves with no TLS layer or boxing.
+    fn start<R, W>(
+        addr: SocketAddr,
+        settings: &Settings,
+        read: R,
+        write: W,
+        tls: bool,
+    ) -> Connection
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let liveness = Arc::new(Liveness::new());
         let closed = CancellationToken::new();
         let writer = FrameWriter::spawn(write, closed.child_token());
@@ -106,9 +139,10 @@ impl Connection {
                 FrameCodec::new(settings.max_frame),
             ),
             Arc::clone(&shared),
+            tls,
         ));
         tokio::spawn(health::watch(Arc::clone(&shared)));
-        Ok(Connection { shared })
+        Connection { shared }
     }
 
     /// The provider's address.
@@ -272,7 +306,7 @@ impl Shared {
     /// Marks the connection closed and fails every pending call at once.
     fn close(&self, why: Closing) {
         let reason = match &why {
-            Closing::Lost(reason) => reason.clone(),
+            Closing::Lost(reason) | Closing::Tls(reason) => reason.clone(),
             Closing::Silent(silent_for) => {
                 format!("the provider answered nothing for {silent_for:?}")
             }
@@ -288,6 +322,10 @@ impl Shared {
         for (_, tx) in calls {
             let error = match why {
                 Closing::Lost(_) => self.lost(&reason),
+                Closing::Tls(_) => RpcError::Tls {
+                    addr: self.addr,
+                    reason: reason.clone(),
+                },
                 Closing::Silent(silent_for) => RpcError::Unresponsive {
                     addr: self.addr,
                     silent_for,
@@ -300,26 +338,42 @@ impl Shared {
     }
 }
 
-async fn read_loop(
-    mut frames: FramedRead<HeardReader<tokio::net::tcp::OwnedReadHalf>, FrameCodec>,
+/// Why a plain connection broke, when the provider answered with TLS.
+const PLAIN_TO_TLS: &str = "the provider answered with TLS: it requires TLS; give this client trust roots (client.tls.ca, RPC_TLS_CA, --tls-ca)";
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut frames: FramedRead<HeardReader<R>, FrameCodec>,
     shared: Arc<Shared>,
+    tls: bool,
 ) {
+    let answered_tls = |frames: &FramedRead<HeardReader<R>, FrameCodec>| {
+        !tls && frames.get_ref().first_bytes().is_some_and(looks_like_tls)
+    };
     let reason = loop {
         let next = tokio::select! {
             next = frames.next() => next,
-            _ = shared.closed.cancelled() => break "the connection was closed".to_string(),
+            _ = shared.closed.cancelled() => break Closing::Lost("the connection was closed".to_string()),
         };
         let frame = match next {
             Some(Ok(frame)) => frame,
             Some(Err(FrameError::Io(e))) => {
+                if let Some(failure) = tls.then(|| tls_read_failure(&e)).flatten() {
+                    tracing::info!(peer = %shared.addr, error = %failure, "TLS connection to provider failed");
+                    break Closing::Tls(failure);
+                }
                 tracing::info!(peer = %shared.addr, error = %e, "connection to provider lost");
-                break format!("connection error: {e}");
+                break Closing::Lost(format!("connection error: {e}"));
+            }
+            Some(Err(_)) if answered_tls(&frames) => {
+                tracing::info!(peer = %shared.addr, "plaintext connection answered with TLS");
+                break Closing::Tls(PLAIN_TO_TLS.to_string());
             }
             Some(Err(e)) => {
                 tracing::warn!(peer = %shared.addr, error = %e, "bad frame from server; closing connection");
-                break format!("bad frame from server: {e}");
+                break Closing::Lost(format!("bad frame from server: {e}"));
             }
-            None => break "the server closed the connection".to_string(),
+            None if answered_tls(&frames) => break Closing::Tls(PLAIN_TO_TLS.to_string()),
+            None => break Closing::Lost("the server closed the connection".to_string()),
         };
         match frame.kind {
             Kind::Response | Kind::Pong => {
@@ -340,8 +394,8 @@ async fn read_loop(
             }
         }
         if shared.going_away.load(Ordering::Acquire) && shared.lock_pending().calls.is_empty() {
-            break "the server sent goaway and every call has finished".to_string();
+            break Closing::Lost("the server sent goaway and every call has finished".to_string());
         }
     };
-    shared.close(Closing::Lost(reason));
+    shared.close(reason);
 }

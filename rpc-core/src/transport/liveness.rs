@@ -68,15 +68,28 @@ impl Liveness {
     }
 }
 
-/// A reader that notes every read that brings bytes.
+/// A reader that notes every read that brings bytes, and keeps the first two bytes ever
+/// read (a plaintext connection tells from them that the provider answered with TLS).
 pub(super) struct HeardReader<R> {
     inner: R,
     liveness: Arc<Liveness>,
+    first: [u8; 2],
+    kept: usize,
 }
 
 impl<R> HeardReader<R> {
     pub(super) fn new(inner: R, liveness: Arc<Liveness>) -> HeardReader<R> {
-        HeardReader { inner, liveness }
+        HeardReader {
+            inner,
+            liveness,
+            first: [0; 2],
+            kept: 0,
+        }
+    }
+
+    /// The first two bytes read, once two have arrived.
+    pub(super) fn first_bytes(&self) -> Option<[u8; 2]> {
+        (self.kept == 2).then_some(self.first)
     }
 }
 
@@ -90,6 +103,13 @@ impl<R: AsyncRead + Unpin> AsyncRead for HeardReader<R> {
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.liveness.heard();
+            if self.kept < 2 {
+                let this = &mut *self;
+                for &byte in buf.filled()[before..].iter().take(2 - this.kept) {
+                    this.first[this.kept] = byte;
+                    this.kept += 1;
+                }
+            }
         }
         polled
     }

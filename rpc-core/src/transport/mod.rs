@@ -11,9 +11,12 @@ mod liveness;
 mod pool;
 mod request;
 mod settings;
+mod tls;
 mod writer;
 
 pub(crate) use pool::Pool;
 pub(crate) use request::check_request;
 pub(crate) use settings::Settings;
+pub(crate) use tls::{load_certs, load_key, load_roots, provider as tls_provider};
+pub use tls::{ClientTls, TlsConfigError};
 pub(crate) use writer::FrameWriter;

@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::connection::Connection;
 use super::settings::Settings;
+use super::tls::{ClientTls, TlsConfigError, TlsConnect};
 use crate::RpcError;
 
 type Slot = Arc<OnceCell<Connection>>;
@@ -32,11 +33,23 @@ pub(crate) struct Pool {
     per_address: usize,
     settings: Settings,
     closed: AtomicBool,
+    tls: TlsSetup,
+}
+
+/// The client's TLS: none configured, a connector, or why the settings cannot be used (every
+/// TLS connect then fails with it).
+enum TlsSetup {
+    Off,
+    Ready(TlsConnect),
+    Broken(TlsConfigError),
 }
 
 #[derive(Default)]
 struct State {
     slots: HashMap<SocketAddr, Vec<Slot>>,
+    /// Addresses known to serve TLS or plain TCP (from their registry nodes); others use
+    /// TLS when the client has TLS settings.
+    uses_tls: HashMap<SocketAddr, bool>,
     /// Addresses whose last connect failed, and when the next may be tried.
     refused: HashMap<SocketAddr, Refused>,
 }
@@ -48,13 +61,57 @@ struct Refused {
 }
 
 impl Pool {
-    pub(crate) fn new(per_address: usize, settings: Settings) -> Pool {
+    pub(crate) fn new(per_address: usize, settings: Settings, tls: &ClientTls) -> Pool {
+        let tls = if !tls.is_configured() {
+            TlsSetup::Off
+        } else {
+            match TlsConnect::new(tls) {
+                Ok(connect) => TlsSetup::Ready(connect),
+                Err(e) => TlsSetup::Broken(e),
+            }
+        };
         Pool {
             state: Mutex::new(State::default()),
             next: AtomicUsize::new(0),
             per_address: per_address.max(1),
             settings,
             closed: AtomicBool::new(false),
+            tls,
+        }
+    }
+
+    /// A usable connection to `addr`, which serves TLS or not as its registry node says.
+    pub(crate) async fn get_via(
+        &self,
+        addr: SocketAddr,
+        uses_tls: bool,
+    ) -> Result<Connection, RpcError> {
+        self.get_with(addr, Some(uses_tls)).await
+    }
+
+    /// A usable connection to `addr`: TLS as last learnt for it, else as the client's
+    /// settings say. Concurrent first calls share one connect.
+    pub(crate) async fn get(&self, addr: SocketAddr) -> Result<Connection, RpcError> {
+        self.get_with(addr, None).await
+    }
+
+    /// The connector for `addr`, if it is dialled with TLS.
+    fn tls_for(
+        &self,
+        addr: SocketAddr,
+        uses_tls: Option<bool>,
+    ) -> Result<Option<&TlsConnect>, RpcError> {
+        match (&self.tls, uses_tls) {
+            (TlsSetup::Off, None | Some(false)) | (_, Some(false)) => Ok(None),
+            (TlsSetup::Ready(connect), _) => Ok(Some(connect)),
+            (TlsSetup::Broken(e), _) => Err(RpcError::Tls {
+                addr,
+                reason: format!("this client's TLS settings cannot be used: {e}"),
+            }),
+            (TlsSetup::Off, Some(true)) => Err(RpcError::Tls {
+                addr,
+                reason: "the provider serves TLS (its registry node says \"transport\": \"tls\") and this client has no trust roots: set client.tls.ca (RPC_TLS_CA)".to_string(),
+            }),
         }
     }
 
@@ -62,15 +119,27 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A usable connection to `addr`. Concurrent first calls share one connect.
-    pub(crate) async fn get(&self, addr: SocketAddr) -> Result<Connection, RpcError> {
+    async fn get_with(
+        &self,
+        addr: SocketAddr,
+        uses_tls: Option<bool>,
+    ) -> Result<Connection, RpcError> {
         let index = if self.per_address == 1 {
             0
         } else {
             self.next.fetch_add(1, Ordering::Relaxed) % self.per_address
         };
-        let slot = {
+        let (slot, uses_tls) = {
             let mut state = self.lock();
+            let uses_tls = match uses_tls {
+                Some(known) => {
+                    if state.uses_tls.get(&addr) != Some(&known) {
+                        state.uses_tls.insert(addr, known);
+                    }
+                    Some(known)
+                }
+                None => state.uses_tls.get(&addr).copied(),
+            };
             if self.closed.load(Ordering::Acquire) {
                 return Err(RpcError::ConnectionLost {
                     addr,
@@ -107,10 +176,11 @@ impl Pool {
                 };
                 self.refused(&mut state, addr, error);
             }
-            slot
+            (slot, uses_tls)
         };
+        let tls = self.tls_for(addr, uses_tls)?;
         let connected = slot
-            .get_or_try_init(|| Connection::connect(addr, &self.settings))
+            .get_or_try_init(|| Connection::connect(addr, &self.settings, tls))
             .await
             .cloned();
         if let Ok(connection) = &connected {
@@ -142,6 +212,7 @@ impl Pool {
         let mut state = self.lock();
         state.slots.remove(&addr);
         state.refused.remove(&addr);
+        state.uses_tls.remove(&addr);
     }
 
     /// Closes every connection and refuses new ones.

@@ -7,6 +7,7 @@
 //! | `weight` | `weight` (a float in Nacos; read back rounded) |
 //! | `metadata` | `metadata`, as is |
 //! | `registered_at_ms` | metadata `rpc.registered_at_ms` (decimal) |
+//! | `transport` | metadata `rpc.transport`, when set (`tls`) |
 //!
 //! Instances are ephemeral, in the cluster `DEFAULT`. An instance registered by another
 //! Nacos client (no `rpc.*` keys) reads as a provider of the service its name says, weight
@@ -23,6 +24,8 @@ pub(crate) const SERVICE: &str = "rpc.service";
 pub(crate) const VERSION: &str = "rpc.version";
 /// Metadata key holding `registered_at_ms`.
 pub(crate) const REGISTERED_AT: &str = "rpc.registered_at_ms";
+/// Metadata key holding `transport` (absent for plain TCP).
+pub(crate) const TRANSPORT: &str = "rpc.transport";
 
 /// The Nacos service name of a service key: `<name>:<version>`. Refuses `@@`, which the SDK
 /// reads as the separator between group and service.
@@ -46,6 +49,9 @@ pub(crate) fn to_nacos(instance: &ServiceInstance) -> NacosInstance {
     metadata.insert(SERVICE.into(), instance.service.clone());
     metadata.insert(VERSION.into(), instance.version.clone());
     metadata.insert(REGISTERED_AT.into(), instance.registered_at_ms.to_string());
+    if let Some(transport) = &instance.transport {
+        metadata.insert(TRANSPORT.into(), transport.clone());
+    }
     NacosInstance {
         ip: instance.host.clone(),
         port: i32::from(instance.port),
@@ -90,6 +96,7 @@ pub(crate) fn from_nacos(
             version.unwrap_or_default()
         ));
     }
+    let metadata_transport = metadata.remove(TRANSPORT);
     let registered_at_ms = match metadata.remove(REGISTERED_AT) {
         Some(ms) => ms
             .parse::<u64>()
@@ -104,6 +111,7 @@ pub(crate) fn from_nacos(
         weight: weight as u32,
         metadata,
         registered_at_ms,
+        transport: metadata_transport,
     })
 }
 
@@ -129,6 +137,11 @@ mod tests {
             ("10.0.0.1", 9101, 42.0)
         );
         assert!(nacos.ephemeral);
+        assert!(!nacos.metadata.contains_key(TRANSPORT));
+        assert_eq!(from_nacos(&key, &nacos).unwrap(), inst);
+        inst.transport = Some("tls".into());
+        let nacos = to_nacos(&inst);
+        assert_eq!(nacos.metadata[TRANSPORT], "tls");
         assert_eq!(from_nacos(&key, &nacos).unwrap(), inst);
     }
 

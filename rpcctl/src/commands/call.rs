@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use rpc_core::{CallOptions, Client, Codec, ServiceKey};
+use rpc_core::{CallOptions, ClientBuilder, Codec, ServiceKey};
 
 use crate::commands::Target;
 use crate::error::{CliError, CliResult};
@@ -22,7 +22,8 @@ pub struct Settings {
     pub idempotent: bool,
 }
 
-/// Calls `method` of `service` with `args` (a JSON array) and prints the JSON result.
+/// Calls `method` of `service` with `args` (a JSON array) and prints the JSON result;
+/// `builder` carries the TLS and token settings.
 pub async fn run(
     target: &Target,
     out: Output,
@@ -30,8 +31,9 @@ pub async fn run(
     method: &str,
     body: Bytes,
     settings: Settings,
+    builder: ClientBuilder,
 ) -> CliResult {
-    let client = Client::builder()
+    let client = builder
         .codec(Codec::Json)
         .deadline(Some(settings.deadline))
         .discover(target.registry.clone());

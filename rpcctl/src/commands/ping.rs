@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use rpc_core::Client;
+use rpc_core::ClientBuilder;
 use serde_json::json;
 
 use crate::error::{CliError, CliResult};
@@ -24,11 +24,14 @@ pub struct Settings {
 
 /// Pings `address` `count` times and prints each round trip and a summary. Fails when no
 /// pong came back at all.
-pub async fn run(out: Output, address: &str, settings: Settings) -> CliResult {
+pub async fn run(
+    out: Output,
+    address: &str,
+    settings: Settings,
+    builder: ClientBuilder,
+) -> CliResult {
     let addr = resolve(address).await?;
-    let client = Client::builder()
-        .connect_timeout(settings.timeout)
-        .direct(addr);
+    let client = builder.connect_timeout(settings.timeout).direct(addr);
     if !out.is_json() {
         out.line(&format!("PING {address} ({addr}) with rpc protocol pings"))?;
     }
