@@ -6,6 +6,7 @@
 //!   ([`claims`]), and put back when someone removes them ([`guard`]);
 //! - [`listing`] and [`watch`]: discovery, and snapshots that follow a prefix watch.
 
+mod access;
 mod claims;
 mod documents;
 mod endpoints;

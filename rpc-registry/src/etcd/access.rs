@@ -1,0 +1,85 @@
+//! How an etcd client gets in: TLS (`https://`, CA, client certificate) and user
+//! authentication, through etcd-client's own support.
+//!
+//! Authentication is done per endpoint on its first request rather than when the client is
+//! made, so a registry client still starts while etcd is down (as without credentials), and
+//! a wrong password fails the first request with [`RegistryError::Unauthenticated`]-like
+//! text naming the endpoint. etcd's auth tokens expire (`--auth-token-ttl`); etcd-client
+//! refreshes an expired token on unary requests (`with_auto_token_refresh`), and the streams
+//! (lease keep-alive, watch) are re-opened by the endpoints' failover with a fresh token.
+
+use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
+use rpc_core::registry::RegistryError;
+use tonic::Code;
+
+use super::error::BACKEND;
+use crate::options::RegistryOptions;
+use crate::security::RegistryTls;
+
+/// `https` with TLS, else `http`.
+pub(crate) fn scheme(options: &RegistryOptions) -> &'static str {
+    if options.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
+
+/// Adds TLS (read from the PEM files now) and token refresh to `connect_options`.
+pub(crate) fn secure(
+    connect_options: ConnectOptions,
+    options: &RegistryOptions,
+    endpoints: &str,
+) -> Result<ConnectOptions, RegistryError> {
+    let connect_options = connect_options.with_auto_token_refresh(true);
+    let Some(tls) = &options.tls else {
+        return Ok(connect_options);
+    };
+    Ok(connect_options.with_tls(tls_options(tls, endpoints)?))
+}
+
+fn tls_options(tls: &RegistryTls, endpoints: &str) -> Result<TlsOptions, RegistryError> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| RegistryError::Unavailable {
+            registry: BACKEND,
+            endpoints: endpoints.to_string(),
+            message: format!("cannot read the TLS {what} {}: {e}", path.display()),
+        })
+    };
+    let mut options = TlsOptions::new();
+    if let Some(ca) = &tls.ca {
+        options = options.ca_certificate(Certificate::from_pem(read("CA", ca)?));
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+        options = options.identity(Identity::from_pem(
+            read("certificate", cert)?,
+            read("key", key)?,
+        ));
+    }
+    Ok(options)
+}
+
+/// Whether etcd refused the user name or password (as opposed to being unreachable).
+pub(crate) fn is_auth_refused(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => {
+            matches!(
+                status.code(),
+                Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied
+            ) || status.message().contains("authentication failed")
+        }
+        _ => false,
+    }
+}
+
+/// Whether etcd says the token sent is no longer valid (expired, or etcd restarted).
+pub(crate) fn is_token_expired(error: &etcd_client::Error) -> bool {
+    match error {
+        etcd_client::Error::GRpcStatus(status) => {
+            status.message().contains("invalid auth token")
+                || (status.code() == Code::Unauthenticated
+                    && !status.message().contains("user name is empty"))
+        }
+        _ => false,
+    }
+}
