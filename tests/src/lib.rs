@@ -3,6 +3,8 @@
 //! runs.
 //!
 //! - [`etcd`]: [`etcd::EtcdServer`] and [`etcd::EtcdCluster`], and the etcd conformance backend;
+//! - [`etcd_secure`]: an etcd with users and client-certificate TLS; [`registry_tls`]: its
+//!   certificates, generated at test time;
 //! - [`memory`]: the in-process conformance backend;
 //! - [`conformance`]: the cases every backend must pass, and [`conformance_tests!`];
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
@@ -19,6 +21,7 @@ pub mod conformance;
 mod conformance_documents;
 pub mod consumer;
 pub mod etcd;
+pub mod etcd_secure;
 pub mod logging;
 pub mod memory;
 #[cfg(feature = "nacos")]
@@ -27,6 +30,7 @@ pub mod net;
 pub mod process;
 pub mod raw;
 pub mod redis;
+pub mod registry_tls;
 pub mod servers;
 pub mod wait;
 pub mod zookeeper;
