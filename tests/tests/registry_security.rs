@@ -273,6 +273,9 @@ async fn etcd_lease_keeper_and_watches_survive_auth_token_expiry() {
     watch_until(&mut watch, PATIENCE, "the first instance", |l| l.len() == 1)
         .await
         .unwrap();
+    // Authenticated now, idle until its token expired, then it opens a watch.
+    let late = connect(&etcd.registry_url("")).await;
+    assert_eq!(late.discover(&greeter_key()).await.unwrap().len(), 1);
     // Let every token expire: several TTLs with no unary request.
     tokio::time::sleep(TOKEN_TTL * 4).await;
     let path = format!("/rpc/{}/{}", greeter_key(), first.address());
@@ -280,6 +283,12 @@ async fn etcd_lease_keeper_and_watches_survive_auth_token_expiry() {
         etcd.get(&path).await.unwrap().is_some(),
         "the lease lapsed after the token expired"
     );
+    let mut late_watch = late.watch(&greeter_key()).await.unwrap();
+    watch_until(&mut late_watch, PATIENCE, "a watch opened after expiry", |l| {
+        l.len() == 1
+    })
+    .await
+    .unwrap();
     etcd.etcdctl(&["del", &path]).await.unwrap();
     wait_until(PATIENCE, "the deleted node to come back", || async {
         etcd.get(&path).await.ok().flatten().is_some()
@@ -298,6 +307,7 @@ async fn etcd_lease_keeper_and_watches_survive_auth_token_expiry() {
     assert_eq!(consumer.discover(&greeter_key()).await.unwrap().len(), 2);
     provider.shutdown().await.unwrap();
     consumer.shutdown().await.unwrap();
+    late.shutdown().await.unwrap();
 }
 
 /// A raw client with no auth, as `zkCli` without `addauth` would be.

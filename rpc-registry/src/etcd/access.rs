@@ -3,10 +3,11 @@
 //!
 //! Authentication is done per endpoint on its first request rather than when the client is
 //! made, so a registry client still starts while etcd is down (as without credentials), and
-//! a wrong password fails the first request with [`RegistryError::Unauthenticated`]-like
-//! text naming the endpoint. etcd's auth tokens expire (`--auth-token-ttl`); etcd-client
-//! refreshes an expired token on unary requests (`with_auto_token_refresh`), and the streams
-//! (lease keep-alive, watch) are re-opened by the endpoints' failover with a fresh token.
+//! a wrong password fails the first request with [`RegistryError::Refused`], naming the
+//! endpoint. etcd's auth tokens expire (`--auth-token-ttl`); etcd-client authenticates again
+//! and retries when a request (a stream's opening included) meets an expired token
+//! (`with_auto_token_refresh`). Streams already open keep working: etcd checks the token
+//! when a stream opens, not on each message.
 
 use etcd_client::{Certificate, ConnectOptions, Identity, TlsOptions};
 use rpc_core::registry::RegistryError;
@@ -67,18 +68,6 @@ pub(crate) fn is_auth_refused(error: &etcd_client::Error) -> bool {
                 status.code(),
                 Code::InvalidArgument | Code::FailedPrecondition | Code::PermissionDenied
             ) || status.message().contains("authentication failed")
-        }
-        _ => false,
-    }
-}
-
-/// Whether etcd says the token sent is no longer valid (expired, or etcd restarted).
-pub(crate) fn is_token_expired(error: &etcd_client::Error) -> bool {
-    match error {
-        etcd_client::Error::GRpcStatus(status) => {
-            status.message().contains("invalid auth token")
-                || (status.code() == Code::Unauthenticated
-                    && !status.message().contains("user name is empty"))
         }
         _ => false,
     }

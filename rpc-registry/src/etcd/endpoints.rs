@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use etcd_client::{Client, ConnectOptions};
 use rpc_core::registry::RegistryError;
 
-use super::access::{self, is_auth_refused, is_token_expired};
+use super::access::{self, is_auth_refused};
 use super::error::{is_retryable, Failure, BACKEND};
 use crate::credentials::Credentials;
 use crate::options::RegistryOptions;
@@ -221,19 +221,8 @@ impl Endpoints {
                     continue;
                 }
             }
-            let mut attempt =
-                tokio::time::timeout(attempt_timeout, request(member.client.clone())).await;
-            if matches!(&attempt, Ok(Err(e)) if self.credentials.is_some() && is_token_expired(e)) {
-                // A stream opened with an expired token (unary requests refresh by themselves):
-                // authenticate again and retry once on the same endpoint.
-                tracing::debug!(endpoint = %member.address, "etcd: auth token expired; authenticating again");
-                member.authenticated.store(false, Ordering::Relaxed);
-                if self.authenticate(member, attempt_timeout).await.is_ok() {
-                    attempt =
-                        tokio::time::timeout(attempt_timeout, request(member.client.clone())).await;
-                }
-            }
-            match attempt {
+            let attempt = tokio::time::timeout(attempt_timeout, request(member.client.clone()));
+            match attempt.await {
                 Ok(Ok(value)) => {
                     self.prefer(index, start);
                     return Pass::Done(Ok(value));
