@@ -182,3 +182,101 @@ impl RegistryUrl {
         Ok(Some(url))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etcd_and_zookeeper_urls_keep_user_info_out_of_endpoints_and_messages() {
+        for (url, scheme) in [
+            ("etcd://root:p%40ss/w@127.0.0.1:2379/apps", Scheme::Etcd),
+            (
+                "zookeeper://app:p%40ss/w@127.0.0.1:2181/apps",
+                Scheme::Zookeeper,
+            ),
+        ] {
+            let parsed = RegistryUrl::parse(url).unwrap();
+            assert_eq!(parsed.scheme, scheme);
+            assert_eq!(parsed.endpoints.len(), 1);
+            assert!(parsed.endpoints[0].starts_with("127.0.0.1:"), "{parsed:?}");
+            assert_eq!(parsed.options.root, "/apps");
+            let credentials = parsed.options.credentials.clone().unwrap();
+            assert_eq!(credentials.password(), "p@ss/w");
+            assert!(parsed.original.contains(":***@"), "{}", parsed.original);
+            for shown in [format!("{parsed:?}"), parsed.original.clone()] {
+                assert!(!shown.contains("ss/w"), "{shown}");
+            }
+        }
+        let bad = RegistryUrl::parse("etcd://root:hunter2@127.0.0.1:99999").unwrap_err();
+        assert!(!bad.to_string().contains("hunter2"), "{bad}");
+        let nacos = RegistryUrl::parse("nacos://u:hunter2@127.0.0.1:8848").unwrap_err();
+        assert!(nacos.to_string().contains("no user:password"), "{nacos}");
+        assert!(!nacos.to_string().contains("hunter2"), "{nacos}");
+    }
+
+    #[test]
+    fn tls_and_acl_options_belong_to_their_backend() {
+        let url = RegistryUrl::parse("etcd://h:1?tls_ca=/ca.pem&tls_cert=/c.pem&tls_key=/k%20.pem")
+            .unwrap();
+        let tls = url.options.tls.unwrap();
+        assert_eq!(tls.ca, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(tls.key, Some(PathBuf::from("/k .pem")));
+        assert_eq!(RegistryUrl::parse("etcd://h:1").unwrap().options.tls, None);
+        let zk = RegistryUrl::parse("zk://h:1?acl=open").unwrap();
+        assert_eq!(zk.options.acl, NodeAcl::Open);
+        assert_eq!(zk.options.tls, None);
+        for (url, needle) in [
+            ("etcd://h:1?tls_cert=/c.pem", "tls_cert"),
+            ("etcd://h:1?acl=open", "unknown option"),
+            ("zk://h:1?tls_ca=/ca.pem", "unknown option"),
+            ("zk://h:1?acl=closed", "acl"),
+            ("etcd://h:1?tls_ca=", "tls_ca"),
+        ] {
+            let err = RegistryUrl::parse(url).unwrap_err().to_string();
+            assert!(err.contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn config_keys_override_the_url_and_never_show_the_password() {
+        let dir = std::env::temp_dir().join(format!("rpc-registry-sec-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("password");
+        std::fs::write(&file, "from-file-S3cret\n").unwrap();
+        let mut config = RpcConfig::default();
+        config.registry = Some("etcd://url-user:url-S3cret@127.0.0.1:2379".into());
+        config.registry_password_file = Some(file.clone());
+        config.registry_tls_ca = Some(PathBuf::from("/ca.pem"));
+        let url = RegistryUrl::from_config(&config).unwrap().unwrap();
+        let credentials = url.options.credentials.clone().unwrap();
+        assert_eq!(credentials.username(), Some("url-user"));
+        assert_eq!(credentials.password(), "from-file-S3cret");
+        assert_eq!(
+            url.options.tls.clone().unwrap().ca,
+            Some(PathBuf::from("/ca.pem"))
+        );
+        config.registry_username = Some("key-user".into());
+        config.registry_password = Some(rpc_core::config::Secret::new("from-key-S3cret"));
+        let url = RegistryUrl::from_config(&config).unwrap().unwrap();
+        let credentials = url.options.credentials.clone().unwrap();
+        assert_eq!(credentials.username(), Some("key-user"));
+        assert_eq!(credentials.password(), "from-key-S3cret");
+        for shown in [format!("{config:?}"), format!("{url:?}")] {
+            assert!(!shown.contains("S3cret"), "{shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
+        let mut no_password = RpcConfig::default();
+        no_password.registry_username = Some("app".into());
+        let err = RegistryUrl::from_config(&no_password)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("registry.password"), "{err}");
+        no_password.registry_password_file = Some(dir.join("missing"));
+        let err = RegistryUrl::from_config(&no_password)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("password_file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

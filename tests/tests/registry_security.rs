@@ -284,9 +284,12 @@ async fn etcd_lease_keeper_and_watches_survive_auth_token_expiry() {
         "the lease lapsed after the token expired"
     );
     let mut late_watch = late.watch(&greeter_key()).await.unwrap();
-    watch_until(&mut late_watch, PATIENCE, "a watch opened after expiry", |l| {
-        l.len() == 1
-    })
+    watch_until(
+        &mut late_watch,
+        PATIENCE,
+        "a watch opened after expiry",
+        |l| l.len() == 1,
+    )
     .await
     .unwrap();
     etcd.etcdctl(&["del", &path]).await.unwrap();
