@@ -334,36 +334,20 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "registry.username",
             "user name",
         ),
-        (
-            "[registry]\npassword = 1",
-            "registry.password",
-            "password",
-        ),
+        ("[registry]\npassword = 1", "registry.password", "password"),
         (
             "[registry]\npassword_file = 1",
             "registry.password_file",
             "file path",
         ),
-        (
-            "[registry.tls]\nca = \"\"",
-            "registry.tls.ca",
-            "PEM file",
-        ),
-        (
-            "[registry.tls]\ncert = 1",
-            "registry.tls.cert",
-            "PEM file",
-        ),
+        ("[registry.tls]\nca = \"\"", "registry.tls.ca", "PEM file"),
+        ("[registry.tls]\ncert = 1", "registry.tls.cert", "PEM file"),
         (
             "[registry.tls]\nkey = false",
             "registry.tls.key",
             "PEM file",
         ),
-        (
-            "[registry]\nacl = \"world\"",
-            "registry.acl",
-            "creator",
-        ),
+        ("[registry]\nacl = \"world\"", "registry.acl", "creator"),
         ("[client\nbroken", "rpc.toml", "not valid TOML"),
     ];
     // Every key has a bad-value case above.
@@ -469,7 +453,10 @@ fn registry_credentials_tls_and_acl_keys_and_the_password_is_never_shown() {
         .merge_toml("[registry]\npassword = 12345678", "rpc.toml")
         .unwrap_err()
         .to_string();
-    assert!(err.contains("registry.password") && err.contains("***"), "{err}");
+    assert!(
+        err.contains("registry.password") && err.contains("***"),
+        "{err}"
+    );
     assert!(!err.contains("12345678"), "{err}");
     let err = RpcConfig::default()
         .merge_env(env(&[("RPC_REGISTRY_TLS_CERT", "/c.pem")]))

@@ -117,7 +117,7 @@ impl Spawned {
 fn assert_no_secret(printed: &[Printed], secrets: &[&str]) {
     for p in printed {
         assert!(
-            p.stderr.contains("TRACE") || p.stderr.contains("DEBUG") || !p.stdout.is_empty(),
+            !p.stderr.is_empty() || !p.stdout.is_empty(),
             "{}: nothing captured; stderr: {}",
             p.name,
             p.stderr
@@ -436,6 +436,44 @@ async fn no_password_appears_in_any_output_at_trace_level() {
                 .await,
         );
     }
+    // rpcctl reads the password from the environment as a provider does.
+    let password_file_text = password_file.to_string_lossy().into_owned();
+    let from_env = Spawned::start(
+        dir.path(),
+        "rpcctl-env",
+        "rpcctl",
+        &["--registry", &bare_url, "--json", "list"],
+        &[
+            ("RPC_REGISTRY_USERNAME", APP_USER),
+            ("RPC_REGISTRY_PASSWORD_FILE", &password_file_text),
+        ],
+    )
+    .finish(PATIENCE)
+    .await;
+    assert!(
+        from_env.stdout.contains("example.Greeter"),
+        "rpcctl with RPC_REGISTRY_PASSWORD_FILE: {} {}",
+        from_env.stdout,
+        from_env.stderr
+    );
+    printed.push(from_env);
+    // A bad URL is reported with its password as ***.
+    let bad_url = etcd.url_as(APP_USER, APP_PASSWORD, "tll=2");
+    let bad = Spawned::start(
+        dir.path(),
+        "rpcctl-bad-url",
+        "rpcctl",
+        &["--registry", &bad_url, "--json", "list"],
+        &[],
+    )
+    .finish(PATIENCE)
+    .await;
+    assert!(
+        bad.stderr.contains("app:***@") && bad.stderr.contains("tll"),
+        "{}",
+        bad.stderr
+    );
+    printed.push(bad);
     let wrong = etcd.url_as(APP_USER, WRONG_PASSWORD, "ttl=2");
     printed.push(
         Spawned::provider(dir.path(), "etcd-wrong", &wrong, &[])
@@ -444,6 +482,9 @@ async fn no_password_appears_in_any_output_at_trace_level() {
     );
     for provider in providers {
         printed.push(provider.stop().await);
+    }
+    for p in printed.iter().filter(|p| !p.name.starts_with("rpcctl")) {
+        assert!(p.stderr.contains(" TRACE "), "{}: no trace log", p.name);
     }
     assert_no_secret(&printed, &[APP_PASSWORD, ZK_PASSWORD, WRONG_PASSWORD]);
     etcd_reader.shutdown().await.unwrap();
