@@ -248,6 +248,24 @@ impl Endpoints {
         Pass::AllFailed(seen)
     }
 
+    /// Fails with the refusal when etcd refuses the user or password; succeeds without a
+    /// request once any endpoint has authenticated, and leaves other failures (no answer) to
+    /// the requests that follow.
+    pub(crate) async fn check_credentials(&self) -> Result<(), Failure> {
+        let authenticated = |m: &Member| m.authenticated.load(Ordering::Relaxed);
+        if self.credentials.is_none() || self.members.iter().any(authenticated) {
+            return Ok(());
+        }
+        for member in &self.members {
+            match self.authenticate(member, self.request_timeout).await {
+                Err(AuthError::Refused(failure)) => return Err(failure),
+                Err(AuthError::NoAnswer(_)) => continue,
+                Ok(()) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
     /// Gets `member` an auth token if it needs one and has none.
     async fn authenticate(&self, member: &Member, timeout: Duration) -> Result<(), AuthError> {
         let Some(credentials) = &self.credentials else {

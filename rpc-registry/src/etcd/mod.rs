@@ -153,6 +153,11 @@ impl Registry for EtcdRegistry {
     async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
         self.check_open()?;
         let path = layout::node_path(&self.options.root, instance);
+        // A refused password fails now, not after the wait for a lease the keeper cannot get.
+        self.endpoints
+            .check_credentials()
+            .await
+            .map_err(|f| f.into_error("register", &path))?;
         self.keeper().register(&path, &instance.to_json()).await
     }
 

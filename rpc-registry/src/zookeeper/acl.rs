@@ -12,6 +12,7 @@
 //! `acl=open` (or no credentials: there is no identity to grant) keeps ZooKeeper's
 //! `world:anyone:cdrwa` on every node.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::LazyLock;
 
 use rpc_core::registry::RegistryError;
@@ -46,9 +47,10 @@ pub(crate) struct NodeAcls {
 }
 
 impl NodeAcls {
-    /// The ACLs `options` ask for: creator-all-world-read with credentials (unless
-    /// `acl=open`), else open.
+    /// The ACLs `options` ask for, for a node about to be created: creator-all-world-read
+    /// with credentials (unless `acl=open`), else open.
     pub(crate) fn of(options: &RegistryOptions) -> NodeAcls {
+        warn_if_open(options);
         match (options.acl, &options.credentials) {
             (NodeAcl::CreatorAllWorldRead, Some(_)) => NodeAcls {
                 node: zk::Acls::new(NODE.as_slice()),
@@ -97,10 +99,14 @@ pub(crate) fn digest(options: &RegistryOptions) -> Result<Option<Vec<u8>>, Regis
     ))
 }
 
-/// Says once, at connect, when nodes are left open to everyone although the default asks
-/// for creator-only writes.
-pub(crate) fn warn_if_open(options: &RegistryOptions) {
-    if options.acl == NodeAcl::CreatorAllWorldRead && options.credentials.is_none() {
+/// Says once per process, on the first node created, when nodes are left open to everyone
+/// although the default asks for creator-only writes (a reader, such as rpcctl, never does).
+fn warn_if_open(options: &RegistryOptions) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if options.acl == NodeAcl::CreatorAllWorldRead
+        && options.credentials.is_none()
+        && !WARNED.swap(true, Ordering::Relaxed)
+    {
         tracing::warn!(
             registry = REGISTRY,
             "no credentials: nodes are created open to every client (world:anyone:cdrwa); \

@@ -70,7 +70,6 @@ impl ZookeeperRegistry {
     pub async fn connect(url: RegistryUrl) -> Result<ZookeeperRegistry, RegistryError> {
         let endpoints = url.endpoints.join(",");
         acl::digest(&url.options)?;
-        acl::warn_if_open(&url.options);
         let client = open_session(&endpoints, &url.options).await.map_err(|e| {
             RegistryError::Unavailable {
                 registry: REGISTRY,
