@@ -492,3 +492,29 @@ async fn no_password_appears_in_any_output_at_trace_level() {
     etcd_reader.shutdown().await.unwrap();
     zk_reader.shutdown().await.unwrap();
 }
+
+/// The symptom: against an etcd with auth enabled, a client without a user got
+/// "etcdserver: user name is empty" with no hint. Now it is a refusal naming the endpoint and
+/// saying how to give a user.
+#[tokio::test]
+async fn etcd_with_auth_and_no_user_says_how_to_give_one() {
+    let etcd = tests::etcd::EtcdServer::start().await;
+    for args in [
+        vec!["user", "add", "root", "--new-user-password", "r00t-pw"],
+        vec!["user", "grant-role", "root", "root"],
+        vec!["auth", "enable"],
+    ] {
+        etcd.etcdctl(&args).await.unwrap();
+    }
+    let registry = connect(&etcd.registry_url("")).await;
+    let err = registry.discover(&greeter_key()).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Refused { .. }), "{err:?}");
+    let message = err.to_string();
+    for needle in [
+        etcd.client_url().as_str(),
+        "user name is empty",
+        "registry.username",
+    ] {
+        assert!(message.contains(needle), "{needle:?} not in {message}");
+    }
+}

@@ -72,3 +72,10 @@ pub(crate) fn is_auth_refused(error: &etcd_client::Error) -> bool {
         _ => false,
     }
 }
+
+/// Whether etcd refused a request for coming without a user ("user name is empty"): auth is
+/// enabled and this client has no credentials.
+pub(crate) fn needs_user(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(status)
+        if status.message().contains("user name is empty"))
+}

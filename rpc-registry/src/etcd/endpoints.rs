@@ -231,6 +231,16 @@ impl Endpoints {
                     tracing::debug!(endpoint = %member.address, error = %e, "etcd request failed; trying the next endpoint");
                     seen.push(format!("{}: {e}", member.address));
                 }
+                Ok(Err(e)) if self.credentials.is_none() && access::needs_user(&e) => {
+                    return Pass::Done(Err(Failure::Refused {
+                        endpoint: member.address.clone(),
+                        message: format!(
+                            "{e}: this etcd has auth enabled; give a user \
+                             (etcd://user:password@host:port, or registry.username with \
+                             registry.password_file or RPC_REGISTRY_PASSWORD)"
+                        ),
+                    }));
+                }
                 Ok(Err(e)) => {
                     // The endpoint answered; the request itself was refused.
                     self.prefer(index, start);
