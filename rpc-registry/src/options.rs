@@ -106,6 +106,13 @@ pub struct RegistryUrl {
     pub original: String,
 }
 
+impl std::fmt::Display for RegistryUrl {
+    /// The URL as given, with any password as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
 impl RegistryUrl {
     /// Parses `scheme://host:port[,host:port...][/root][?option=value&...]`.
     ///

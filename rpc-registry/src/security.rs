@@ -204,7 +204,7 @@ mod tests {
             let credentials = parsed.options.credentials.clone().unwrap();
             assert_eq!(credentials.password(), "p@ss/w");
             assert!(parsed.original.contains(":***@"), "{}", parsed.original);
-            for shown in [format!("{parsed:?}"), parsed.original.clone()] {
+            for shown in [format!("{parsed:?}"), parsed.to_string()] {
                 assert!(!shown.contains("ss/w"), "{shown}");
             }
         }
