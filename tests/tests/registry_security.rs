@@ -344,13 +344,24 @@ async fn zookeeper_digest_nodes_are_readable_by_all_but_not_deletable_without_au
 
     check_protected(&server, &path).await;
 
+    let old_owner = anonymous(&server)
+        .await
+        .get_data(&path)
+        .await
+        .unwrap()
+        .1
+        .ephemeral_owner;
     // Expire the session: the server is away longer than the client keeps a session.
     server.stop();
     tokio::time::sleep(Duration::from_secs(4)).await;
     server.start_again().await;
     wait_until(PATIENCE, "the node re-created by a new session", || async {
         let client = anonymous(&server).await;
-        matches!(client.get_data(&path).await, Ok((_, stat)) if stat.ephemeral_owner != 0)
+        let owner = client
+            .get_data(&path)
+            .await
+            .map(|(_, stat)| stat.ephemeral_owner);
+        matches!(owner, Ok(owner) if owner != 0 && owner != old_owner)
             && provider
                 .discover(&greeter_key())
                 .await
