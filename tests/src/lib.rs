@@ -10,13 +10,15 @@
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
 //! - [`net`]: free loopback ports; [`logging`]: captured `tracing` output;
 //! - [`process`] and [`servers`]: example provider/consumer processes and in-process servers;
-//! - [`admin`]: requests to an admin HTTP endpoint;
+//! - [`admin`]: requests to an admin HTTP endpoint; [`captured`]: binaries at trace level with
+//!   their output captured, and the check that no secret is in it;
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
 //! - [`redis`]: a real Redis server and its conformance backend;
 //! - `nacos` (feature `nacos`): a real rnacos server and its conformance backend.
 
 pub mod admin;
+pub mod captured;
 pub mod conformance;
 mod conformance_documents;
 pub mod consumer;

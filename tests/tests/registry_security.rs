@@ -6,146 +6,20 @@
 //! - ZooKeeper with digest auth: a provider's node is readable by everyone but cannot be
 //!   deleted or overwritten by an unauthenticated client (`NoAuth`), also after the session
 //!   expired and the node was re-created;
-//! - every spawned process runs with `RUST_LOG=trace`, and no password appears in anything
-//!   it printed (stdout, stderr, `--json`).
+//! - no password in anything the spawned processes print: tests/registry_secrets.rs.
 
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use example_provider::GreeterClient;
-use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey};
+use rpc_core::registry::{RegistryError, ServiceInstance};
+use tests::captured::{
+    assert_no_secret, connect, greeter_key, temp_dir, Spawned, PATIENCE, WRONG_PASSWORD,
+    ZK_PASSWORD,
+};
 use tests::etcd_secure::{SecureEtcd, APP_PASSWORD, APP_USER};
-use tests::process::binary;
 use tests::wait::{wait_until, watch_until};
 use tests::zookeeper::ZookeeperServer;
 use zookeeper_client as zk;
-
-/// How long a registration, a watch event or a process may take here.
-const PATIENCE: Duration = Duration::from_secs(20);
-/// A password no server knows.
-const WRONG_PASSWORD: &str = "Wr0ng-Pa55-xyzzy";
-/// The ZooKeeper digest password.
-const ZK_PASSWORD: &str = "zk-Digest-Pa55-S3cret";
-
-fn greeter_key() -> ServiceKey {
-    ServiceKey::new("example.Greeter", "1.0.0")
-}
-
-/// A spawned workspace binary at `RUST_LOG=trace`, its stdout and stderr in files.
-struct Spawned {
-    name: String,
-    child: tokio::process::Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-}
-
-/// What a process printed.
-struct Printed {
-    name: String,
-    status: Option<ExitStatus>,
-    stdout: String,
-    stderr: String,
-}
-
-impl Spawned {
-    fn start(dir: &Path, name: &str, bin: &str, args: &[&str], env: &[(&str, &str)]) -> Spawned {
-        let stdout = dir.join(format!("{name}.out"));
-        let stderr = dir.join(format!("{name}.err"));
-        let file = |path: &Path| {
-            std::fs::File::create(path)
-                .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()))
-        };
-        let child = tokio::process::Command::new(binary(bin))
-            .args(args)
-            .env_remove("RPC_REGISTRY")
-            .envs(env.iter().copied())
-            .env("RUST_LOG", "trace")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(file(&stdout))
-            .stderr(file(&stderr))
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        Spawned {
-            name: name.to_string(),
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// A provider on a free loopback port, registered in `registry`.
-    fn provider(dir: &Path, name: &str, registry: &str, env: &[(&str, &str)]) -> Spawned {
-        let args = ["--listen", "127.0.0.1:0", "--registry", registry];
-        Spawned::start(dir, name, "example-provider", &args, env)
-    }
-
-    /// Waits for the process to exit (killing it after `timeout`), and reads its output.
-    async fn finish(mut self, timeout: Duration) -> Printed {
-        let status = match tokio::time::timeout(timeout, self.child.wait()).await {
-            Ok(status) => status.ok(),
-            Err(_) => {
-                let _ = self.child.kill().await;
-                None
-            }
-        };
-        self.printed(status)
-    }
-
-    /// Kills the process and reads its output.
-    async fn stop(mut self) -> Printed {
-        let _ = self.child.kill().await;
-        self.printed(None)
-    }
-
-    fn printed(&self, status: Option<ExitStatus>) -> Printed {
-        let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
-        Printed {
-            name: self.name.clone(),
-            status,
-            stdout: read(&self.stdout),
-            stderr: read(&self.stderr),
-        }
-    }
-}
-
-/// Asserts that no secret appears in anything the processes printed, and that they did
-/// print (a trace log that is empty would prove nothing).
-fn assert_no_secret(printed: &[Printed], secrets: &[&str]) {
-    for p in printed {
-        assert!(
-            !p.stderr.is_empty() || !p.stdout.is_empty(),
-            "{}: nothing captured; stderr: {}",
-            p.name,
-            p.stderr
-        );
-        for secret in secrets {
-            for (stream, text) in [("stdout", &p.stdout), ("stderr", &p.stderr)] {
-                if let Some(at) = text.find(secret) {
-                    let from = text[..at].rfind('\n').map_or(0, |i| i + 1);
-                    let line = text[from..].lines().next().unwrap_or_default();
-                    panic!("{}: a password in its {stream}: {line}", p.name);
-                }
-            }
-        }
-    }
-}
-
-async fn connect(url: &str) -> Arc<dyn Registry> {
-    rpc_registry::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}"))
-}
-
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("registry-security-")
-        .tempdir()
-        .unwrap_or_else(|e| panic!("cannot make a temp dir: {e}"))
-}
 
 #[tokio::test]
 async fn etcd_with_users_and_client_cert_tls_serves_providers_consumers_and_rpcctl() {
@@ -386,122 +260,6 @@ async fn zookeeper_acl_open_lets_anyone_delete() {
     let path = format!("/rpc/{}/{}", greeter_key(), instance.address());
     anonymous(&server).await.delete(&path, None).await.unwrap();
     provider.shutdown().await.unwrap();
-}
-
-/// Every scenario's processes with a password, at trace level: providers (etcd from the URL
-/// and from a password file, ZooKeeper digest), a provider refused, rpcctl `--json` lists.
-#[tokio::test]
-async fn no_password_appears_in_any_output_at_trace_level() {
-    let etcd = SecureEtcd::start(Duration::from_secs(1)).await;
-    let zookeeper = ZookeeperServer::start().await;
-    let dir = temp_dir();
-    let password_file = dir.path().join("registry-password");
-    std::fs::write(&password_file, format!("{APP_PASSWORD}\n")).unwrap();
-    let bare_url = format!("etcd://{}?{}&ttl=2", etcd.endpoint(), etcd.tls_query());
-    let zk_url = format!(
-        "zookeeper://app:{ZK_PASSWORD}@{}?ttl=2",
-        zookeeper.endpoint()
-    );
-    let providers = [
-        Spawned::provider(dir.path(), "etcd-url", &etcd.registry_url("ttl=2"), &[]),
-        Spawned::provider(
-            dir.path(),
-            "etcd-file",
-            &bare_url,
-            &[
-                ("RPC_REGISTRY_USERNAME", APP_USER),
-                (
-                    "RPC_REGISTRY_PASSWORD_FILE",
-                    &password_file.to_string_lossy(),
-                ),
-            ],
-        ),
-        Spawned::provider(dir.path(), "zookeeper", &zk_url, &[]),
-    ];
-    let etcd_reader = connect(&etcd.registry_url("")).await;
-    let zk_reader = connect(&zk_url).await;
-    wait_until(PATIENCE, "every provider registered", || async {
-        etcd_reader
-            .discover(&greeter_key())
-            .await
-            .is_ok_and(|l| l.len() == 2)
-            && zk_reader
-                .discover(&greeter_key())
-                .await
-                .is_ok_and(|l| l.len() == 1)
-    })
-    .await
-    .unwrap();
-    // Past a token expiry, so refreshes are logged too.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let mut printed = Vec::new();
-    for (name, url) in [
-        ("rpcctl-etcd", etcd.registry_url("")),
-        ("rpcctl-zookeeper", zk_url.clone()),
-        ("rpcctl-wrong", etcd.url_as(APP_USER, WRONG_PASSWORD, "")),
-    ] {
-        let args = ["--registry", url.as_str(), "--json", "list"];
-        printed.push(
-            Spawned::start(dir.path(), name, "rpcctl", &args, &[])
-                .finish(PATIENCE)
-                .await,
-        );
-    }
-    // rpcctl reads the password from the environment as a provider does.
-    let password_file_text = password_file.to_string_lossy().into_owned();
-    let from_env = Spawned::start(
-        dir.path(),
-        "rpcctl-env",
-        "rpcctl",
-        &["--registry", &bare_url, "--json", "list"],
-        &[
-            ("RPC_REGISTRY_USERNAME", APP_USER),
-            ("RPC_REGISTRY_PASSWORD_FILE", &password_file_text),
-        ],
-    )
-    .finish(PATIENCE)
-    .await;
-    assert!(
-        from_env.stdout.contains("example.Greeter"),
-        "rpcctl with RPC_REGISTRY_PASSWORD_FILE: {} {}",
-        from_env.stdout,
-        from_env.stderr
-    );
-    printed.push(from_env);
-    // A bad URL is reported with its password as ***.
-    let bad_url = etcd.url_as(APP_USER, APP_PASSWORD, "tll=2");
-    let bad = Spawned::start(
-        dir.path(),
-        "rpcctl-bad-url",
-        "rpcctl",
-        &["--registry", &bad_url, "--json", "list"],
-        &[],
-    )
-    .finish(PATIENCE)
-    .await;
-    assert!(
-        bad.stderr.contains("app:***@") && bad.stderr.contains("tll"),
-        "{}",
-        bad.stderr
-    );
-    printed.push(bad);
-    let wrong = etcd.url_as(APP_USER, WRONG_PASSWORD, "ttl=2");
-    printed.push(
-        Spawned::provider(dir.path(), "etcd-wrong", &wrong, &[])
-            .finish(PATIENCE)
-            .await,
-    );
-    for provider in providers {
-        printed.push(provider.stop().await);
-    }
-    // RUST_LOG=trace took effect (the ZooKeeper path logs at debug at most).
-    for p in printed.iter().filter(|p| !p.name.starts_with("rpcctl")) {
-        let verbose = p.stderr.contains(" TRACE ") || p.stderr.contains(" DEBUG ");
-        assert!(verbose, "{}: no trace or debug log", p.name);
-    }
-    assert_no_secret(&printed, &[APP_PASSWORD, ZK_PASSWORD, WRONG_PASSWORD]);
-    etcd_reader.shutdown().await.unwrap();
-    zk_reader.shutdown().await.unwrap();
 }
 
 /// The symptom: against an etcd with auth enabled, a client without a user got
