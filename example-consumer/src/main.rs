@@ -110,7 +110,7 @@ async fn build_client(
         config.deadline = Some(Duration::from_millis(ms));
     }
     if let Some(registry) = &args.registry {
-        config.registry = (registry != "none").then(|| registry.clone());
+        config.registry = (registry != "none").then(|| registry.as_str().into());
     }
     args.security.apply(&mut config)?;
     let mut cluster = config.cluster_config();
@@ -125,12 +125,10 @@ async fn build_client(
         let client = builder.connect(addr).await.map_err(|e| e.to_string())?;
         return Ok((client, admin));
     }
-    let url = config
-        .registry_url()
-        .ok_or("--registry none needs --connect HOST:PORT")?;
-    let registry = rpc_registry::connect(&url)
+    let registry = rpc_registry::connect_config(&config)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .ok_or("--registry none needs --connect HOST:PORT")?;
     Ok((builder.discover(registry), admin))
 }
 

@@ -89,7 +89,7 @@ async fn run(args: Args) -> Result<(), String> {
         config.listen = listen.clone();
     }
     if let Some(registry) = &args.registry {
-        config.registry = (registry != "none").then(|| registry.clone());
+        config.registry = (registry != "none").then(|| registry.as_str().into());
     }
     if let Some(advertise) = &args.advertise {
         config.advertise = Some(advertise.clone());
@@ -111,14 +111,9 @@ async fn run(args: Args) -> Result<(), String> {
         None => None,
     };
     let provider = ExampleProvider::default();
-    let registry = match config.registry_url() {
-        None => None,
-        Some(url) => Some(
-            rpc_registry::connect(&url)
-                .await
-                .map_err(|e| e.to_string())?,
-        ),
-    };
+    let registry = rpc_registry::connect_config(&config)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut builder = config.server_builder().weight(args.weight);
     builder = if args.relay {
         let registry = registry

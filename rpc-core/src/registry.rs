@@ -284,6 +284,17 @@ pub enum RegistryError {
         /// The operation, e.g. `write_document`.
         op: &'static str,
     },
+    /// The registry refused the credentials given (wrong user name or password, or none
+    /// given to a registry that requires them). Never carries the password.
+    #[error("{registry} at {endpoint} refused the credentials: {message}")]
+    Refused {
+        /// The backend.
+        registry: &'static str,
+        /// The endpoint that refused, `host:port`.
+        endpoint: String,
+        /// What the registry said.
+        message: String,
+    },
     /// The registry was shut down.
     #[error("{registry}: registry client is shut down")]
     Closed {

@@ -329,6 +329,25 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "client.balancr",
             "known keys",
         ),
+        (
+            "[registry]\nusername = \"\"",
+            "registry.username",
+            "user name",
+        ),
+        ("[registry]\npassword = 1", "registry.password", "password"),
+        (
+            "[registry]\npassword_file = 1",
+            "registry.password_file",
+            "file path",
+        ),
+        ("[registry.tls]\nca = \"\"", "registry.tls.ca", "PEM file"),
+        ("[registry.tls]\ncert = 1", "registry.tls.cert", "PEM file"),
+        (
+            "[registry.tls]\nkey = false",
+            "registry.tls.key",
+            "PEM file",
+        ),
+        ("[registry]\nacl = \"world\"", "registry.acl", "creator"),
         ("[client\nbroken", "rpc.toml", "not valid TOML"),
         (
             "[server.tls]\ncert = 5",
@@ -487,4 +506,55 @@ fn tls_and_auth_settings_that_need_each_other_are_refused_alone() {
         .unwrap();
     assert_eq!(config.client_tls.ca.len(), 2);
     assert_eq!(config.auth_allow["example.Greeter:2.0.0"].len(), 2);
+}
+
+#[test]
+fn registry_credentials_tls_and_acl_keys_and_the_password_is_never_shown() {
+    let mut c = RpcConfig::default();
+    c.merge_toml(
+        "[registry]\nurl = \"etcd://root:url-S3cret@10.0.0.1:2379\"\nusername = \"app\"\n\
+         password_file = \"/run/secrets/etcd\"\nacl = \"open\"\n\
+         [registry.tls]\nca = \"/ca.pem\"\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n",
+        "rpc.toml",
+    )
+    .unwrap();
+    c.merge_env(env(&[("RPC_REGISTRY_PASSWORD", "env-S3cret")]))
+        .unwrap();
+    assert_eq!(c.registry_username.as_deref(), Some("app"));
+    assert_eq!(
+        c.registry_password.as_ref().map(|p| p.expose()),
+        Some("env-S3cret")
+    );
+    assert_eq!(
+        c.registry_password_file.as_deref(),
+        Some(std::path::Path::new("/run/secrets/etcd"))
+    );
+    assert_eq!(
+        c.registry_tls_key.as_deref(),
+        Some(std::path::Path::new("/k.pem"))
+    );
+    assert_eq!(c.registry_acl.as_deref(), Some("open"));
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("S3cret"), "{shown}");
+    assert!(shown.contains("etcd://root:***@10.0.0.1:2379"), "{shown}");
+
+    let err = RpcConfig::default()
+        .merge_toml("[registry]\npassword = 12345678", "rpc.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("registry.password") && err.contains("***"),
+        "{err}"
+    );
+    assert!(!err.contains("12345678"), "{err}");
+    let err = RpcConfig::default()
+        .merge_env(env(&[("RPC_REGISTRY_TLS_CERT", "/c.pem")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("registry.tls.key"), "{err}");
+    let err = RpcConfig::default()
+        .merge_env(env(&[("RPC_REGISTRY_ACL", "closed")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("registry.acl"), "{err}");
 }

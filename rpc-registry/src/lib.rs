@@ -1,8 +1,10 @@
 //! Registry backends for rpc-core, chosen by URL:
 //!
 //! - `memory://` — in-process, for embedding and single-process apps;
-//! - `etcd://host:port[,host:port...][/root]` — etcd v3, one lease per client;
-//! - `zookeeper://host:port[,host:port...][/root]` (alias `zk://`) — ephemeral nodes;
+//! - `etcd://[user:password@]host:port[,host:port...][/root][?tls_ca=…&tls_cert=…&tls_key=…]`
+//!   — etcd v3, one lease per client; optional user and TLS (docs/registry-security.md);
+//! - `zookeeper://[user:password@]host:port[,host:port...][/root][?acl=open]` (alias `zk://`)
+//!   — ephemeral nodes; optional digest auth, nodes "creator all, world read" by default;
 //! - `redis://[user:password@]host:port[/db]` — one key per instance with a TTL, watched by
 //!   keyspace notifications (docs/redis-registry.md);
 //! - `nacos://host:port[?namespace=…&group=…]` — ephemeral Nacos instances through the
@@ -66,10 +68,14 @@ mod nacos;
 mod options;
 #[cfg(feature = "redis")]
 mod redis;
+mod security;
+mod url_setters;
 #[cfg(feature = "zookeeper")]
 mod zookeeper;
 
 use std::sync::Arc;
+
+use rpc_core::RpcConfig;
 
 pub use credentials::Credentials;
 #[cfg(feature = "etcd")]
@@ -81,6 +87,7 @@ pub use options::{RegistryOptions, RegistryUrl, Scheme};
 #[cfg(feature = "redis")]
 pub use redis::RedisRegistry;
 pub use rpc_core::registry::{Registry, RegistryError};
+pub use security::{NodeAcl, RegistryTls};
 #[cfg(feature = "zookeeper")]
 pub use zookeeper::ZookeeperRegistry;
 
@@ -88,6 +95,17 @@ pub use zookeeper::ZookeeperRegistry;
 pub async fn connect(url: &str) -> Result<Arc<dyn Registry>, RegistryError> {
     let parsed = RegistryUrl::parse(url)?;
     connect_with(parsed).await
+}
+
+/// Connects to the registry a configuration names (`registry.url` and the `registry.*` keys:
+/// TTL, heartbeat, credentials, TLS, ACL); `Ok(None)` when it names none.
+pub async fn connect_config(
+    config: &RpcConfig,
+) -> Result<Option<Arc<dyn Registry>>, RegistryError> {
+    match RegistryUrl::from_config(config)? {
+        Some(url) => Ok(Some(connect_with(url).await?)),
+        None => Ok(None),
+    }
 }
 
 /// Connects to a registry from an already parsed URL (options may have been adjusted).

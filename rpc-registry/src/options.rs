@@ -6,6 +6,7 @@ use rpc_core::registry::RegistryError;
 
 use crate::backend_options::{nacos_name, redis_db};
 use crate::credentials::{self, Credentials};
+use crate::security::{self, NodeAcl, RegistryTls};
 
 /// Which backend a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +38,13 @@ pub struct RegistryOptions {
     pub request_timeout: Duration,
     /// Redis database number, the URL's path (`redis://host:port/2`), default 0.
     pub db: u32,
-    /// User name and password from the URL's user-info part; `Debug` hides the password.
+    /// User name and password from the URL's user-info part (etcd, ZooKeeper digest, Redis);
+    /// `Debug` hides the password.
     pub credentials: Option<Credentials>,
+    /// etcd TLS (`tls_ca`, `tls_cert`, `tls_key`); `None`: plain `http://`.
+    pub tls: Option<RegistryTls>,
+    /// ACL of the ZooKeeper nodes this client creates (`acl`), default creator all, world read.
+    pub acl: NodeAcl,
     /// Nacos namespace id (`namespace`), default `""`: Nacos's `public`.
     pub namespace: String,
     /// Nacos group (`group`), default `DEFAULT_GROUP`.
@@ -58,6 +64,8 @@ impl Default for RegistryOptions {
             request_timeout: Duration::from_secs(5),
             db: 0,
             credentials: None,
+            tls: None,
+            acl: NodeAcl::default(),
             namespace: String::new(),
             group: "DEFAULT_GROUP".to_string(),
             grpc_port: None,
@@ -98,6 +106,13 @@ pub struct RegistryUrl {
     pub original: String,
 }
 
+impl std::fmt::Display for RegistryUrl {
+    /// The URL as given, with any password as `***`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.original)
+    }
+}
+
 impl RegistryUrl {
     /// Parses `scheme://host:port[,host:port...][/root][?option=value&...]`.
     ///
@@ -107,7 +122,7 @@ impl RegistryUrl {
     /// `redis://[user:password@]host:port[/db]` takes one endpoint, the database number as its
     /// path (so its root comes only from `?root=`) and optional percent-encoded credentials.
     pub fn parse(url: &str) -> Result<RegistryUrl, RegistryError> {
-        let shown = credentials::redact(url);
+        let shown = rpc_core::config::redact_url(url);
         let bad = |message: String| RegistryError::BadUrl {
             url: shown.clone(),
             message,
@@ -131,14 +146,22 @@ impl RegistryUrl {
             Some((b, q)) => (b, Some(q)),
             None => (rest, None),
         };
+        // The user-info ends at the last '@' before the query, so a '/' in a password that was
+        // not percent-encoded still ends up in the password (and hidden), not in the path.
+        let (credentials, before_query) =
+            credentials::split_user_info(before_query).map_err(&bad)?;
+        if credentials.is_some() && matches!(scheme, Scheme::Memory | Scheme::Nacos) {
+            return Err(bad(format!("{scheme_str}:// takes no user:password@")));
+        }
         let (hosts, path) = match before_query.find('/') {
             Some(i) => (&before_query[..i], Some(&before_query[i..])),
             None => (before_query, None),
         };
-        let mut options = RegistryOptions::default();
+        let mut options = RegistryOptions {
+            credentials,
+            ..RegistryOptions::default()
+        };
         let hosts = if scheme == Scheme::Redis {
-            let (credentials, hosts) = credentials::split_user_info(hosts).map_err(&bad)?;
-            options.credentials = credentials;
             if let Some(path) = path {
                 options.db = redis_db(path).map_err(&bad)?;
             }
@@ -206,17 +229,21 @@ impl RegistryUrl {
                             expected: "a port number, 1-65535",
                         })?)
                 }
-                other => {
-                    return Err(bad(format!(
-                        "unknown option {other:?}; known: ttl, heartbeat, connect_timeout, \
-                         request_timeout, {}",
-                        if scheme == Scheme::Nacos {
-                            "namespace, group, grpc_port"
-                        } else {
-                            "root"
-                        }
-                    )))
-                }
+                other => match security::apply_query_option(scheme, &mut options, other, value) {
+                    Some(applied) => applied?,
+                    None => {
+                        return Err(bad(format!(
+                            "unknown option {other:?}; known: ttl, heartbeat, connect_timeout, \
+                             request_timeout, {}{}",
+                            if scheme == Scheme::Nacos {
+                                "namespace, group, grpc_port"
+                            } else {
+                                "root"
+                            },
+                            security::options_of(scheme)
+                        )))
+                    }
+                },
             }
         }
         if !heartbeat_set {
@@ -232,74 +259,13 @@ impl RegistryUrl {
         if !options.root.starts_with('/') {
             options.root = format!("/{}", options.root);
         }
+        security::check_tls(options.tls.as_ref())?;
         Ok(RegistryUrl {
             scheme,
             endpoints,
             options,
             original: shown,
         })
-    }
-}
-
-impl RegistryUrl {
-    /// Sets the lease TTL / session timeout; the heartbeat follows at ttl/3 unless set after.
-    pub fn ttl(mut self, ttl: Duration) -> Result<RegistryUrl, RegistryError> {
-        if ttl.is_zero() {
-            return Err(bad_duration("ttl", ttl));
-        }
-        self.options.ttl = ttl;
-        self.options.heartbeat = ttl / 3;
-        Ok(self)
-    }
-
-    /// Sets the keep-alive interval; it must be shorter than the TTL.
-    pub fn heartbeat(mut self, heartbeat: Duration) -> Result<RegistryUrl, RegistryError> {
-        if heartbeat.is_zero() || heartbeat >= self.options.ttl {
-            return Err(RegistryError::BadOption {
-                option: "heartbeat".into(),
-                value: format!("{}", heartbeat.as_secs_f64()),
-                expected: "seconds shorter than ttl",
-            });
-        }
-        self.options.heartbeat = heartbeat;
-        Ok(self)
-    }
-
-    /// Sets the root prefix of the layout, e.g. `/apps`.
-    pub fn root(mut self, root: &str) -> Result<RegistryUrl, RegistryError> {
-        let root = self::root(root)?;
-        self.options.root = if root.starts_with('/') {
-            root
-        } else {
-            format!("/{root}")
-        };
-        Ok(self)
-    }
-
-    /// Sets the time allowed to open a connection.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Result<RegistryUrl, RegistryError> {
-        if timeout.is_zero() {
-            return Err(bad_duration("connect_timeout", timeout));
-        }
-        self.options.connect_timeout = timeout;
-        Ok(self)
-    }
-
-    /// Sets the time allowed for one registry request.
-    pub fn request_timeout(mut self, timeout: Duration) -> Result<RegistryUrl, RegistryError> {
-        if timeout.is_zero() {
-            return Err(bad_duration("request_timeout", timeout));
-        }
-        self.options.request_timeout = timeout;
-        Ok(self)
-    }
-}
-
-fn bad_duration(option: &str, value: Duration) -> RegistryError {
-    RegistryError::BadOption {
-        option: option.to_string(),
-        value: format!("{}", value.as_secs_f64()),
-        expected: "a positive number of seconds",
     }
 }
 
@@ -330,7 +296,7 @@ fn seconds(option: &str, value: &str) -> Result<Duration, RegistryError> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-fn root(value: &str) -> Result<String, RegistryError> {
+pub(crate) fn root(value: &str) -> Result<String, RegistryError> {
     let trimmed = value.trim_end_matches('/');
     if trimmed.is_empty() || trimmed.contains("//") {
         return Err(RegistryError::BadOption {

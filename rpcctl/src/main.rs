@@ -12,8 +12,10 @@
 //! rpcctl --registry etcd://127.0.0.1:2379 console --listen 127.0.0.1:8080
 //! ```
 //!
-//! `--registry` falls back to `RPC_REGISTRY`; `--json` gives machine output for every
-//! command. Errors print `rpcctl: <message>` on stderr and exit 1.
+//! `--registry` falls back to `RPC_REGISTRY`; credentials and TLS come from the URL or, as
+//! for a provider, from `RPC_REGISTRY_USERNAME`, `RPC_REGISTRY_PASSWORD(_FILE)` and
+//! `RPC_REGISTRY_TLS_*` (passwords are shown as `***`). `--json` gives machine output for
+//! every command. Errors print `rpcctl: <message>` on stderr and exit 1.
 
 mod commands;
 mod console;

@@ -74,7 +74,7 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 /// A unique token per cluster, so members of different test clusters never talk.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     format!(
         "{prefix}-{}-{}",
@@ -85,32 +85,42 @@ fn unique(prefix: &str) -> String {
 
 /// One etcd process: its name, ports, data dir and log file.
 #[derive(Debug)]
-struct Member {
+pub(crate) struct Member {
     name: String,
-    client_port: u16,
+    pub(crate) client_port: u16,
     peer_port: u16,
     data_dir: PathBuf,
     log: PathBuf,
-    initial_cluster: String,
+    pub(crate) initial_cluster: String,
     token: String,
     child: Option<Child>,
+    /// `http`, or `https` for a member started with TLS flags in `extra_args`.
+    pub(crate) scheme: &'static str,
+    /// More flags (TLS, auth token TTL).
+    pub(crate) extra_args: Vec<String>,
+    /// The port `/health` is asked on: the client port, or a plain-HTTP metrics port.
+    pub(crate) health_port: u16,
 }
 
 impl Member {
-    fn new(dir: &Path, name: &str, token: &str) -> Member {
+    pub(crate) fn new(dir: &Path, name: &str, token: &str) -> Member {
+        let client_port = free_port();
         Member {
             name: name.to_string(),
-            client_port: free_port(),
+            client_port,
             peer_port: free_port(),
             data_dir: dir.join(format!("{name}.data")),
             log: dir.join(format!("{name}.log")),
             initial_cluster: String::new(),
             token: token.to_string(),
             child: None,
+            scheme: "http",
+            extra_args: Vec::new(),
+            health_port: client_port,
         }
     }
 
-    fn peer_url(&self) -> String {
+    pub(crate) fn peer_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.peer_port)
     }
 
@@ -118,7 +128,7 @@ impl Member {
         format!("127.0.0.1:{}", self.client_port)
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
+    pub(crate) fn spawn(&mut self) -> Result<(), String> {
         let bin = etcd_bin()?;
         let log = OpenOptions::new()
             .create(true)
@@ -128,7 +138,7 @@ impl Member {
         let log_err = log
             .try_clone()
             .map_err(|e| format!("cannot open {}: {e}", self.log.display()))?;
-        let client = format!("http://127.0.0.1:{}", self.client_port);
+        let client = format!("{}://127.0.0.1:{}", self.scheme, self.client_port);
         let mut command = Command::new(&bin);
         command
             .args(["--name", &self.name])
@@ -141,6 +151,7 @@ impl Member {
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &self.token])
+            .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
@@ -159,7 +170,7 @@ impl Member {
     }
 
     /// SIGKILL and reap.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -186,7 +197,7 @@ impl Member {
     }
 
     async fn healthy(&self) -> bool {
-        health(self.client_port).await
+        health(self.health_port).await
     }
 }
 
@@ -210,7 +221,7 @@ async fn health(port: u16) -> bool {
 }
 
 /// Waits until every member answers `/health`, or one exits, or the start timeout passes.
-async fn wait_healthy(members: &mut [&mut Member]) -> Result<(), String> {
+pub(crate) async fn wait_healthy(members: &mut [&mut Member]) -> Result<(), String> {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
         let mut all = true;

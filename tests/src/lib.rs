@@ -3,6 +3,8 @@
 //! runs.
 //!
 //! - [`etcd`]: [`etcd::EtcdServer`] and [`etcd::EtcdCluster`], and the etcd conformance backend;
+//! - [`etcd_secure`]: an etcd with users and client-certificate TLS; [`registry_tls`]: its
+//!   certificates, generated at test time;
 //! - [`memory`]: the in-process conformance backend;
 //! - [`conformance`]: the cases every backend must pass, and [`conformance_tests!`];
 //! - [`wait`]: waiting on conditions and watch streams with a deadline, never a fixed sleep;
@@ -11,18 +13,22 @@
 //! - [`admin`]: requests to an admin HTTP endpoint; [`certs`]: test certificates (rcgen);
 //! - [`webdriver`]: headless Chromium driven through chromedriver, and [`console`]: an
 //!   `rpcctl console` process and the browser tests' fixture;
+//! - [`captured`]: binaries at trace level with their output captured, and the check that no
+//!   secret is in it;
 //! - [`raw`]: hand-written frames on raw sockets, and a well-behaved client calling alongside;
 //! - [`zookeeper`]: a real ZooKeeper server and its conformance backend;
 //! - [`redis`]: a real Redis server and its conformance backend;
 //! - `nacos` (feature `nacos`): a real rnacos server and its conformance backend.
 
 pub mod admin;
+pub mod captured;
 pub mod certs;
 pub mod conformance;
 mod conformance_documents;
 pub mod console;
 pub mod consumer;
 pub mod etcd;
+pub mod etcd_secure;
 pub mod logging;
 pub mod memory;
 #[cfg(feature = "nacos")]
@@ -31,6 +37,7 @@ pub mod net;
 pub mod process;
 pub mod raw;
 pub mod redis;
+pub mod registry_tls;
 pub mod servers;
 pub mod wait;
 pub mod webdriver;

@@ -113,9 +113,26 @@ fn positive(raw: &Raw<'_>) -> Option<usize> {
         .and_then(|n| usize::try_from(n).ok())
 }
 
+/// Keys whose values are never shown, not even in an error about a bad value.
+pub(super) const SECRET_KEYS: &[&str] = &["registry.password", "client.auth.token"];
+
 pub(super) const KEYS: &[Key] = &[
     Key { name: "registry.url", env: "RPC_REGISTRY", expected: "a registry URL (etcd://host:port, zookeeper://host:port, memory://) or \"none\"",
-        apply: |c, r| { let s = r.string().filter(|s| s == "none" || s.contains("://"))?; c.registry = (s != "none").then_some(s); Some(()) } },
+        apply: |c, r| { let s = r.string().filter(|s| s == "none" || s.contains("://"))?; c.registry = (s != "none").then(|| s.into()); Some(()) } },
+    Key { name: "registry.username", env: "RPC_REGISTRY_USERNAME", expected: "a user name (etcd user or ZooKeeper digest user)",
+        apply: |c, r| { c.registry_username = Some(r.string().filter(|s| !s.is_empty())?); Some(()) } },
+    Key { name: "registry.password", env: "RPC_REGISTRY_PASSWORD", expected: "a password (text)",
+        apply: |c, r| { c.registry_password = Some(super::Secret::new(r.string()?)); Some(()) } },
+    Key { name: "registry.password_file", env: "RPC_REGISTRY_PASSWORD_FILE", expected: "a file path; the file holds the password (one trailing newline is ignored)",
+        apply: |c, r| { c.registry_password_file = Some(path(r)?); Some(()) } },
+    Key { name: "registry.tls.ca", env: "RPC_REGISTRY_TLS_CA", expected: "a PEM file path: the CA that signed etcd's certificate",
+        apply: |c, r| { c.registry_tls_ca = Some(path(r)?); Some(()) } },
+    Key { name: "registry.tls.cert", env: "RPC_REGISTRY_TLS_CERT", expected: "a PEM file path: the client certificate for etcd",
+        apply: |c, r| { c.registry_tls_cert = Some(path(r)?); Some(()) } },
+    Key { name: "registry.tls.key", env: "RPC_REGISTRY_TLS_KEY", expected: "a PEM file path: the client certificate's private key",
+        apply: |c, r| { c.registry_tls_key = Some(path(r)?); Some(()) } },
+    Key { name: "registry.acl", env: "RPC_REGISTRY_ACL", expected: "\"creator\" (creator all, world read) or \"open\" (anyone all)",
+        apply: |c, r| { c.registry_acl = Some(r.string().filter(|s| s == "creator" || s == "open")?); Some(()) } },
     Key { name: "registry.ttl_secs", env: "RPC_REGISTRY_TTL", expected: "a positive number of seconds",
         apply: |c, r| { c.registry_ttl = Some(r.seconds()?); Some(()) } },
     Key { name: "registry.heartbeat_secs", env: "RPC_REGISTRY_HEARTBEAT", expected: "a positive number of seconds",
@@ -219,6 +236,3 @@ pub(super) const KEYS: &[Key] = &[
     Key { name: "client.auth.token_file", env: "RPC_AUTH_TOKEN_FILE", expected: "a readable file whose first line is the bearer token",
         apply: |c, r| { c.auth_token = Some(AuthToken::from_file(&path(r)?).ok()?); Some(()) } },
 ];
-
-/// Keys whose values are secrets: an error about them never shows the value.
-pub(super) const SECRET_KEYS: &[&str] = &["client.auth.token"];

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 mod error;
 mod keys;
+mod secret;
 mod security;
 
 use crate::backoff::Backoff;
@@ -44,6 +45,7 @@ use crate::server::ServerBuilder;
 
 pub use error::ConfigError;
 use keys::{Key, Raw, KEYS, SECRET_KEYS};
+pub use secret::{redact_url, Secret, SecretUrl};
 
 /// The framework's settings. Build with [`RpcConfig::load`], or start from `default()`.
 ///
@@ -66,7 +68,23 @@ use keys::{Key, Raw, KEYS, SECRET_KEYS};
 #[non_exhaustive]
 pub struct RpcConfig {
     /// Registry URL, or `None` for no registry (`none`). Default `etcd://127.0.0.1:2379`.
-    pub registry: Option<String>,
+    /// A password in it is shown as `***`.
+    pub registry: Option<SecretUrl>,
+    /// Registry user (etcd user, ZooKeeper digest user). Default: the URL's, else none.
+    pub registry_username: Option<String>,
+    /// Registry password, shown as `***`. Default: the URL's, else none.
+    pub registry_password: Option<Secret>,
+    /// File holding the registry password, read when connecting. Default none.
+    pub registry_password_file: Option<PathBuf>,
+    /// etcd TLS: CA certificate (PEM) that signed the server's. Default: plain `http://`.
+    pub registry_tls_ca: Option<PathBuf>,
+    /// etcd TLS: client certificate (PEM), for `--client-cert-auth`. Default none.
+    pub registry_tls_cert: Option<PathBuf>,
+    /// etcd TLS: the client certificate's private key (PEM). Default none.
+    pub registry_tls_key: Option<PathBuf>,
+    /// ZooKeeper ACL of created nodes: `creator` (creator all, world read) or `open` (anyone
+    /// all). Default: the URL's, else `creator`.
+    pub registry_acl: Option<String>,
     /// etcd lease TTL / ZooKeeper session timeout. Default: the URL's, else 30 s.
     pub registry_ttl: Option<Duration>,
     /// Keep-alive interval. Default: the URL's, else ttl/3.
@@ -171,7 +189,14 @@ impl Default for RpcConfig {
     fn default() -> Self {
         let cluster = ClusterConfig::default();
         RpcConfig {
-            registry: Some("etcd://127.0.0.1:2379".to_string()),
+            registry: Some("etcd://127.0.0.1:2379".into()),
+            registry_username: None,
+            registry_password: None,
+            registry_password_file: None,
+            registry_tls_ca: None,
+            registry_tls_cert: None,
+            registry_tls_key: None,
+            registry_acl: None,
             registry_ttl: None,
             registry_heartbeat: None,
             listen: defaults::LISTEN.to_string(),
@@ -293,10 +318,11 @@ impl RpcConfig {
         (key.apply)(self, raw).ok_or_else(|| ConfigError::BadValue {
             key: format!("{} ({})", key.name, key.env),
             origin: origin.to_string(),
+            // A secret is never echoed, nor a password in a URL.
             value: if SECRET_KEYS.contains(&key.name) {
                 "***".to_string()
             } else {
-                raw.shown()
+                redact_url(&raw.shown())
             },
             expected: key.expected.to_string(),
         })
@@ -336,6 +362,14 @@ impl RpcConfig {
                 expected: format!("{missing} set as well"),
             });
         }
+        if self.registry_tls_cert.is_some() != self.registry_tls_key.is_some() {
+            return Err(ConfigError::BadValue {
+                key: "registry.tls.cert (RPC_REGISTRY_TLS_CERT)".into(),
+                origin: origin.to_string(),
+                value: "only one of registry.tls.cert and registry.tls.key".into(),
+                expected: "both (a client certificate and its key) or neither".into(),
+            });
+        }
         if self.backoff_base > self.backoff_max {
             return Err(ConfigError::BadValue {
                 key: "client.backoff_base_ms (RPC_BACKOFF_BASE_MS)".into(),
@@ -351,8 +385,9 @@ impl RpcConfig {
     }
 
     /// The registry URL with `ttl` and `heartbeat` added to its query when set here.
+    /// The URL may carry a password: never log it (log [`RpcConfig::registry`] instead).
     pub fn registry_url(&self) -> Option<String> {
-        let mut url = self.registry.clone()?;
+        let mut url = self.registry.as_deref()?.to_string();
         let mut add = |name: &str, value: Option<Duration>| {
             if let Some(v) = value {
                 if !url.contains(&format!("{name}=")) {

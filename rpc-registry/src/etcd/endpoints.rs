@@ -7,13 +7,15 @@
 //! "no leader") or a timeout sends it on to the next one.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions};
 use rpc_core::registry::RegistryError;
 
+use super::access::{self, is_auth_refused};
 use super::error::{is_retryable, Failure, BACKEND};
+use crate::credentials::Credentials;
 use crate::options::RegistryOptions;
 
 /// How often HTTP/2 pings check an otherwise quiet connection. etcd answers pings more often
@@ -33,10 +35,20 @@ enum Pass<T> {
     AllFailed(Vec<String>),
 }
 
+/// Why an endpoint gave no auth token.
+enum AuthError {
+    /// etcd refused the user or password; no other endpoint will accept them.
+    Refused(Failure),
+    /// No answer; another endpoint may give one.
+    NoAnswer(String),
+}
+
 /// One endpoint and its client.
 struct Member {
     address: String,
     client: Client,
+    /// Whether this client holds an auth token (always `true` without credentials).
+    authenticated: AtomicBool,
 }
 
 /// The etcd endpoints of one registry client.
@@ -46,6 +58,8 @@ pub(crate) struct Endpoints {
     preferred: AtomicUsize,
     request_timeout: Duration,
     label: String,
+    /// The etcd user, if any; `Debug` hides the password.
+    credentials: Option<Credentials>,
 }
 
 impl std::fmt::Debug for Endpoints {
@@ -72,7 +86,8 @@ impl Endpoints {
                 .with_keep_alive(PING_INTERVAL, options.request_timeout)
                 .with_keep_alive_while_idle(false)
                 .with_require_leader(true);
-            let url = format!("http://{address}");
+            let connect_options = access::secure(connect_options, options, &label)?;
+            let url = format!("{}://{address}", access::scheme(options));
             let client = Client::connect([url.as_str()], Some(connect_options))
                 .await
                 .map_err(|e| RegistryError::Unavailable {
@@ -83,6 +98,7 @@ impl Endpoints {
             members.push(Member {
                 address: address.clone(),
                 client,
+                authenticated: AtomicBool::new(options.credentials.is_none()),
             });
         }
         if members.is_empty() {
@@ -97,6 +113,7 @@ impl Endpoints {
             preferred: AtomicUsize::new(0),
             request_timeout: options.request_timeout,
             label,
+            credentials: options.credentials.clone(),
         })
     }
 
@@ -196,6 +213,14 @@ impl Endpoints {
         for step in 0..count {
             let index = (start + step) % count;
             let member = &self.members[index];
+            match self.authenticate(member, attempt_timeout).await {
+                Ok(()) => {}
+                Err(AuthError::Refused(refused)) => return Pass::Done(Err(refused)),
+                Err(AuthError::NoAnswer(why)) => {
+                    seen.push(format!("{}: authentication: {why}", member.address));
+                    continue;
+                }
+            }
             let attempt = tokio::time::timeout(attempt_timeout, request(member.client.clone()));
             match attempt.await {
                 Ok(Ok(value)) => {
@@ -205,6 +230,16 @@ impl Endpoints {
                 Ok(Err(e)) if is_retryable(&e) => {
                     tracing::debug!(endpoint = %member.address, error = %e, "etcd request failed; trying the next endpoint");
                     seen.push(format!("{}: {e}", member.address));
+                }
+                Ok(Err(e)) if self.credentials.is_none() && access::needs_user(&e) => {
+                    return Pass::Done(Err(Failure::Refused {
+                        endpoint: member.address.clone(),
+                        message: format!(
+                            "{e}: this etcd has auth enabled; give a user \
+                             (etcd://user:password@host:port, or registry.username with \
+                             registry.password_file or RPC_REGISTRY_PASSWORD)"
+                        ),
+                    }));
                 }
                 Ok(Err(e)) => {
                     // The endpoint answered; the request itself was refused.
@@ -221,6 +256,57 @@ impl Endpoints {
             }
         }
         Pass::AllFailed(seen)
+    }
+
+    /// Fails with the refusal when etcd refuses the user or password; succeeds without a
+    /// request once any endpoint has authenticated, and leaves other failures (no answer) to
+    /// the requests that follow.
+    pub(crate) async fn check_credentials(&self) -> Result<(), Failure> {
+        let authenticated = |m: &Member| m.authenticated.load(Ordering::Relaxed);
+        if self.credentials.is_none() || self.members.iter().any(authenticated) {
+            return Ok(());
+        }
+        for member in &self.members {
+            match self.authenticate(member, self.request_timeout).await {
+                Err(AuthError::Refused(failure)) => return Err(failure),
+                Err(AuthError::NoAnswer(_)) => continue,
+                Ok(()) => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Gets `member` an auth token if it needs one and has none.
+    async fn authenticate(&self, member: &Member, timeout: Duration) -> Result<(), AuthError> {
+        let Some(credentials) = &self.credentials else {
+            return Ok(());
+        };
+        if member.authenticated.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let user = Some((
+            credentials.username().unwrap_or_default().to_string(),
+            credentials.password().to_string(),
+        ));
+        let mut client = member.client.clone();
+        match tokio::time::timeout(timeout, client.update_user(user)).await {
+            Ok(Ok(())) => {
+                member.authenticated.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            Ok(Err(e)) if is_auth_refused(&e) => {
+                tracing::warn!(endpoint = %member.address, user = credentials.username().unwrap_or_default(), error = %e, "etcd refused the user name or password");
+                Err(AuthError::Refused(Failure::Refused {
+                    endpoint: member.address.clone(),
+                    message: e.to_string(),
+                }))
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(endpoint = %member.address, error = %e, "etcd authentication failed; trying the next endpoint");
+                Err(AuthError::NoAnswer(e.to_string()))
+            }
+            Err(_) => Err(AuthError::NoAnswer(format!("no answer within {timeout:?}"))),
+        }
     }
 
     fn prefer(&self, index: usize, previous: usize) {

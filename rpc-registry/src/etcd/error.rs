@@ -18,6 +18,13 @@ pub(crate) enum Failure {
     },
     /// An endpoint answered with an error that another endpoint would repeat.
     Rejected(etcd_client::Error),
+    /// An endpoint refused the user name or password.
+    Refused {
+        /// The endpoint, `host:port`.
+        endpoint: String,
+        /// What etcd said.
+        message: String,
+    },
 }
 
 impl Failure {
@@ -25,7 +32,7 @@ impl Failure {
     pub(crate) fn lease_gone(&self) -> bool {
         match self {
             Failure::Rejected(e) => is_lease_gone(e),
-            Failure::Unreachable { .. } => false,
+            Failure::Unreachable { .. } | Failure::Refused { .. } => false,
         }
     }
 
@@ -44,6 +51,10 @@ impl Failure {
                 Failure::Rejected(E::LeaseKeepAliveError(message.clone()))
             }
             Failure::Rejected(other) => Failure::Rejected(E::InvalidArgs(other.to_string())),
+            Failure::Refused { endpoint, message } => Failure::Refused {
+                endpoint: endpoint.clone(),
+                message: message.clone(),
+            },
         }
     }
 
@@ -66,6 +77,11 @@ impl Failure {
                 key: key.to_string(),
                 message: e.to_string(),
             },
+            Failure::Refused { endpoint, message } => RegistryError::Refused {
+                registry: BACKEND,
+                endpoint,
+                message,
+            },
         }
     }
 }
@@ -77,6 +93,9 @@ impl std::fmt::Display for Failure {
                 write!(f, "no etcd endpoint answered ({endpoints}): {message}")
             }
             Failure::Rejected(e) => write!(f, "etcd refused: {e}"),
+            Failure::Refused { endpoint, message } => {
+                write!(f, "etcd at {endpoint} refused the credentials: {message}")
+            }
         }
     }
 }

@@ -6,6 +6,7 @@
 //!   ([`claims`]), and put back when someone removes them ([`guard`]);
 //! - [`listing`] and [`watch`]: discovery, and snapshots that follow a prefix watch.
 
+mod access;
 mod claims;
 mod documents;
 mod endpoints;
@@ -152,6 +153,11 @@ impl Registry for EtcdRegistry {
     async fn register(&self, instance: &ServiceInstance) -> Result<(), RegistryError> {
         self.check_open()?;
         let path = layout::node_path(&self.options.root, instance);
+        // A refused password fails now, not after the wait for a lease the keeper cannot get.
+        self.endpoints
+            .check_credentials()
+            .await
+            .map_err(|f| f.into_error("register", &path))?;
         self.keeper().register(&path, &instance.to_json()).await
     }
 

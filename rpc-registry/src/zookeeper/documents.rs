@@ -13,8 +13,8 @@ use tokio::sync::mpsc;
 use tracing::debug;
 use zookeeper_client as zk;
 
+use super::acl::NodeAcls;
 use super::error::{request_error, within, REGISTRY};
-use super::nodes::persistent;
 use super::paths::parent;
 use super::shared::Shared;
 use super::RETRY;
@@ -64,6 +64,7 @@ pub(crate) async fn write(
 ) -> Result<(), zk::Error> {
     let path = path(shared, key, kind);
     let limit = shared.options.request_timeout;
+    let acls = NodeAcls::of(&shared.options);
     let Some(text) = text else {
         return match within(limit, client.delete(&path, None)).await {
             Ok(()) | Err(zk::Error::NoNode) => Ok(()),
@@ -76,11 +77,16 @@ pub(crate) async fn write(
             Err(zk::Error::NoNode) => {}
             Err(e) => return Err(e),
         }
-        match within(limit, client.create(&path, text.as_bytes(), &persistent())).await {
+        match within(
+            limit,
+            client.create(&path, text.as_bytes(), &acls.persistent()),
+        )
+        .await
+        {
             Ok(_) => return Ok(()),
             Err(zk::Error::NodeExists) => continue,
             Err(zk::Error::NoNode) => {
-                match within(limit, client.mkdir(parent(&path), &persistent())).await {
+                match within(limit, client.mkdir(parent(&path), &acls.persistent())).await {
                     Ok(()) | Err(zk::Error::NodeExists) => continue,
                     Err(e) => return Err(e),
                 }

@@ -10,6 +10,7 @@
 //! - With several servers in the URL, zookeeper-client moves to another one when the one in
 //!   use dies.
 
+mod acl;
 mod documents;
 mod error;
 mod nodes;
@@ -30,6 +31,7 @@ use rpc_core::registry::{Registry, RegistryError, ServiceInstance, ServiceKey, W
 use tracing::info;
 use zookeeper_client as zk;
 
+use self::acl::NodeAcls;
 use self::error::{op_error, request_error, within, REGISTRY};
 use self::nodes::{delete_node, ensure_node, Ensured};
 use self::shared::{open_session, Shared};
@@ -67,6 +69,7 @@ impl ZookeeperRegistry {
     /// timeout.
     pub async fn connect(url: RegistryUrl) -> Result<ZookeeperRegistry, RegistryError> {
         let endpoints = url.endpoints.join(",");
+        acl::digest(&url.options)?;
         let client = open_session(&endpoints, &url.options).await.map_err(|e| {
             RegistryError::Unavailable {
                 registry: REGISTRY,
@@ -165,7 +168,8 @@ impl Registry for ZookeeperRegistry {
         let data = instance.to_json();
         let limit = self.shared.options.request_timeout;
         let ours = |owner| self.shared.is_ours(owner);
-        match ensure_node(&client, &path, data.as_bytes(), limit, &ours).await {
+        let acls = NodeAcls::of(&self.shared.options);
+        match ensure_node(&client, &path, data.as_bytes(), limit, acls, &ours).await {
             Ok(Ensured::Taken { owner, data }) => {
                 self.shared.forget_if(&path, instance).await;
                 Err(taken_error(&path, owner, &data))

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use zookeeper_client as zk;
 
+use super::acl::NodeAcls;
 use super::error::within;
 use super::paths::parent;
 
@@ -36,15 +37,6 @@ pub(crate) enum Ensured {
 /// How many times a node that keeps changing under us is retried before giving up for now.
 const ATTEMPTS: usize = 8;
 
-fn ephemeral() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
-}
-
-/// Options for the persistent nodes: provider parents and governance documents.
-pub(crate) fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
 /// Makes `path` an ephemeral node of `client`'s session holding `data`: creates it (and its
 /// persistent parents) when missing, updates its data when it differs, and deletes and
 /// re-creates it when an earlier session of ours (`ours`: one that expired while the server
@@ -57,12 +49,13 @@ pub(crate) async fn ensure_node(
     path: &str,
     data: &[u8],
     limit: Duration,
+    acls: NodeAcls,
     ours: &(dyn Fn(i64) -> bool + Sync),
 ) -> Result<Ensured, zk::Error> {
     let me = client.session_id().0;
     for attempt in 0..ATTEMPTS {
         if attempt == 0 {
-            match create(client, path, data, limit).await {
+            match create(client, path, data, limit, acls).await {
                 Ok(()) => return Ok(Ensured::Created),
                 Err(zk::Error::NodeExists) => {}
                 Err(e) => return Err(e),
@@ -87,7 +80,7 @@ pub(crate) async fn ensure_node(
             }
             Ok((_, stat)) => {
                 // Delete and create in one transaction, so consumers never see it missing.
-                match replace(client, path, data, stat.version, limit).await {
+                match replace(client, path, data, stat.version, limit, acls).await {
                     Ok(()) => {
                         return Ok(Ensured::Replaced {
                             previous_owner: stat.ephemeral_owner,
@@ -102,7 +95,7 @@ pub(crate) async fn ensure_node(
             Err(zk::Error::NoNode) => {}
             Err(e) => return Err(e),
         }
-        match create(client, path, data, limit).await {
+        match create(client, path, data, limit, acls).await {
             Ok(()) => return Ok(Ensured::Created),
             Err(zk::Error::NodeExists) => continue,
             Err(e) => return Err(e),
@@ -119,15 +112,16 @@ async fn create(
     path: &str,
     data: &[u8],
     limit: Duration,
+    acls: NodeAcls,
 ) -> Result<(), zk::Error> {
-    match within(limit, client.create(path, data, &ephemeral())).await {
+    match within(limit, client.create(path, data, &acls.ephemeral())).await {
         Ok(_) => Ok(()),
         Err(zk::Error::NoNode) => {
-            match within(limit, client.mkdir(parent(path), &persistent())).await {
+            match within(limit, client.mkdir(parent(path), &acls.persistent())).await {
                 Ok(()) | Err(zk::Error::NodeExists) => {}
                 Err(e) => return Err(e),
             }
-            within(limit, client.create(path, data, &ephemeral()))
+            within(limit, client.create(path, data, &acls.ephemeral()))
                 .await
                 .map(drop)
         }
@@ -142,10 +136,11 @@ async fn replace(
     data: &[u8],
     version: i32,
     limit: Duration,
+    acls: NodeAcls,
 ) -> Result<(), zk::Error> {
     let mut writer = client.new_multi_writer();
     writer.add_delete(path, Some(version))?;
-    writer.add_create(path, data, &ephemeral())?;
+    writer.add_create(path, data, &acls.ephemeral())?;
     within(limit, async {
         writer.commit().await.map_err(zk::Error::from)
     })

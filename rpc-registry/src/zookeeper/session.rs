@@ -18,6 +18,7 @@ use zookeeper_client as zk;
 
 use futures::StreamExt;
 
+use super::acl::NodeAcls;
 use super::error::within;
 use super::nodes::{delete_node, ensure_node, Ensured};
 use super::shared::Shared;
@@ -184,7 +185,8 @@ async fn restore_one(shared: &Shared, client: &zk::Client, path: &str) {
     let data = instance.to_json();
     let limit = shared.options.request_timeout;
     let ours = |owner| shared.is_ours(owner);
-    match ensure_node(client, path, data.as_bytes(), limit, &ours).await {
+    let acls = NodeAcls::of(&shared.options);
+    match ensure_node(client, path, data.as_bytes(), limit, acls, &ours).await {
         Ok(Ensured::Unchanged) => {}
         Ok(Ensured::Updated) => {
             info!(registry = "zookeeper", node = %path, "node data was changed; restored it");

@@ -123,8 +123,12 @@ pub(crate) async fn open_session(
     endpoints: &str,
     options: &RegistryOptions,
 ) -> Result<zk::Client, zk::Error> {
-    let connector = zk::Client::connector()
+    let mut connector = zk::Client::connector()
         .with_session_timeout(options.ttl)
         .with_fail_eagerly();
+    // Checked at connect; every session, a replacement included, authenticates the same.
+    if let Ok(Some(digest)) = super::acl::digest(options) {
+        connector = connector.with_auth("digest", &digest);
+    }
     within(options.connect_timeout, connector.connect(endpoints)).await
 }

@@ -25,7 +25,7 @@ pub mod watch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rpc_core::{Registry, ServiceKey};
+use rpc_core::{Registry, RpcConfig, ServiceKey};
 use rpc_registry::{RegistryUrl, Scheme};
 
 use crate::error::{CliError, CliResult};
@@ -53,7 +53,7 @@ impl Target {
                  (e.g. etcd://127.0.0.1:2379 or zookeeper://127.0.0.1:2181)",
             )
         })?;
-        let parsed = RegistryUrl::parse(url)?;
+        let parsed = with_registry_env(url)?;
         if parsed.scheme == Scheme::Memory {
             return Err(CliError::new(format!(
                 "bad registry url {url:?}: a memory:// registry lives inside one process, so \
@@ -81,6 +81,19 @@ impl Target {
     pub async fn close(self) {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.registry.shutdown()).await;
     }
+}
+
+/// The URL with the `RPC_REGISTRY_*` variables applied, as a provider would read them:
+/// `RPC_REGISTRY_USERNAME`, `RPC_REGISTRY_PASSWORD` or `RPC_REGISTRY_PASSWORD_FILE`,
+/// `RPC_REGISTRY_TLS_*`, `RPC_REGISTRY_ACL`, `RPC_REGISTRY_TTL`/`_HEARTBEAT`.
+fn with_registry_env(url: &str) -> CliResult<RegistryUrl> {
+    let mut config = RpcConfig::default();
+    config.registry = Some(url.into());
+    let vars = std::env::vars().filter(|(name, _)| name.starts_with("RPC_REGISTRY_"));
+    config
+        .merge_env(vars)
+        .map_err(|e| CliError::new(e.to_string()))?;
+    RegistryUrl::from_config(&config)?.ok_or_else(|| CliError::new("no registry given"))
 }
 
 /// Parses `<service-name>:<version>`, with an error that shows the expected form.
