@@ -1,11 +1,13 @@
-//! The four systems under test. Each has a server (started inside a `rpc-bench serve`
-//! subprocess) and a client (driven by the parent process), and all four serve the same echo:
-//! the reply is the request's payload.
+//! The systems under test. Each has a server (started inside a `rpc-bench serve` subprocess)
+//! and a client (driven by the parent process), and all serve the same echo: the reply is the
+//! request's payload.
 
 pub mod raw;
 pub mod rpc;
 pub mod tarpc;
 pub mod tonic;
+#[cfg(feature = "volo")]
+pub mod volo;
 
 use std::any::Any;
 use std::future::Future;
@@ -34,11 +36,24 @@ pub enum System {
     RpcMeta,
     /// tonic unary gRPC.
     Tonic,
+    /// CloudWeGo Volo's Thrift, multiplexed client and server (with the `volo` feature).
+    #[cfg(feature = "volo")]
+    Volo,
 }
 
 impl System {
     /// Every system, in report order.
-    pub const ALL: [System; 4] = [System::Raw, System::Rpc, System::Tarpc, System::Tonic];
+    #[cfg(not(feature = "volo"))]
+    pub const ALL: &[System] = &[System::Raw, System::Rpc, System::Tarpc, System::Tonic];
+    /// Every system, in report order.
+    #[cfg(feature = "volo")]
+    pub const ALL: &[System] = &[
+        System::Raw,
+        System::Rpc,
+        System::Tarpc,
+        System::Tonic,
+        System::Volo,
+    ];
 
     /// The name used on the command line, in tables and in JSON.
     pub fn name(self) -> &'static str {
@@ -49,6 +64,8 @@ impl System {
             System::RpcMeta => "rpc+meta",
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
+            #[cfg(feature = "volo")]
+            System::Volo => "volo",
         }
     }
 
@@ -75,6 +92,8 @@ pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGu
         System::RpcMetrics => rpc::serve_with_metrics(listen).await,
         System::Tarpc => tarpc::serve(listen).await,
         System::Tonic => tonic::serve(listen).await,
+        #[cfg(feature = "volo")]
+        System::Volo => volo::serve(listen).await,
     }
 }
 
