@@ -69,7 +69,9 @@ pub async fn connect(addr: SocketAddr) -> Result<VoloClient, BenchError> {
 
 impl BenchClient for VoloClient {
     async fn echo(&self, payload: &Bytes) -> Result<usize, BenchError> {
-        let reply = self.0.echo(payload.clone()).await?;
+        // A copy of the payload, as the other systems' clients make (their `Vec<u8>`
+        // arguments), though Volo could take the shared `Bytes` as it is.
+        let reply = self.0.echo(Bytes::copy_from_slice(payload)).await?;
         Ok(reply.len())
     }
 }
@@ -136,7 +138,8 @@ mod tests {
              0: {local:08X}:1F90 00000000:0000 0A 00000000:00000000\n\
              1: {local:08X}:1F90 {local:08X}:C350 01 00000000:00000000\n\
              2: {local:08X}:C350 {local:08X}:1F90 01 00000000:00000000\n\
-             3: {local:08X}:1F90 {local:08X}:C351 06 00000000:00000000\n"
+             3: {local:08X}:1F90 {local:08X}:C351 06 00000000:00000000\n\
+             4: {local:08X}:C351 {local:08X}:1F90 01 00000000:00000000\n"
         );
         let addr = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080);
         assert_eq!(count_established(&table, addr), 1);
