@@ -20,6 +20,7 @@ fn colour(label: &str) -> RGBColor {
         "rpc x4" => RGBColor(255, 127, 14),
         "tarpc x1" => RGBColor(31, 119, 180),
         "tonic x1" => RGBColor(44, 160, 44),
+        "volo x1" => RGBColor(140, 86, 75),
         _ => RGBColor(148, 103, 189),
     }
 }

@@ -12,7 +12,7 @@ use crate::systems::{BenchError, System};
 /// One system at one point; serialized exactly as the `--json` rows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
-    /// `rpc`, `raw`, `tarpc` or `tonic`.
+    /// `rpc`, `raw`, `tarpc`, `tonic` or `volo` (or an opt-in variant of `rpc`).
     pub system: String,
     /// Payload bytes.
     pub payload: usize,
@@ -134,16 +134,16 @@ pub fn table(rows: &[Row]) -> String {
     );
     let _ = writeln!(
         out,
-        "{:>7} {:>5}  {:<7}  {:>21}  {:>21}  {:>21}",
+        "{:>7} {:>5}  {:<7}  {:>26}  {:>26}  {:>26}",
         "payload",
         "conc",
         "rpc",
-        "qps raw/tarpc/tonic",
-        "p99 raw/tarpc/tonic",
-        "cpu raw/tarpc/tonic"
+        "qps raw/tarpc/tonic/volo",
+        "p99 raw/tarpc/tonic/volo",
+        "cpu raw/tarpc/tonic/volo"
     );
     for row in rpc_rows {
-        let peers: Vec<Option<&Row>> = ["raw", "tarpc", "tonic"]
+        let peers: Vec<Option<&Row>> = ["raw", "tarpc", "tonic", "volo"]
             .iter()
             .map(|s| peer(rows, row, s))
             .collect();
@@ -156,7 +156,7 @@ pub fn table(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:>7} {:>5}  {:<7}  {:>21}  {:>21}  {:>21}",
+            "{:>7} {:>5}  {:<7}  {:>26}  {:>26}  {:>26}",
             size(row.payload),
             row.concurrency,
             row.label(),
@@ -242,9 +242,10 @@ mod tests {
             row("rpc", 1, 50.0),
             row("rpc", 4, 80.0),
             row("tarpc", 1, 25.0),
+            row("volo", 1, 40.0),
         ];
         let text = table(&rows);
-        assert!(text.contains("0.50 / 2.00 / -"), "{text}");
-        assert!(text.contains("0.80 / 3.20 / -"), "{text}");
+        assert!(text.contains("0.50 / 2.00 / - / 1.25"), "{text}");
+        assert!(text.contains("0.80 / 3.20 / - / 2.00"), "{text}");
     }
 }

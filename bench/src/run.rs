@@ -228,6 +228,14 @@ fn drive_point(
                 let client = systems::tonic::connect_tls(addr).await?;
                 load::run(client, point, &mut server_cpu).await
             }
+            #[cfg(feature = "volo")]
+            System::Volo => {
+                // A clone keeps the connection open for the count after the load.
+                let client = systems::volo::connect(addr).await?;
+                let measured = load::run(client.clone(), point, &mut server_cpu).await?;
+                systems::volo::expect_one_connection(addr)?;
+                Ok(measured)
+            }
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));
@@ -287,6 +295,12 @@ fn smoke_one(target: Target) -> Result<(), BenchError> {
             System::Tarpc => smoke_calls(systems::tarpc::connect(addr).await?).await,
             System::Tonic => smoke_calls(systems::tonic::connect(addr).await?).await,
             System::TonicTls => smoke_calls(systems::tonic::connect_tls(addr).await?).await,
+            #[cfg(feature = "volo")]
+            System::Volo => {
+                let client = systems::volo::connect(addr).await?;
+                smoke_calls(client.clone()).await?;
+                systems::volo::expect_one_connection(addr)
+            }
         }
     });
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -1,12 +1,14 @@
-//! The four systems under test. Each has a server (started inside a `rpc-bench serve`
-//! subprocess) and a client (driven by the parent process), and all four serve the same echo:
-//! the reply is the request's payload.
+//! The systems under test. Each has a server (started inside a `rpc-bench serve` subprocess)
+//! and a client (driven by the parent process), and all serve the same echo: the reply is the
+//! request's payload.
 
 pub mod raw;
 pub mod rpc;
 pub mod rpc_tls;
 pub mod tarpc;
 pub mod tonic;
+#[cfg(feature = "volo")]
+pub mod volo;
 
 use std::any::Any;
 use std::future::Future;
@@ -42,11 +44,24 @@ pub enum System {
     /// tonic unary gRPC over TLS (rustls, ring), opt-in beside `rpc+tls`.
     #[value(name = "tonic+tls")]
     TonicTls,
+    /// CloudWeGo Volo's Thrift, multiplexed client and server (with the `volo` feature).
+    #[cfg(feature = "volo")]
+    Volo,
 }
 
 impl System {
     /// Every system, in report order.
-    pub const ALL: [System; 4] = [System::Raw, System::Rpc, System::Tarpc, System::Tonic];
+    #[cfg(not(feature = "volo"))]
+    pub const ALL: &[System] = &[System::Raw, System::Rpc, System::Tarpc, System::Tonic];
+    /// Every system, in report order.
+    #[cfg(feature = "volo")]
+    pub const ALL: &[System] = &[
+        System::Raw,
+        System::Rpc,
+        System::Tarpc,
+        System::Tonic,
+        System::Volo,
+    ];
 
     /// The name used on the command line, in tables and in JSON.
     pub fn name(self) -> &'static str {
@@ -59,6 +74,8 @@ impl System {
             System::Tarpc => "tarpc",
             System::Tonic => "tonic",
             System::TonicTls => "tonic+tls",
+            #[cfg(feature = "volo")]
+            System::Volo => "volo",
         }
     }
 
@@ -90,6 +107,8 @@ pub async fn serve(system: System, listen: &str) -> Result<(SocketAddr, ServerGu
         System::Tarpc => tarpc::serve(listen).await,
         System::Tonic => tonic::serve(listen).await,
         System::TonicTls => tonic::serve_tls(listen).await,
+        #[cfg(feature = "volo")]
+        System::Volo => volo::serve(listen).await,
     }
 }
 
