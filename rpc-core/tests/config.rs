@@ -383,6 +383,11 @@ fn every_bad_value_names_its_key_and_the_form_expected() {
             "DNS name",
         ),
         (
+            "[client.tls]\nplatform_roots = \"yes\"",
+            "client.tls.platform_roots",
+            "true or false",
+        ),
+        (
             "[client.auth]\ntoken = \"two words\"",
             "client.auth.token",
             "bearer token",

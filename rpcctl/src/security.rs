@@ -41,6 +41,9 @@ pub struct Security {
     /// File whose first line is the bearer token.
     #[arg(long = "auth-token-file", value_name = "FILE", global = true)]
     auth_token_file: Option<PathBuf>,
+    /// Also trust the platform's CA certificates (the OS store, or SSL_CERT_FILE).
+    #[arg(long = "tls-platform-roots", global = true)]
+    tls_platform_roots: bool,
 }
 
 impl Security {
@@ -51,6 +54,7 @@ impl Security {
             cert: self.tls_cert.clone(),
             key: self.tls_key.clone(),
             server_name: self.tls_server_name.clone(),
+            platform_roots: self.tls_platform_roots,
         });
         let token = match &self.auth_token_file {
             Some(path) => Some(AuthToken::from_file(path).map_err(|e| {

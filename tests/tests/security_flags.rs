@@ -94,3 +94,49 @@ async fn provider_consumer_and_rpcctl_speak_tls_and_tokens_from_their_flags() {
     assert!(stderr.contains("unauthenticated"), "{stderr}");
     assert!(!stderr.contains("tok-8d1f03"), "{stderr}");
 }
+
+/// With `client.tls.platform_roots` a consumer trusts the platform's CA certificates (here the
+/// file `SSL_CERT_FILE` names, as on a host whose store holds the company CA), so it needs no
+/// `--tls-ca`; without it the same consumer has no trust roots and cannot call.
+#[tokio::test]
+async fn a_consumer_trusting_the_platform_roots_calls_a_tls_provider_without_a_ca_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "platform-ca");
+    let files = ca.server("provider");
+    let etcd = EtcdServer::start().await;
+    let url = etcd.registry_url("ttl=5");
+    let path = |p: &std::path::Path| p.display().to_string();
+    let (cert, key) = (path(&files.cert), path(&files.key));
+    let _provider = Provider::spawn_on(
+        "127.0.0.1:0",
+        &url,
+        &["--tls-cert", &cert, "--tls-key", &key],
+    )
+    .await;
+    let consumer = |platform_roots: bool| {
+        let mut command = tokio::process::Command::new(binary("example-consumer"));
+        command
+            .args(["--registry", &url, "--calls", "3", "--quiet"])
+            .env("SSL_CERT_FILE", &ca.ca)
+            .env_remove("SSL_CERT_DIR")
+            .env("RPC_TLS_PLATFORM_ROOTS", platform_roots.to_string())
+            .kill_on_drop(true);
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(30), command.output())
+                .await
+                .expect("example-consumer finishes within 30 s")
+                .expect("example-consumer runs");
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            (out.status.success(), text)
+        }
+    };
+    let (ok, out) = consumer(true).await;
+    assert!(ok, "a consumer trusting the platform roots failed:\n{out}");
+    assert!(out.contains(" 0 failed"), "{out}");
+    let (ok, out) = consumer(false).await;
+    assert!(!ok, "a consumer with no trust roots succeeded:\n{out}");
+}

@@ -164,6 +164,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Also trusts the platform's CA certificates (`client.tls.platform_roots`,
+    /// `RPC_TLS_PLATFORM_ROOTS`): the operating system's store, or `SSL_CERT_FILE` /
+    /// `SSL_CERT_DIR`.
+    pub fn tls_platform_roots(mut self, trust: bool) -> Self {
+        self.tls.platform_roots = trust;
+        self
+    }
+
     /// Sends `authorization: Bearer <token>` with every call (`client.auth.token`,
     /// `RPC_AUTH_TOKEN`); a call's own `authorization` entry wins. An empty token sends
     /// nothing.

@@ -231,6 +231,8 @@ pub(super) const KEYS: &[Key] = &[
         apply: |c, r| { c.client_tls.key = Some(path(r)?); Some(()) } },
     Key { name: "client.tls.server_name", env: "RPC_TLS_SERVER_NAME", expected: "the DNS name (or IP) providers' certificates must carry",
         apply: |c, r| { c.client_tls.server_name = Some(r.string().filter(|s| !s.is_empty())?); Some(()) } },
+    Key { name: "client.tls.platform_roots", env: "RPC_TLS_PLATFORM_ROOTS", expected: "true or false (also trust the platform's CA certificates)",
+        apply: |c, r| { c.client_tls.platform_roots = r.boolean()?; Some(()) } },
     Key { name: "client.auth.token", env: "RPC_AUTH_TOKEN", expected: "a bearer token (text without spaces)",
         apply: |c, r| { let s = r.string().filter(|s| !s.trim().is_empty() && !s.trim().contains(char::is_whitespace))?; c.auth_token = Some(AuthToken::new(s)); Some(()) } },
     Key { name: "client.auth.token_file", env: "RPC_AUTH_TOKEN_FILE", expected: "a readable file whose first line is the bearer token",

@@ -38,12 +38,20 @@ pub struct ClientTls {
     /// The name providers' certificates must carry, instead of the dialled address
     /// (`client.tls.server_name`, `RPC_TLS_SERVER_NAME`).
     pub server_name: Option<String>,
+    /// Also trust the platform's CA certificates (`client.tls.platform_roots`,
+    /// `RPC_TLS_PLATFORM_ROOTS`): the operating system's store, or the files `SSL_CERT_FILE`
+    /// and `SSL_CERT_DIR` name. Off by default: providers' certificates usually come from a
+    /// private CA, and trusting every public one would accept any of them.
+    pub platform_roots: bool,
 }
 
 impl ClientTls {
     /// Whether anything is set: a client with no TLS settings dials plain TCP only.
     pub fn is_configured(&self) -> bool {
-        !self.ca.is_empty() || self.cert.is_some() || self.server_name.is_some()
+        !self.ca.is_empty()
+            || self.platform_roots
+            || self.cert.is_some()
+            || self.server_name.is_some()
     }
 }
 
@@ -115,6 +123,27 @@ pub(crate) fn load_roots(
     Ok(roots)
 }
 
+/// Adds the platform's CA certificates to `roots`; fails if none is usable and `roots` has
+/// none either.
+fn add_platform_roots(roots: &mut RootCertStore) -> Result<(), TlsConfigError> {
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::debug!(%error, "a platform CA certificate could not be read");
+    }
+    let (added, ignored) = roots.add_parsable_certificates(found.certs);
+    if added == 0 && roots.is_empty() {
+        let why = found
+            .errors
+            .first()
+            .map_or_else(|| "none found".to_string(), ToString::to_string);
+        return Err(TlsConfigError::new(
+            "client.tls.platform_roots",
+            format!("the platform has no usable CA certificate ({why}; {ignored} unparsable)"),
+        ));
+    }
+    Ok(())
+}
+
 /// The crypto provider both ends use.
 pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -130,13 +159,16 @@ pub(crate) struct TlsConnect {
 impl TlsConnect {
     /// Loads `tls`'s files and builds the connector.
     pub(crate) fn new(tls: &ClientTls) -> Result<TlsConnect, TlsConfigError> {
-        if tls.ca.is_empty() {
+        if tls.ca.is_empty() && !tls.platform_roots {
             return Err(TlsConfigError::new(
                 "client.tls.ca",
-                "no trust roots: give the CA certificate(s) that signed the providers' certificates",
+                "no trust roots: give the CA certificate(s) that signed the providers' certificates, or trust the platform's (client.tls.platform_roots)",
             ));
         }
-        let roots = load_roots("client.tls.ca", &tls.ca)?;
+        let mut roots = load_roots("client.tls.ca", &tls.ca)?;
+        if tls.platform_roots {
+            add_platform_roots(&mut roots)?;
+        }
         let builder = ClientConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsConfigError::new("client.tls", e.to_string()))?
