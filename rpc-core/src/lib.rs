@@ -59,6 +59,7 @@ pub mod config;
 mod defaults;
 pub mod documents;
 mod error;
+mod metric_handles;
 pub mod protocol;
 pub mod registry;
 pub mod server;

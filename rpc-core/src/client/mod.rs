@@ -323,7 +323,10 @@ impl Core {
                 crate::cluster::metrics::attempt_finished(call, *addr, &result, started.elapsed());
                 result
             }
-            Route::Cluster(cluster) => cluster.invoke(call).await,
+            // Boxed: the cluster's future (selection, fail-over, fail-back) is several
+            // kilobytes, and every layer above moves this one by value; a direct call
+            // would pay for copying it on every call.
+            Route::Cluster(cluster) => Box::pin(cluster.invoke(call)).await,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! [`OTHER`]. `server_address` is a provider the directory listed, `rpc_response_status_code`
 //! the numeric status (or [`NO_STATUS`] when no answer came). No request data becomes a label.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -15,7 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use bytestring::ByteString;
 
+use ::metrics::{Counter, Histogram};
+
 use crate::call::Call;
+use crate::metric_handles::{status_label, with_handle, HandleCache};
 use crate::RpcError;
 
 /// Attempt duration, seconds, by `rpc_service`, `rpc_method`, `rpc_response_status_code`,
@@ -46,6 +50,9 @@ pub const OTHER: &str = "_other";
 pub const NO_STATUS: &str = "none";
 
 type Pair = (Arc<str>, Arc<str>);
+
+/// An attempt's series: service key, method, status label and provider.
+type AttemptLabels = (ByteString, ByteString, &'static str, SocketAddr);
 
 /// The label maps are read on every call: a fast hasher (seeded per process), not SipHash.
 type LabelMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
@@ -86,18 +93,6 @@ fn address_label(addr: SocketAddr) -> Arc<str> {
     label
 }
 
-/// The status label: the status byte in decimal, without allocating for the codes in use.
-/// The server's metrics use it too.
-pub(crate) fn status_label(status: crate::Status) -> &'static str {
-    const CODES: [&str; 16] = [
-        "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15",
-    ];
-    CODES
-        .get(usize::from(status.as_u8()))
-        .copied()
-        .unwrap_or("other")
-}
-
 /// Records one attempt of `call` on `addr` that ended with `result` after `elapsed`.
 pub(crate) fn attempt_finished(
     call: &Call,
@@ -105,20 +100,36 @@ pub(crate) fn attempt_finished(
     result: &Result<Bytes, RpcError>,
     elapsed: Duration,
 ) {
-    let (service, method) = call_labels(call);
     let status = match result {
         Ok(_) => status_label(crate::Status::Ok),
         Err(error) => error.status().map_or(NO_STATUS, status_label),
     };
-    ::metrics::counter!(ATTEMPTS, "rpc_service" => service.clone()).increment(1);
-    ::metrics::histogram!(
-        CALL_DURATION,
-        "rpc_service" => service,
-        "rpc_method" => method,
-        "rpc_response_status_code" => status,
-        "server_address" => address_label(addr),
-    )
-    .record(elapsed.as_secs_f64());
+    thread_local! {
+        static HANDLES: RefCell<HandleCache<AttemptLabels, (Counter, Histogram)>> =
+            RefCell::new(HandleCache::new());
+    }
+    let labels = (
+        call.service_key.clone(),
+        call.method_name.clone(),
+        status,
+        addr,
+    );
+    let register = || {
+        let (service, method) = call_labels(call);
+        let attempts = ::metrics::counter!(ATTEMPTS, "rpc_service" => service.clone());
+        let duration = ::metrics::histogram!(
+            CALL_DURATION,
+            "rpc_service" => service,
+            "rpc_method" => method,
+            "rpc_response_status_code" => status,
+            "server_address" => address_label(addr),
+        );
+        (attempts, duration)
+    };
+    with_handle(&HANDLES, labels, register, |(attempts, duration)| {
+        attempts.increment(1);
+        duration.record(elapsed.as_secs_f64());
+    });
 }
 
 /// Records that a call moves on to another attempt.

@@ -38,7 +38,6 @@ pub use endpoint::{Endpoint, Members};
 pub use fault::failback::FailbackConfig;
 pub use fault::{FaultPolicy, UnknownPolicy};
 pub(crate) use invoker::Invoker;
-pub(crate) use metrics::status_label;
 pub use outcome::Outcome;
 
 /// The stable hash that consistent hashing uses; it lives with the call, which hashes keys.

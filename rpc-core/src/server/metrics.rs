@@ -6,10 +6,12 @@
 //! [`UNKNOWN`]), `rpc_method` a method of it that exists (an unknown one is [`UNKNOWN`]),
 //! `rpc_response_status_code` the numeric status. No request data becomes a label.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
-use crate::cluster::status_label;
+use ::metrics::{Gauge, Histogram};
+
+use crate::metric_handles::{status_label, with_handle, HandleCache};
 use crate::protocol::Status;
 use crate::Service;
 
@@ -95,13 +97,23 @@ impl CallMeter {
     }
 
     fn record(&self, status: &'static str) {
-        ::metrics::histogram!(
-            CALL_DURATION,
-            "rpc_service" => self.service,
-            "rpc_method" => self.method,
-            "rpc_response_status_code" => status,
-        )
-        .record(self.started.elapsed().as_secs_f64());
+        thread_local! {
+            static HANDLES: RefCell<HandleCache<[&'static str; 3], Histogram>> =
+                RefCell::new(HandleCache::new());
+        }
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let register = || {
+            ::metrics::histogram!(
+                CALL_DURATION,
+                "rpc_service" => self.service,
+                "rpc_method" => self.method,
+                "rpc_response_status_code" => status,
+            )
+        };
+        let labels = [self.service, self.method, status];
+        with_handle(&HANDLES, labels, register, |duration| {
+            duration.record(elapsed)
+        });
     }
 }
 
@@ -123,15 +135,24 @@ pub(crate) struct InFlightGauge(());
 
 impl InFlightGauge {
     pub(crate) fn start() -> InFlightGauge {
-        ::metrics::gauge!(IN_FLIGHT).increment(1.0);
+        in_flight(1.0);
         InFlightGauge(())
     }
 }
 
 impl Drop for InFlightGauge {
     fn drop(&mut self) {
-        ::metrics::gauge!(IN_FLIGHT).decrement(1.0);
+        in_flight(-1.0);
     }
+}
+
+/// Moves the in-flight gauge by `delta`, through this thread's handle.
+fn in_flight(delta: f64) {
+    thread_local! {
+        static HANDLES: RefCell<HandleCache<(), Gauge>> = RefCell::new(HandleCache::new());
+    }
+    let register = || ::metrics::gauge!(IN_FLIGHT);
+    with_handle(&HANDLES, (), register, |gauge| gauge.increment(delta));
 }
 
 /// Counts a served connection until the guard drops.
