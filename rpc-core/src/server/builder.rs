@@ -1,6 +1,6 @@
 //! Server settings and start-up.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use super::admission::{Admission, Full};
 use super::advertise::{published, Advertise};
 use super::auth::{AuthLayer, ServerAuth};
 use super::connection::serve_connection;
-use super::context::ConnectionContext;
+use super::context::{ConnectionContext, ServiceMap};
 use super::layer::{Layers, Rejection, ServerRequest, ServerStack};
 use super::registration::Registration;
 use super::stats::StatsSource;
@@ -296,7 +296,7 @@ impl ServerBuilder {
             })?),
             None => None,
         };
-        let mut services: HashMap<String, Arc<dyn Service>> = HashMap::new();
+        let mut services = ServiceMap::default();
         for service in &self.services {
             let key = service.descriptor().key.to_string();
             if services.insert(key.clone(), Arc::clone(service)).is_some() {

@@ -12,9 +12,13 @@ use super::layer::ServerStack;
 use crate::protocol::{Codecs, MetadataLimits};
 use crate::Service;
 
+/// The served services by key. Only the server inserts into it, so a fast hasher is safe:
+/// a peer can only look keys up.
+pub(crate) type ServiceMap = HashMap<String, Arc<dyn Service>, foldhash::fast::RandomState>;
+
 /// What every connection of one server shares.
 pub(crate) struct ConnectionContext {
-    pub services: Arc<HashMap<String, Arc<dyn Service>>>,
+    pub services: Arc<ServiceMap>,
     /// The codecs requests may use; another codec byte gets status 4.
     pub codecs: Codecs,
     /// The builder's layers over the services; `None` dispatches straight to the handler.

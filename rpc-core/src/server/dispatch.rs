@@ -49,7 +49,8 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         body,
         ..
     } = frame;
-    let meter = CallMeter::start(ctx.context.services.get(&*service).map(|s| &**s), &method);
+    let handler = ctx.context.services.get(&*service);
+    let meter = CallMeter::start(handler.map(|s| &**s), &method);
     let reject = |status: Status, message: &str| {
         meter.answered(status);
         ctx.outbox.send(&Frame::error(id, codec, status, message));
@@ -98,7 +99,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         return;
     }
     let service_name = WireText(&service);
-    let Some(handler) = ctx.context.services.get(&*service) else {
+    let Some(handler) = handler else {
         if let Some(suppressed) = UNKNOWN_SERVICE.allow() {
             tracing::warn!(peer = %ctx.peer, service = %service_name, suppressed, "request for unknown service");
         }

@@ -47,7 +47,6 @@
 //! # let _ = builder;
 //! ```
 
-use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -58,10 +57,11 @@ use futures::FutureExt;
 use tower::util::BoxCloneSyncService;
 use tower::ServiceExt;
 
+use super::context::ServiceMap;
 use super::wire_text::WireText;
 use crate::call::context::CallContext;
 use crate::protocol::{Codec, Metadata, Status};
-use crate::{DispatchError, Service};
+use crate::DispatchError;
 
 /// What server layers wrap: the rest of the dispatch down to the handler, boxed.
 pub type ServerStack = BoxCloneSyncService<ServerRequest, Bytes, Rejection>;
@@ -160,7 +160,7 @@ impl From<tower::BoxError> for Rejection {
 /// The innermost service: finds the service and runs the handler.
 #[derive(Clone)]
 pub(super) struct Handlers {
-    pub(super) services: Arc<HashMap<String, Arc<dyn Service>>>,
+    pub(super) services: Arc<ServiceMap>,
 }
 
 impl tower::Service<ServerRequest> for Handlers {
@@ -228,7 +228,7 @@ impl Layers {
     }
 
     /// The stack over the served services.
-    pub(super) fn build(&self, services: Arc<HashMap<String, Arc<dyn Service>>>) -> ServerStack {
+    pub(super) fn build(&self, services: Arc<ServiceMap>) -> ServerStack {
         (self.0)(BoxCloneSyncService::new(Handlers { services }))
     }
 }
