@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[&[&str]] = &[
     &["protocol", "backoff", "defaults"],
     &["registry", "documents"],
-    &["error", "service"],
+    &["error", "service", "metric_handles"],
     &["call"],
     &["transport"],
     &["cluster"],

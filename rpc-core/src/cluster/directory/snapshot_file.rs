@@ -7,10 +7,10 @@
 //!
 //! One file may be shared by several directories, in one process or many: each write reads
 //! the file first and replaces only the keys this directory updated (merge on write), so
-//! nobody drops another's lists; every temporary file has a name of its own (process id, a
-//! counter and a random number), so writers never interleave in one; and after the rename
-//! the file is read back, and written again (a few times at most) if a concurrent writer's
-//! rename replaced this one's lists.
+//! nobody drops another's lists. The read, merge and rename happen under an exclusive lock
+//! on a lock file beside it (`.<name>.lock`, kept): without it, a writer that read the file
+//! before another's rename would rename its older copy over the other's newer lists. Every
+//! temporary file has a name of its own (process id, a counter and a random number).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -32,9 +32,6 @@ struct FileBody {
     #[serde(default)]
     services: BTreeMap<String, Vec<ServiceInstance>>,
 }
-
-/// How many times a write is repeated when a concurrent writer replaced it.
-const WRITE_ATTEMPTS: usize = 5;
 
 /// Tells temporary files of one process apart.
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -136,49 +133,56 @@ fn read_lists(path: &Path, warn: bool) -> BTreeMap<String, Vec<ServiceInstance>>
     }
 }
 
-/// Merges this directory's lists over the file's and writes the result; reads it back and
-/// writes again while a concurrent writer's rename dropped ours.
+/// Merges this directory's lists over the file's and writes the result, holding the lock
+/// file so that no other writer reads or renames in between.
 fn write_merged(path: &Path, lists: &Mutex<Lists>) -> std::io::Result<()> {
-    for _ in 0..WRITE_ATTEMPTS {
-        let mut services = read_lists(path, false);
-        let ours: BTreeMap<String, Vec<ServiceInstance>> = {
-            let lists = lists.lock().unwrap_or_else(|p| p.into_inner());
-            lists
-                .updated
-                .iter()
-                .filter_map(|key| Some((key.clone(), lists.services.get(key)?.clone())))
-                .collect()
-        };
-        services.extend(ours.clone());
-        let body = FileBody {
-            format: FORMAT,
-            saved_at_ms: now_ms(),
-            services,
-        };
-        let bytes = serde_json::to_vec_pretty(&body).map_err(std::io::Error::other)?;
-        write_atomically(path, &bytes)?;
-        let on_disk = read_lists(path, false);
-        if ours
-            .iter()
-            .all(|(key, list)| on_disk.get(key) == Some(list))
-        {
-            return Ok(());
+    let dir = parent_dir(path);
+    std::fs::create_dir_all(&dir)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!(".{}.lock", file_name(path))))?;
+    lock.lock()?;
+    let mut services = read_lists(path, false);
+    {
+        let lists = lists.lock().unwrap_or_else(|p| p.into_inner());
+        for key in &lists.updated {
+            if let Some(list) = lists.services.get(key) {
+                services.insert(key.clone(), list.clone());
+            }
         }
     }
-    Ok(())
+    let body = FileBody {
+        format: FORMAT,
+        saved_at_ms: now_ms(),
+        services,
+    };
+    let bytes = serde_json::to_vec_pretty(&body).map_err(std::io::Error::other)?;
+    // The lock is released when `lock` closes, after the rename.
+    write_atomically(path, &bytes)
+}
+
+/// The directory holding `path`.
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The file name of `path`, for the names of its temporary and lock files.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "directory-snapshot.json".to_string())
 }
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = parent_dir(path);
     std::fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "directory-snapshot.json".to_string());
+    let name = file_name(path);
     let temp = dir.join(format!(
         ".{name}.{}.{}.{:x}.tmp",
         std::process::id(),
@@ -274,14 +278,18 @@ mod sharing {
                     .and_then(|l| l.first())
                     .map(|i| i.port)
             };
-            let files = std::fs::read_dir(&dir).map_or(0, |d| d.count());
+            let temporary = std::fs::read_dir(&dir).map_or(0, |d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+                    .count()
+            });
             // Both lists current, and no write still in progress (no temporary file left).
-            if last(&a) == Some(rounds) && last(&b) == Some(rounds) && files == 1 {
+            if last(&a) == Some(rounds) && last(&b) == Some(rounds) && temporary == 0 {
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "the file lost a list or a temporary file stayed: A {:?}, B {:?}, {files} files",
+                "the file lost a list or a temporary file stayed: A {:?}, B {:?}, {temporary} temporary files",
                 last(&a),
                 last(&b)
             );
