@@ -170,7 +170,11 @@ fn main() -> ExitCode {
         Some(Command::Registry(args)) => registry_bench::main(&args),
         Some(Command::RegistryProvider(args)) => registry_bench::provider_main(&args),
         Some(Command::RegistryDiscover(args)) => registry_bench::discover_main(&args),
-        None => echo_main(&cli.echo),
+        None => {
+            let result = echo_main(&cli.echo);
+            systems::rpc_tls::remove_own_certs();
+            result
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

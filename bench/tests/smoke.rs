@@ -5,8 +5,11 @@ use std::process::Command;
 
 #[test]
 fn every_system_answers_echo_calls() {
+    // Its own temp directory, to check that the run leaves no TLS keys behind in it.
+    let temp = tempfile::tempdir().expect("temp dir");
     let output = Command::new(env!("CARGO_BIN_EXE_rpc-bench"))
         .arg("--smoke")
+        .env("TMPDIR", temp.path())
         .output()
         .expect("rpc-bench runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -37,6 +40,16 @@ fn every_system_answers_echo_calls() {
             "{label} did not answer:\n{stdout}\n{stderr}"
         );
     }
+    let left: Vec<_> = std::fs::read_dir(temp.path())
+        .expect("read temp dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("rpc-bench-tls-"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the run left its TLS keys behind: {left:?}"
+    );
 }
 
 #[test]

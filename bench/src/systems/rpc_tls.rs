@@ -30,8 +30,26 @@ pub fn cert_dir() -> Result<&'static Path, BenchError> {
     }
 }
 
+/// The directory this process makes its certificates in, when the parent did not name one.
+fn own_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("rpc-bench-tls-{}", std::process::id()))
+}
+
+/// Removes the certificates' directory if this process made it: the parent calls it when the
+/// run ends, so no run leaves its keys behind in the temp directory.
+pub fn remove_own_certs() {
+    if std::env::var_os(TLS_DIR_ENV).is_none() {
+        let dir = own_dir();
+        if dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                eprintln!("rpc-bench: cannot remove {}: {e}", dir.display());
+            }
+        }
+    }
+}
+
 fn make_certs() -> Result<PathBuf, BenchError> {
-    let dir = std::env::temp_dir().join(format!("rpc-bench-tls-{}", std::process::id()));
+    let dir = own_dir();
     std::fs::create_dir_all(&dir)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
