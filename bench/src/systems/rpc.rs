@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use rpc_core::{CallOptions, Client, Codec, Server};
+use rpc_core::{CallOptions, Client, ClientBuilder, Codec, Server};
 
 use super::{BenchError, EchoClient as BenchClient, ServerGuard};
 
@@ -59,7 +59,16 @@ pub async fn connect(
     connections: usize,
     codec: Option<Codec>,
 ) -> Result<EchoClient, BenchError> {
-    let mut builder = Client::builder();
+    connect_with(Client::builder(), addr, connections, codec).await
+}
+
+/// [`connect`] from a builder with settings of its own (`rpc+tls` adds its CA).
+pub async fn connect_with(
+    mut builder: ClientBuilder,
+    addr: SocketAddr,
+    connections: usize,
+    codec: Option<Codec>,
+) -> Result<EchoClient, BenchError> {
     if let Some(codec) = codec {
         builder = builder.codec(codec);
     }

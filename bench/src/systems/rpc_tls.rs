@@ -87,13 +87,6 @@ pub async fn connect(
     connections: usize,
     codec: Option<Codec>,
 ) -> Result<EchoClient, BenchError> {
-    let mut builder = Client::builder().tls_ca(cert_dir()?.join("ca.pem"));
-    if let Some(codec) = codec {
-        builder = builder.codec(codec);
-    }
-    let client = builder
-        .connections_per_address(connections)
-        .connect(&addr.to_string())
-        .await?;
-    Ok(EchoClient::new(client))
+    let builder = Client::builder().tls_ca(cert_dir()?.join("ca.pem"));
+    super::rpc::connect_with(builder, addr, connections, codec).await
 }
