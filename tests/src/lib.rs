@@ -34,6 +34,7 @@ pub mod memory;
 #[cfg(feature = "nacos")]
 pub mod nacos;
 pub mod net;
+pub mod panics;
 pub mod process;
 pub mod raw;
 pub mod redis;

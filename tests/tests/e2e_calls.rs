@@ -102,6 +102,9 @@ async fn an_exceeded_deadline_returns_status_5_in_time() {
     server.shutdown().await.unwrap();
 }
 
+/// What the panicky handler panics with.
+const ASKED_TO_FAIL: &str = "asked to fail";
+
 mod panicky {
     #[rpc_core::service(name = "test.Panicky")]
     pub trait Panicky {
@@ -113,7 +116,7 @@ mod panicky {
     impl Panicky for Impl {
         async fn boom(&self, fail: bool) -> u32 {
             if fail {
-                panic!("asked to fail");
+                panic!("{}", super::ASKED_TO_FAIL);
             }
             7
         }
@@ -123,6 +126,7 @@ mod panicky {
 #[tokio::test]
 async fn a_panicking_handler_answers_status_1_and_the_next_call_works() {
     use panicky::{Impl, PanickyClient, PanickyServer};
+    tests::panics::silence_panics_saying(ASKED_TO_FAIL);
     let server = Server::builder()
         .serve(PanickyServer::new(Impl))
         .start()

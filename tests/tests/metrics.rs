@@ -34,7 +34,7 @@ impl Outcomes for Impl {
     }
 
     async fn fail(&self) -> u32 {
-        panic!("an application error, on purpose")
+        panic!("{DELIBERATE_PANIC}")
     }
 
     async fn slow(&self, ms: u64) {
@@ -43,6 +43,10 @@ impl Outcomes for Impl {
 }
 
 const KEY: &str = "test.Outcomes:1.0.0";
+
+/// What `fail` panics with.
+const DELIBERATE_PANIC: &str = "an application error, on purpose";
+
 const DURATION_COUNT: &str = "rpc_server_call_duration_seconds_count";
 const CLIENT_DURATION_COUNT: &str = "rpc_client_call_duration_seconds_count";
 
@@ -147,6 +151,7 @@ async fn registry_metrics_follow_the_lease_and_a_watch_resync() {
 
 #[tokio::test]
 async fn metrics_hold_exactly_the_calls_made_per_outcome() {
+    tests::panics::silence_panics_saying(DELIBERATE_PANIC);
     let handle = recorder();
     let server = Server::builder()
         .bind("127.0.0.1:0")
