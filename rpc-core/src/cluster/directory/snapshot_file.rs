@@ -179,9 +179,9 @@ fn file_name(path: &Path) -> String {
 }
 
 /// Writes `bytes` to a temporary file next to `path`, syncs it, and renames it over `path`.
+/// The directory exists: `write_merged` made it for its lock file.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = parent_dir(path);
-    std::fs::create_dir_all(&dir)?;
     let name = file_name(path);
     let temp = dir.join(format!(
         ".{name}.{}.{}.{:x}.tmp",
