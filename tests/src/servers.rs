@@ -17,3 +17,11 @@ pub async fn example_server(builder: ServerBuilder) -> ServerHandle {
     provider.set_address(server.local_addr().to_string());
     server
 }
+
+/// Writes a provider's tokens file as secret mounts do: beside it, then renamed over it, so
+/// a reader never sees half a file.
+pub fn write_tokens(path: &std::path::Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).unwrap();
+    std::fs::rename(&next, path).unwrap();
+}
