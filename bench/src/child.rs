@@ -1,14 +1,15 @@
 //! Servers in their own process. The parent re-executes `rpc-bench serve --system S --listen
 //! 127.0.0.1:0`; the child prints `LISTENING <addr>` once its server is bound, then answers
-//! control lines on stdin: `USAGE` gets `USAGE <user_us> <system_us>` (its own
-//! `getrusage(RUSAGE_SELF)`), and `QUIT` or end of input ends it.
+//! control lines on stdin: `USAGE` gets `USAGE <user_us> <system_us> <allocations>` (its own
+//! `getrusage(RUSAGE_SELF)` and the count of the counting global allocator, see
+//! [`crate::alloc_count`]), and `QUIT` or end of input ends it.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
-use crate::cpu::{process_cpu, CpuTime};
+use crate::cpu::{CpuTime, Usage};
 use crate::systems::{self, BenchError, System};
 
 /// A running server subprocess.
@@ -71,16 +72,17 @@ impl ServerProcess {
         self.addr
     }
 
-    /// The server process's CPU time so far.
-    pub fn cpu(&mut self) -> Result<CpuTime, BenchError> {
+    /// The server process's CPU time and allocations so far.
+    pub fn usage(&mut self) -> Result<Usage, BenchError> {
         writeln!(self.stdin, "USAGE")?;
         self.stdin.flush()?;
         let line = self.read_line()?;
         let mut fields = line.split_whitespace();
-        match (fields.next(), fields.next(), fields.next()) {
-            (Some("USAGE"), Some(user), Some(system)) => {
-                Ok(CpuTime::from_micros(user.parse()?, system.parse()?))
-            }
+        match (fields.next(), fields.next(), fields.next(), fields.next()) {
+            (Some("USAGE"), Some(user), Some(system), Some(allocations)) => Ok(Usage {
+                cpu: CpuTime::from_micros(user.parse()?, system.parse()?),
+                allocations: allocations.parse()?,
+            }),
             _ => Err(format!("{} server answered {line:?} to USAGE", self.system.name()).into()),
         }
     }
@@ -138,9 +140,10 @@ pub fn serve_main(system: System, listen: &str) -> Result<(), BenchError> {
         let line = line?;
         match line.trim() {
             "USAGE" => {
-                let (user, system) = process_cpu().to_micros();
+                let usage = Usage::current();
+                let (user, system) = usage.cpu.to_micros();
                 let mut out = stdout.lock();
-                writeln!(out, "USAGE {user} {system}")?;
+                writeln!(out, "USAGE {user} {system} {}", usage.allocations)?;
                 out.flush()?;
             }
             "QUIT" => break,

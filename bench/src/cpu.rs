@@ -1,7 +1,36 @@
-//! CPU time of this process, from `getrusage(RUSAGE_SELF)`, and resident memory from
-//! `/proc/self/statm`.
+//! CPU time of this process, from `getrusage(RUSAGE_SELF)`, its allocation count (from the
+//! counting global allocator) and resident memory from `/proc/self/statm`.
 
 use std::time::Duration;
+
+use crate::alloc_count;
+
+/// What a process has used so far: CPU time and allocations.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time, all threads.
+    pub cpu: CpuTime,
+    /// Heap allocations made ([`alloc_count::allocations`]).
+    pub allocations: u64,
+}
+
+impl Usage {
+    /// This process's usage now.
+    pub fn current() -> Usage {
+        Usage {
+            cpu: process_cpu(),
+            allocations: alloc_count::allocations(),
+        }
+    }
+
+    /// What was used between `earlier` and `self`.
+    pub fn since(&self, earlier: &Usage) -> Usage {
+        Usage {
+            cpu: self.cpu.since(&earlier.cpu),
+            allocations: self.allocations.saturating_sub(earlier.allocations),
+        }
+    }
+}
 
 /// User plus system CPU time a process has used so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

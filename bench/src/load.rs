@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
 
-use crate::cpu::{process_cpu, CpuTime};
+use crate::cpu::{CpuTime, Usage};
 use crate::systems::{BenchError, EchoClient};
 
 /// Latencies are recorded in nanoseconds, from 1 ns to 60 s, with 3 significant digits.
@@ -49,6 +49,10 @@ pub struct Measured {
     pub client_cpu: CpuTime,
     /// CPU used by the server process during the window.
     pub server_cpu: CpuTime,
+    /// Heap allocations the client process made during the window.
+    pub client_allocs: u64,
+    /// Heap allocations the server process made during the window.
+    pub server_allocs: u64,
 }
 
 impl Measured {
@@ -67,6 +71,16 @@ impl Measured {
         let cpu_ms = (self.client_cpu.total() + self.server_cpu.total()).as_secs_f64() * 1_000.0;
         cpu_ms * 1_000.0 / (self.calls.max(1) as f64)
     }
+
+    /// Client process allocations per completed call.
+    pub fn allocs_per_call_client(&self) -> f64 {
+        self.client_allocs as f64 / self.calls.max(1) as f64
+    }
+
+    /// Server process allocations per completed call.
+    pub fn allocs_per_call_server(&self) -> f64 {
+        self.server_allocs as f64 / self.calls.max(1) as f64
+    }
 }
 
 struct Worker {
@@ -76,12 +90,13 @@ struct Worker {
     first_error: Option<String>,
 }
 
-/// Runs one point against `client`. `server_cpu` reads the server process's CPU time; it is
-/// called right before and right after the window.
+/// Runs one point against `client`. `server_usage` reads the server process's CPU time and
+/// allocations; it is called right before and right after the window (outside the client's own
+/// window, so its control-line traffic is not counted as the client's).
 pub async fn run<C: EchoClient>(
     client: C,
     point: &Point,
-    server_cpu: &mut dyn FnMut() -> Result<CpuTime, BenchError>,
+    server_usage: &mut dyn FnMut() -> Result<Usage, BenchError>,
 ) -> Result<Measured, BenchError> {
     let payload = Bytes::from(vec![0xA5u8; point.payload]);
     let phase = Arc::new(AtomicU8::new(WARMUP));
@@ -95,16 +110,16 @@ pub async fn run<C: EchoClient>(
     }
 
     tokio::time::sleep(point.warmup).await;
-    let server_before = server_cpu()?;
-    let client_before = process_cpu();
+    let server_before = server_usage()?;
+    let client_before = Usage::current();
     let started = Instant::now();
     phase.store(MEASURE, Ordering::Release);
 
     tokio::time::sleep(point.duration).await;
     phase.store(STOP, Ordering::Release);
     let elapsed = started.elapsed();
-    let client_after = process_cpu();
-    let server_after = server_cpu()?;
+    let client_after = Usage::current();
+    let server_after = server_usage()?;
 
     let mut latency = new_histogram()?;
     let (mut calls, mut errors, mut first_error) = (0, 0, None);
@@ -117,14 +132,20 @@ pub async fn run<C: EchoClient>(
             first_error = worker.first_error;
         }
     }
+    let (client, server) = (
+        client_after.since(&client_before),
+        server_after.since(&server_before),
+    );
     Ok(Measured {
         calls,
         errors,
         first_error,
         elapsed,
         latency,
-        client_cpu: client_after.since(&client_before),
-        server_cpu: server_after.since(&server_before),
+        client_cpu: client.cpu,
+        server_cpu: server.cpu,
+        client_allocs: client.allocations,
+        server_allocs: server.allocations,
     })
 }
 

@@ -11,6 +11,7 @@
 //! rpc-bench registry             # registry figures, etcd and ZooKeeper
 //! ```
 
+mod alloc_count;
 mod chart;
 mod child;
 mod codecs;

@@ -30,6 +30,14 @@ pub struct Row {
     pub p999_us: f64,
     /// Client plus server CPU milliseconds per 1,000 calls.
     pub cpu_ms_per_1k: f64,
+    /// Heap allocations of the client process per call (0 in files from before it was
+    /// measured).
+    #[serde(default)]
+    pub client_allocs_per_call: f64,
+    /// Heap allocations of the server process per call (0 in files from before it was
+    /// measured).
+    #[serde(default)]
+    pub server_allocs_per_call: f64,
 }
 
 impl Row {
@@ -45,6 +53,8 @@ impl Row {
             p99_us: round(measured.quantile_us(0.99), 1),
             p999_us: round(measured.quantile_us(0.999), 1),
             cpu_ms_per_1k: round(measured.cpu_ms_per_1k(), 3),
+            client_allocs_per_call: round(measured.allocs_per_call_client(), 2),
+            server_allocs_per_call: round(measured.allocs_per_call_server(), 2),
         }
     }
 
@@ -97,8 +107,16 @@ pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>7} {:>5}  {:<16} {:>10} {:>9} {:>9} {:>10} {:>11}",
-        "payload", "conc", "system", "qps", "p50 us", "p99 us", "p99.9 us", "cpu ms/1k"
+        "{:>7} {:>5}  {:<16} {:>10} {:>9} {:>9} {:>10} {:>11} {:>15}",
+        "payload",
+        "conc",
+        "system",
+        "qps",
+        "p50 us",
+        "p99 us",
+        "p99.9 us",
+        "cpu ms/1k",
+        "allocs/call c+s"
     );
     let mut last = None;
     for row in rows_in_order(rows) {
@@ -109,7 +127,7 @@ pub fn table(rows: &[Row]) -> String {
         last = Some(group);
         let _ = writeln!(
             out,
-            "{:>7} {:>5}  {:<16} {:>10.0} {:>9.1} {:>9.1} {:>10.1} {:>11.3}",
+            "{:>7} {:>5}  {:<16} {:>10.0} {:>9.1} {:>9.1} {:>10.1} {:>11.3} {:>15}",
             size(row.payload),
             row.concurrency,
             row.label(),
@@ -117,7 +135,11 @@ pub fn table(rows: &[Row]) -> String {
             row.p50_us,
             row.p99_us,
             row.p999_us,
-            row.cpu_ms_per_1k
+            row.cpu_ms_per_1k,
+            format!(
+                "{:.2}+{:.2}",
+                row.client_allocs_per_call, row.server_allocs_per_call
+            )
         );
     }
     let rpc_rows: Vec<&Row> = rows_in_order(rows)
@@ -206,6 +228,8 @@ mod tests {
             p99_us: 20.0,
             p999_us: 30.0,
             cpu_ms_per_1k: 1.0,
+            client_allocs_per_call: 7.0,
+            server_allocs_per_call: 5.0,
         }
     }
 
@@ -222,6 +246,7 @@ mod tests {
         assert_eq!(
             keys,
             [
+                "client_allocs_per_call",
                 "concurrency",
                 "connections",
                 "cpu_ms_per_1k",
@@ -230,6 +255,7 @@ mod tests {
                 "p99_us",
                 "payload",
                 "qps",
+                "server_allocs_per_call",
                 "system"
             ]
         );
@@ -247,5 +273,15 @@ mod tests {
         let text = table(&rows);
         assert!(text.contains("0.50 / 2.00 / - / 1.25"), "{text}");
         assert!(text.contains("0.80 / 3.20 / - / 2.00"), "{text}");
+        assert!(text.contains("7.00+5.00"), "{text}");
+    }
+
+    #[test]
+    fn rows_from_before_allocation_counts_still_read() {
+        let old = r#"{"system":"raw","payload":128,"concurrency":1,"connections":1,"qps":1.0,
+            "p50_us":1.0,"p99_us":2.0,"p999_us":3.0,"cpu_ms_per_1k":1.0}"#;
+        let row: Row = serde_json::from_str(old).unwrap();
+        assert_eq!(row.client_allocs_per_call, 0.0);
+        assert_eq!(row.server_allocs_per_call, 0.0);
     }
 }

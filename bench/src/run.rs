@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::child::ServerProcess;
-use crate::cpu::CpuTime;
+use crate::cpu::Usage;
 use crate::load::{self, Point};
 use crate::report::Row;
 use crate::systems::{self, BenchError, EchoClient, System};
@@ -152,8 +152,14 @@ pub fn execute(plan: &Plan) -> Result<Vec<Row>, BenchError> {
                 let mut row = Row::new(target.system, target.connections, &point, &measured);
                 row.system = target.label();
                 eprintln!(
-                    "  {:.0} qps, p50 {:.1} us, p99 {:.1} us, {:.2} cpu ms/1k",
-                    row.qps, row.p50_us, row.p99_us, row.cpu_ms_per_1k
+                    "  {:.0} qps, p50 {:.1} us, p99 {:.1} us, {:.2} cpu ms/1k, \
+                     allocs/call client {:.2} server {:.2}",
+                    row.qps,
+                    row.p50_us,
+                    row.p99_us,
+                    row.cpu_ms_per_1k,
+                    row.client_allocs_per_call,
+                    row.server_allocs_per_call
                 );
                 rows.push(row);
             }
@@ -169,22 +175,26 @@ fn measure(
     point: &Point,
 ) -> Result<load::Measured, BenchError> {
     let addr = server.addr();
-    let mut server_cpu = || server.cpu();
-    drive_point(target, addr, point, &mut server_cpu)
+    let mut server_usage = || server.usage();
+    drive_point(target, addr, point, &mut server_usage)
 }
 
-/// Load against a server started elsewhere (for profiling); prints what it measured.
+/// Load against a server started elsewhere (for profiling); prints what it measured. The
+/// server's usage is unknown here, so only the client's allocations are shown (appended last,
+/// after the fields scripts already parse).
 pub fn drive(target: Target, addr: SocketAddr, point: &Point) -> Result<(), BenchError> {
-    let measured = drive_point(target, addr, point, &mut || Ok(CpuTime::default()))?;
+    let measured = drive_point(target, addr, point, &mut || Ok(Usage::default()))?;
     println!(
-        "{} calls in {:.3} s: {:.0} qps, p50 {:.1} us, p99 {:.1} us, client cpu {:.3} s, {} errors",
+        "{} calls in {:.3} s: {:.0} qps, p50 {:.1} us, p99 {:.1} us, client cpu {:.3} s, \
+         {} errors, client allocs/call {:.2}",
         measured.calls,
         measured.elapsed.as_secs_f64(),
         measured.qps(),
         measured.quantile_us(0.5),
         measured.quantile_us(0.99),
         measured.client_cpu.total().as_secs_f64(),
-        measured.errors
+        measured.errors,
+        measured.allocs_per_call_client()
     );
     Ok(())
 }
@@ -193,46 +203,46 @@ fn drive_point(
     target: Target,
     addr: SocketAddr,
     point: &Point,
-    server_cpu: &mut dyn FnMut() -> Result<CpuTime, BenchError>,
+    server_usage: &mut dyn FnMut() -> Result<Usage, BenchError>,
 ) -> Result<load::Measured, BenchError> {
     let runtime = client_runtime()?;
-    let mut server_cpu = server_cpu;
+    let mut server_usage = server_usage;
     let measured = runtime.block_on(async {
         match target.system {
             System::Raw => {
                 let client = systems::raw::connect(addr, target.connections).await?;
-                load::run(client, point, &mut server_cpu).await
+                load::run(client, point, &mut server_usage).await
             }
             System::Rpc | System::RpcMetrics => {
                 let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
-                load::run(client, point, &mut server_cpu).await
+                load::run(client, point, &mut server_usage).await
             }
             System::RpcMeta => {
                 let client = systems::rpc::connect(addr, target.connections, target.codec).await?;
-                load::run(client.with_metadata(), point, &mut server_cpu).await
+                load::run(client.with_metadata(), point, &mut server_usage).await
             }
             System::RpcTls => {
                 let client =
                     systems::rpc_tls::connect(addr, target.connections, target.codec).await?;
-                load::run(client, point, &mut server_cpu).await
+                load::run(client, point, &mut server_usage).await
             }
             System::Tarpc => {
                 let client = systems::tarpc::connect(addr).await?;
-                load::run(client, point, &mut server_cpu).await
+                load::run(client, point, &mut server_usage).await
             }
             System::Tonic => {
                 let client = systems::tonic::connect(addr).await?;
-                load::run(client, point, &mut server_cpu).await
+                load::run(client, point, &mut server_usage).await
             }
             System::TonicTls => {
                 let client = systems::tonic::connect_tls(addr).await?;
-                load::run(client, point, &mut server_cpu).await
+                load::run(client, point, &mut server_usage).await
             }
             #[cfg(feature = "volo")]
             System::Volo => {
                 // A clone keeps the connection open for the count after the load.
                 let client = systems::volo::connect(addr).await?;
-                let measured = load::run(client.clone(), point, &mut server_cpu).await?;
+                let measured = load::run(client.clone(), point, &mut server_usage).await?;
                 systems::volo::expect_one_connection(addr)?;
                 Ok(measured)
             }
@@ -270,7 +280,7 @@ pub fn smoke(targets: &[Target]) -> Result<Vec<String>, BenchError> {
 
 fn smoke_one(target: Target) -> Result<(), BenchError> {
     let mut server = ServerProcess::spawn(target.system)?;
-    server.cpu()?;
+    server.usage()?;
     let addr = server.addr();
     let runtime = client_runtime()?;
     let result = runtime.block_on(async {
