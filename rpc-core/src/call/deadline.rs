@@ -20,8 +20,13 @@ impl Deadline {
 
     /// The deadline `budget` from now; `None`, or a budget past the clock's range, is none.
     pub fn after(budget: Option<Duration>) -> Deadline {
+        Deadline::after_since(budget, Instant::now())
+    }
+
+    /// The deadline `budget` from `now`, for a caller that has read the clock already.
+    pub fn after_since(budget: Option<Duration>, now: Instant) -> Deadline {
         Deadline {
-            at: budget.and_then(|budget| Instant::now().checked_add(budget)),
+            at: budget.and_then(|budget| now.checked_add(budget)),
         }
     }
 
@@ -32,9 +37,17 @@ impl Deadline {
 
     /// The deadline a request's wire field gives: `ms` milliseconds from now, 0 meaning none.
     pub fn from_wire_ms(ms: u32) -> Deadline {
+        Deadline::from_wire_ms_since(ms, Instant::now())
+    }
+
+    /// The deadline a request's wire field gives, counted from when the request arrived: a
+    /// server reads the clock once per batch of frames, not once per call.
+    pub fn from_wire_ms_since(ms: u32, arrived: Instant) -> Deadline {
         match ms {
             0 => Deadline::NONE,
-            ms => Deadline::after(Some(Duration::from_millis(u64::from(ms)))),
+            ms => Deadline {
+                at: arrived.checked_add(Duration::from_millis(u64::from(ms))),
+            },
         }
     }
 
@@ -88,10 +101,17 @@ impl Deadline {
     }
 
     /// Runs `work` until the deadline; `None` if the deadline passed first.
-    pub async fn run<F: std::future::Future>(self, work: F) -> Option<F::Output> {
+    ///
+    /// Not an `async fn`: that would keep `work` in its state beside the timeout holding
+    /// it, and a call's future is moved through here by value on every call.
+    pub fn run<F: std::future::Future>(
+        self,
+        work: F,
+    ) -> impl std::future::Future<Output = Option<F::Output>> {
+        use futures::future::{Either, FutureExt};
         match self.at {
-            None => Some(work.await),
-            Some(at) => tokio::time::timeout_at(at.into(), work).await.ok(),
+            None => Either::Left(work.map(Some)),
+            Some(at) => Either::Right(tokio::time::timeout_at(at.into(), work).map(Result::ok)),
         }
     }
 }
@@ -99,6 +119,24 @@ impl Deadline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A call's future passes through `run` by value on every call: `run` must hold the work
+    /// once (beside its timer), not a second copy as an `async fn` parameter would.
+    #[tokio::test]
+    async fn running_under_a_deadline_keeps_one_copy_of_the_work() {
+        let work = async {
+            let buffer = [7u8; 4096];
+            std::future::pending::<()>().await;
+            buffer[0]
+        };
+        let work_size = std::mem::size_of_val(&work);
+        let bounded = Deadline::after(Some(Duration::from_secs(1))).run(work);
+        assert!(
+            std::mem::size_of_val(&bounded) < work_size + 1024,
+            "run's future is {} bytes for {work_size} bytes of work",
+            std::mem::size_of_val(&bounded)
+        );
+    }
 
     #[test]
     fn huge_budgets_mean_no_deadline() {

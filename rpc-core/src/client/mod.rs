@@ -303,10 +303,11 @@ impl Core {
             Route::Cluster(cluster) => cluster.deadline_override(&call.service_key).or(budget),
             Route::Direct(_) => budget,
         };
-        call.deadline = Deadline::after(budget);
+        let now = Instant::now();
+        call.deadline = Deadline::after_since(budget, now);
         check_request(call, self.max_frame)?;
         let call = &*call;
-        match call.deadline.run(self.invoke(call)).await {
+        match call.deadline.run(self.invoke(call, now)).await {
             Some(reply) => reply,
             None => Err(RpcError::DeadlineExceeded {
                 deadline: budget.unwrap_or(Duration::MAX),
@@ -314,11 +315,11 @@ impl Core {
         }
     }
 
-    async fn invoke(&self, call: &Call) -> Result<Bytes, RpcError> {
+    /// Sends `call` through the route; `started` is when the call began.
+    async fn invoke(&self, call: &Call, started: Instant) -> Result<Bytes, RpcError> {
         match &self.route {
             Route::Direct(addr) => {
                 crate::call::record_attempt(1, *addr);
-                let started = std::time::Instant::now();
                 let result = async { self.pool.get(*addr).await?.send(call).await }.await;
                 crate::cluster::metrics::attempt_finished(call, *addr, &result, started.elapsed());
                 result

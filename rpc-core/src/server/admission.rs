@@ -146,11 +146,12 @@ impl Table {
 }
 
 impl Admitted {
-    /// Records a frame from the peer: the connection is active now.
-    pub(crate) fn touch(&self) {
-        self.slot
-            .last_active_ms
-            .store(self.admission.now_ms(), Ordering::Relaxed);
+    /// Records frames from the peer that arrived at `now`: the connection is active.
+    pub(crate) fn touch(&self, now: std::time::Instant) {
+        let ms = now
+            .saturating_duration_since(self.admission.epoch)
+            .as_millis() as u64;
+        self.slot.last_active_ms.store(ms, Ordering::Relaxed);
     }
 
     /// How long since the peer's last frame.

@@ -171,23 +171,47 @@ impl Connection<'_> {
                 }
                 None => return End::PeerGone,
             };
-            self.admitted.touch();
-            match frame.kind {
-                Kind::Request => dispatch(
-                    frame,
-                    Dispatch {
-                        context,
-                        outbox: self.outbox,
-                        in_flight,
-                        peer: self.peer,
-                        peer_name: self.peer_name,
-                        going_away,
-                    },
-                ),
-                Kind::Ping => self.outbox.send(&Frame::control(Kind::Pong, frame.id)),
-                Kind::Cancel => in_flight.cancel(frame.id),
-                Kind::GoAway | Kind::Pong | Kind::Response => {}
+            // Every frame this read brought is handled before selecting again, with one clock
+            // reading for all of them.
+            let arrived = std::time::Instant::now();
+            self.admitted.touch(arrived);
+            let mut next = Some(frame);
+            while let Some(frame) = next {
+                self.handle(frame, arrived, going_away);
+                if self.outbox.unsent.over_bound() {
+                    break;
+                }
+                next = match reader.buffered() {
+                    Some(Ok(frame)) => Some(frame),
+                    Some(Err(e)) => {
+                        self.reject_framing(&e);
+                        return End::PeerGone;
+                    }
+                    None => None,
+                };
             }
+        }
+    }
+
+    /// Handles one frame from the peer that arrived at `arrived`.
+    fn handle(&self, frame: Frame, arrived: std::time::Instant, going_away: bool) {
+        let in_flight = &self.admitted.slot.in_flight;
+        match frame.kind {
+            Kind::Request => dispatch(
+                frame,
+                Dispatch {
+                    context: self.context,
+                    outbox: self.outbox,
+                    in_flight,
+                    peer: self.peer,
+                    peer_name: self.peer_name,
+                    going_away,
+                    arrived,
+                },
+            ),
+            Kind::Ping => self.outbox.send(&Frame::control(Kind::Pong, frame.id)),
+            Kind::Cancel => in_flight.cancel(frame.id),
+            Kind::GoAway | Kind::Pong | Kind::Response => {}
         }
     }
 

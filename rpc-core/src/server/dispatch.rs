@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::FutureExt;
 use tower::ServiceExt;
@@ -31,6 +32,8 @@ pub(crate) struct Dispatch<'a> {
     /// The common name of the peer's verified client certificate (mutual TLS).
     pub peer_name: Option<&'a Arc<str>>,
     pub going_away: bool,
+    /// When the frame's read completed: the start of its deadline and of its duration.
+    pub arrived: Instant,
 }
 
 static UNKNOWN_SERVICE: WarnLimit = WarnLimit::new();
@@ -50,7 +53,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         ..
     } = frame;
     let handler = ctx.context.services.get(&*service);
-    let meter = CallMeter::start(handler.map(|s| &**s), &method);
+    let meter = CallMeter::start(handler.map(|s| &**s), &method, ctx.arrived);
     let reject = |status: Status, message: &str| {
         meter.answered(status);
         ctx.outbox.send(&Frame::error(id, codec, status, message));
@@ -86,7 +89,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
             id,
             service,
             method,
-            Deadline::from_wire_ms(deadline_ms),
+            Deadline::from_wire_ms_since(deadline_ms, ctx.arrived),
             metadata,
         ));
         let request = ServerRequest {
@@ -140,7 +143,7 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
         }
     };
     let max_frame = ctx.context.max_frame;
-    let deadline = Deadline::from_wire_ms(deadline_ms);
+    let deadline = Deadline::from_wire_ms_since(deadline_ms, ctx.arrived);
     let call = Arc::new(CallContext::from_wire(
         ctx.peer,
         id,

@@ -90,18 +90,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Cancel-safe: what was read or reserved stays with the reader.
     pub(crate) async fn next(&mut self) -> Option<Result<Frame, ReadError>> {
         loop {
-            let expected = match self.next_len() {
-                Buffered::Frame(frame) => {
-                    self.first_frame = false;
-                    self.reserved = None;
-                    self.due = None;
-                    return Some(Ok(frame));
-                }
-                Buffered::Bad(_) if self.opens_with_tls() => {
-                    return Some(Err(ReadError::TlsOnPlainPort))
-                }
-                Buffered::Bad(e) => return Some(Err(e.into())),
-                Buffered::Partial(expected) => expected,
+            let expected = match self.take_buffered() {
+                Ok(frame) => return Some(frame),
+                Err(expected) => expected,
             };
             if !self.buf.is_empty() && self.due.is_none() {
                 self.due = Some(Instant::now() + self.timeout);
@@ -133,6 +124,28 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Ok(_) => {}
                 Err(e) => return Some(Err(ReadError::Frame(FrameError::Io(e)))),
             }
+        }
+    }
+
+    /// The next frame if the buffer already holds all of it (or a framing error), without
+    /// reading: the frames one socket read brought are handled in one go.
+    pub(crate) fn buffered(&mut self) -> Option<Result<Frame, ReadError>> {
+        self.take_buffered().ok()
+    }
+
+    /// A whole frame (or a framing error) taken from the buffer, or the length of the
+    /// partial frame there (`None` until its prefix has arrived).
+    fn take_buffered(&mut self) -> Result<Result<Frame, ReadError>, Option<usize>> {
+        match self.next_len() {
+            Buffered::Frame(frame) => {
+                self.first_frame = false;
+                self.reserved = None;
+                self.due = None;
+                Ok(Ok(frame))
+            }
+            Buffered::Bad(_) if self.opens_with_tls() => Ok(Err(ReadError::TlsOnPlainPort)),
+            Buffered::Bad(e) => Ok(Err(e.into())),
+            Buffered::Partial(expected) => Err(expected),
         }
     }
 

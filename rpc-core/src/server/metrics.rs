@@ -77,15 +77,20 @@ pub(crate) struct CallMeter {
 }
 
 impl CallMeter {
-    /// Starts timing a call of `method` on `service` (`None`: not served here).
-    pub(crate) fn start(service: Option<&dyn Service>, method: &str) -> CallMeter {
+    /// Starts timing a call of `method` on `service` (`None`: not served here) that arrived
+    /// at `arrived`.
+    pub(crate) fn start(
+        service: Option<&dyn Service>,
+        method: &str,
+        arrived: Instant,
+    ) -> CallMeter {
         let descriptor = service.map(|s| s.descriptor());
         CallMeter {
             service: descriptor.map_or(UNKNOWN, |d| d.key),
             method: descriptor
                 .and_then(|d| d.method(method))
                 .map_or(UNKNOWN, |m| m.name),
-            started: Instant::now(),
+            started: arrived,
             answered: Cell::new(false),
         }
     }

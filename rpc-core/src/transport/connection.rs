@@ -176,9 +176,14 @@ impl Connection {
     /// is sent. Dropping the future cancels the call: the pending entry goes and a cancel
     /// frame tells the server.
     pub(crate) async fn send(&self, call: &Call) -> Result<Bytes, RpcError> {
-        let frame = request_frame(call);
-        check_size(&frame, self.shared.settings.max_frame)?;
-        let reply = self.exchange(frame).await?;
+        // The frame is encoded and dropped before the wait, so the call's future keeps no
+        // room for it.
+        let sent = {
+            let frame = request_frame(call);
+            check_size(&frame, self.shared.settings.max_frame)?;
+            self.queue(frame)?
+        };
+        let reply = self.wait(sent).await?;
         if let Some(slot) = &call.reply_metadata {
             slot.set(reply_metadata(&reply, self.addr()));
         }
@@ -202,7 +207,14 @@ impl Connection {
         Ok(started.elapsed())
     }
 
-    async fn exchange(&self, mut frame: Frame) -> Reply {
+    async fn exchange(&self, frame: Frame) -> Reply {
+        let sent = self.queue(frame)?;
+        self.wait(sent).await
+    }
+
+    /// Registers `frame` under a fresh request id and queues it: the reply will come
+    /// through the returned receiver.
+    fn queue(&self, mut frame: Frame) -> Result<Sent, RpcError> {
         if self.shared.going_away.load(Ordering::Acquire) {
             return Err(RpcError::GoAway {
                 addr: self.shared.addr,
@@ -210,7 +222,7 @@ impl Connection {
         }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         frame.id = id;
-        let (tx, rx) = oneshot::channel();
+        let (tx, reply) = oneshot::channel();
         {
             let mut pending = self.shared.lock_pending();
             if let Some(reason) = &pending.closed {
@@ -221,23 +233,34 @@ impl Connection {
                 self.shared.busy.notify_one();
             }
         }
-        let mut guard = InFlight {
-            shared: &self.shared,
-            id,
-            done: false,
-        };
         if self.shared.writer.send(&frame).is_err() {
-            guard.done = true;
             self.shared.lock_pending().calls.remove(&id);
             return Err(self.shared.lost("the connection is closing"));
         }
-        let reply = rx.await;
+        Ok(Sent { id, reply })
+    }
+
+    /// Waits for the reply of a frame [`Connection::queue`] sent; dropped early, it takes
+    /// the call's pending entry away and tells the server.
+    async fn wait(&self, sent: Sent) -> Reply {
+        let mut guard = InFlight {
+            shared: &self.shared,
+            id: sent.id,
+            done: false,
+        };
+        let reply = sent.reply.await;
         guard.done = true;
         match reply {
             Ok(reply) => reply,
             Err(_) => Err(self.shared.lost("the connection closed")),
         }
     }
+}
+
+/// A request on the wire: its id, and where its reply will arrive.
+struct Sent {
+    id: u64,
+    reply: oneshot::Receiver<Reply>,
 }
 
 /// The metadata a reply carries. A block that breaks the rules is dropped (logged at

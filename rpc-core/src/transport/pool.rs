@@ -23,6 +23,10 @@ use crate::RpcError;
 
 type Slot = Arc<OnceCell<Connection>>;
 
+/// The hasher of the pool's maps: addresses come from the client's own settings and
+/// registry, and every call looks one up.
+type Hasher = foldhash::fast::RandomState;
+
 /// A connection that ends this soon after opening, unheard, was refused by the provider.
 const REFUSED_WITHIN: Duration = Duration::from_millis(100);
 
@@ -46,12 +50,12 @@ enum TlsSetup {
 
 #[derive(Default)]
 struct State {
-    slots: HashMap<SocketAddr, Vec<Slot>>,
+    slots: HashMap<SocketAddr, Vec<Slot>, Hasher>,
     /// Addresses known to serve TLS or plain TCP (from their registry nodes); others use
     /// TLS when the client has TLS settings.
-    uses_tls: HashMap<SocketAddr, bool>,
+    uses_tls: HashMap<SocketAddr, bool, Hasher>,
     /// Addresses whose last connect failed, and when the next may be tried.
-    refused: HashMap<SocketAddr, Refused>,
+    refused: HashMap<SocketAddr, Refused, Hasher>,
 }
 
 struct Refused {
@@ -129,6 +133,39 @@ impl Pool {
         } else {
             self.next.fetch_add(1, Ordering::Relaxed) % self.per_address
         };
+        if let Some(connection) = self.ready(addr, uses_tls, index) {
+            return Ok(connection);
+        }
+        // Boxed: the connect path (TCP, TLS handshake, timeouts) is a large future, and
+        // every call's future would otherwise carry room for it.
+        Box::pin(self.open(addr, uses_tls, index)).await
+    }
+
+    /// The connection in slot `index` for `addr` if it is open, has answered, and nothing
+    /// about the address needs updating: what nearly every call finds, under one lookup.
+    fn ready(&self, addr: SocketAddr, uses_tls: Option<bool>, index: usize) -> Option<Connection> {
+        let state = self.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        if uses_tls.is_some() && state.uses_tls.get(&addr) != uses_tls.as_ref() {
+            return None;
+        }
+        if !state.refused.is_empty() && state.refused.contains_key(&addr) {
+            return None;
+        }
+        let connection = state.slots.get(&addr)?.get(index)?.get()?;
+        (connection.is_usable() && connection.heard_anything()).then(|| connection.clone())
+    }
+
+    /// Opens (or waits for another call opening) the connection in slot `index` for `addr`,
+    /// replacing one that died, unless the address is backing off.
+    async fn open(
+        &self,
+        addr: SocketAddr,
+        uses_tls: Option<bool>,
+        index: usize,
+    ) -> Result<Connection, RpcError> {
         let (slot, uses_tls) = {
             let mut state = self.lock();
             let uses_tls = match uses_tls {
@@ -228,5 +265,30 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every call awaits `get`: its future must hold room for a lookup, not for the connect
+    /// path (TCP, TLS handshake, timeouts), which is boxed and taken only to open a connection.
+    #[test]
+    fn a_lookup_holds_no_room_for_opening_a_connection() {
+        let settings = Settings {
+            connect_timeout: Duration::from_secs(1),
+            max_frame: 1024,
+            ping_interval: Duration::from_secs(1),
+            ping_timeout: Duration::from_secs(1),
+            reconnect_backoff: crate::defaults::RECONNECT_BACKOFF,
+        };
+        let pool = Pool::new(1, settings, &ClientTls::default());
+        let lookup = pool.get(SocketAddr::from(([127, 0, 0, 1], 1)));
+        assert!(
+            std::mem::size_of_val(&lookup) <= 256,
+            "a pool lookup's future is {} bytes",
+            std::mem::size_of_val(&lookup)
+        );
     }
 }
