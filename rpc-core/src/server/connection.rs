@@ -17,7 +17,7 @@ use super::metrics::{self, ConnectionGauge, Rejected};
 use super::outbound::{CountingWrite, Outbox, Unsent};
 use super::warn_limit::WarnLimit;
 use crate::protocol::{Codec, Frame, FrameError, Kind, Status};
-use crate::transport::FrameWriter;
+use crate::transport::{Flush, FrameWriter};
 
 /// Far enough to stand for "never" in a timer.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -52,6 +52,7 @@ pub(crate) async fn serve_connection<R, W>(
     let writer = FrameWriter::spawn(
         CountingWrite::new(write, Arc::clone(&unsent)),
         writer_done.clone(),
+        Flush::AtOnce,
     );
     let outbox = Arc::new(Outbox { writer, unsent });
     let reader = FrameReader::new(

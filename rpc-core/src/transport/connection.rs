@@ -19,7 +19,7 @@ use super::liveness::{HeardReader, Liveness};
 use super::request::{check_size, request_frame};
 use super::settings::Settings;
 use super::tls::{looks_like_tls, tls_read_failure, TlsConnect};
-use super::{health, FrameWriter};
+use super::{health, Flush, FrameWriter};
 use crate::call::Call;
 use crate::protocol::{Frame, FrameCodec, FrameError, Kind, Metadata, MetadataLimits};
 use crate::{RpcError, Status};
@@ -50,7 +50,8 @@ pub(super) struct Shared {
 }
 
 struct Pending {
-    calls: HashMap<u64, oneshot::Sender<Reply>>,
+    /// By request id. The ids are this client's own, so a fast hasher is safe.
+    calls: HashMap<u64, oneshot::Sender<Reply>, foldhash::fast::RandomState>,
     /// Why the connection closed; once set, no call may be added.
     closed: Option<String>,
 }
@@ -118,14 +119,14 @@ impl Connection {
     {
         let liveness = Arc::new(Liveness::new());
         let closed = CancellationToken::new();
-        let writer = FrameWriter::spawn(write, closed.child_token());
+        let writer = FrameWriter::spawn(write, closed.child_token(), Flush::AfterYield);
         let shared = Arc::new(Shared {
             addr,
             writer,
             settings: settings.clone(),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(Pending {
-                calls: HashMap::new(),
+                calls: HashMap::default(),
                 closed: None,
             }),
             going_away: AtomicBool::new(false),

@@ -19,4 +19,4 @@ pub(crate) use request::check_request;
 pub(crate) use settings::Settings;
 pub(crate) use tls::{load_certs, load_key, load_roots, provider as tls_provider};
 pub use tls::{ClientTls, TlsConfigError};
-pub(crate) use writer::FrameWriter;
+pub(crate) use writer::{Flush, FrameWriter};

@@ -32,13 +32,27 @@ struct State {
     closing: bool,
 }
 
+/// When the writing task writes what has piled up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flush {
+    /// After yielding once: frames come from many tasks (a client's callers), and whoever
+    /// woke the writer is still running, so every task that is ready queues its frame first
+    /// and one write carries them all.
+    AfterYield,
+    /// As soon as the task runs: frames come mostly from one task that queues a whole
+    /// batch before the writer can run (a server connection answering the requests of one
+    /// read). Yielding there only costs a scheduler round and a driver poll per write
+    /// (measured: half the server's CPU per call at 16 callers).
+    AtOnce,
+}
+
 /// The writer no longer accepts frames: the connection is closing or broken.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WriterClosed;
 
 impl FrameWriter {
     /// Starts the writing task on `io`. `done` is cancelled when the task ends for any reason.
-    pub(crate) fn spawn<W>(io: W, done: CancellationToken) -> FrameWriter
+    pub(crate) fn spawn<W>(io: W, done: CancellationToken, flush: Flush) -> FrameWriter
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
@@ -51,7 +65,7 @@ impl FrameWriter {
             scheduled: AtomicBool::new(false),
             done,
         });
-        tokio::spawn(run(io, Arc::clone(&shared)));
+        tokio::spawn(run(io, Arc::clone(&shared), flush));
         FrameWriter { shared }
     }
 
@@ -97,12 +111,12 @@ impl Shared {
     }
 }
 
-async fn run<W: AsyncWrite + Unpin>(mut io: W, shared: Arc<Shared>) {
+async fn run<W: AsyncWrite + Unpin>(mut io: W, shared: Arc<Shared>, flush: Flush) {
     let mut spare = BytesMut::with_capacity(8 * 1024);
     loop {
-        // Whoever woke us is still running; let every task that is ready to send queue its
-        // frame first, so one write carries them all.
-        tokio::task::yield_now().await;
+        if flush == Flush::AfterYield {
+            tokio::task::yield_now().await;
+        }
         // From here on a new frame needs a new wake-up.
         shared.scheduled.store(false, Ordering::Release);
         let closing = {
@@ -172,7 +186,7 @@ mod tests {
     async fn concurrent_frames_coalesce_into_few_writes() {
         let io = Counting::default();
         let done = CancellationToken::new();
-        let writer = FrameWriter::spawn(io.clone(), done.clone());
+        let writer = FrameWriter::spawn(io.clone(), done.clone(), Flush::AfterYield);
         // On a current-thread runtime the writer task cannot run until we yield, so all 100
         // frames pile up first, as they do when many calls are issued at once.
         let frame = Frame::control(crate::protocol::Kind::Ping, 1);
