@@ -1,6 +1,6 @@
 //! One message on the wire, and its byte layout.
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use super::metadata::{block_len, FLAG_METADATA};
@@ -174,27 +174,31 @@ impl Frame {
         })?;
         let service_len = name_len("service", &self.service)?;
         let method_len = name_len("method", &self.method)?;
-        dst.reserve(4 + len);
-        dst.put_u32(len32);
-        dst.put_slice(&MAGIC);
-        dst.put_u8(VERSION);
-        dst.put_u8(self.kind as u8);
-        dst.put_u8(self.codec);
-        dst.put_u8(self.status.as_u8());
         let flags = if self.metadata.is_empty() {
             self.flags & !FLAG_METADATA
         } else {
             self.flags | FLAG_METADATA
         };
-        dst.put_u16(flags);
-        dst.put_u64(self.id);
-        dst.put_u32(self.deadline_ms);
-        dst.put_u16(service_len);
-        dst.put_slice(self.service.as_bytes());
-        dst.put_u16(method_len);
-        dst.put_slice(self.method.as_bytes());
-        dst.put_slice(&self.metadata);
-        dst.put_slice(&self.body);
+        // The fixed part is assembled on the stack and appended at once: one capacity check
+        // and copy instead of one per field.
+        let mut head = [0u8; 4 + HEADER_LEN + 2];
+        head[0..4].copy_from_slice(&len32.to_be_bytes());
+        head[4..6].copy_from_slice(&MAGIC);
+        head[6] = VERSION;
+        head[7] = self.kind as u8;
+        head[8] = self.codec;
+        head[9] = self.status.as_u8();
+        head[10..12].copy_from_slice(&flags.to_be_bytes());
+        head[12..20].copy_from_slice(&self.id.to_be_bytes());
+        head[20..24].copy_from_slice(&self.deadline_ms.to_be_bytes());
+        head[24..26].copy_from_slice(&service_len.to_be_bytes());
+        dst.reserve(4 + len);
+        dst.extend_from_slice(&head);
+        dst.extend_from_slice(self.service.as_bytes());
+        dst.extend_from_slice(&method_len.to_be_bytes());
+        dst.extend_from_slice(self.method.as_bytes());
+        dst.extend_from_slice(&self.metadata);
+        dst.extend_from_slice(&self.body);
         Ok(())
     }
 
