@@ -156,7 +156,13 @@ pub(crate) fn dispatch(frame: Frame, ctx: Dispatch<'_>) {
     // Most handlers finish without waiting: answer those right here, with no task, timer or
     // bookkeeping. Only a handler that is still pending gets its own task.
     let mut work = AssertUnwindSafe(work).catch_unwind();
-    let first_poll = || span.in_scope(|| (&mut work).now_or_never());
+    let first_poll = || {
+        if span.is_disabled() {
+            // Nobody records the span: entering and leaving it would only cost time.
+            return (&mut work).now_or_never();
+        }
+        span.in_scope(|| (&mut work).now_or_never())
+    };
     if let Some(outcome) = context::sync_scope(Arc::clone(&call), first_poll) {
         let frame = reply(id, codec, &method, Some(outcome), 0, max_frame);
         meter.answered(frame.status);

@@ -5,6 +5,7 @@
 //! path, and [`Codec::Custom`] for a user's [`BodyCodec`], reached through `erased-serde`.
 //! [`Codecs`] is the set one side knows, keyed by id.
 
+mod arena;
 mod bincode;
 mod custom;
 mod postcard;
@@ -116,9 +117,7 @@ impl Codec {
 
     /// Encodes `value` into a new buffer.
     pub fn encode<T: Serialize + ?Sized>(self, value: &T) -> Result<Bytes, CodecError> {
-        let mut out = BytesMut::with_capacity(128);
-        self.encode_into(value, &mut out)?;
-        Ok(out.freeze())
+        arena::encode_in_arena(|buf| self.encode_into(value, buf))
     }
 
     /// Appends the encoding of `value` to `dst`.
