@@ -153,7 +153,7 @@ impl Connection {
 
     /// Whether new calls may use this connection.
     pub(crate) fn is_usable(&self) -> bool {
-        !self.shared.going_away.load(Ordering::Acquire) && !self.shared.closed.is_cancelled()
+        !self.shared.going_away.load(Ordering::Acquire) && !self.shared.liveness.is_closed()
     }
 
     /// Whether any byte ever came from the provider on this connection.

@@ -50,6 +50,12 @@ impl Liveness {
         );
     }
 
+    /// Whether the connection has closed: a load, where asking the connection's
+    /// cancellation token takes a lock, and every call asks.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed_nanos.load(Ordering::Relaxed) != 0
+    }
+
     /// When bytes last arrived (the opening time before the first).
     pub(super) fn last_heard(&self) -> Instant {
         self.opened + Duration::from_nanos(self.heard_nanos.load(Ordering::Relaxed))

@@ -73,7 +73,9 @@ impl FrameWriter {
     pub(crate) fn send(&self, frame: &Frame) -> Result<(), WriterClosed> {
         {
             let mut state = self.shared.lock();
-            if state.closing || self.shared.done.is_cancelled() {
+            // `closing` is also set when the writing task ends for any reason, so this needs
+            // no look at the cancellation token (which takes a lock).
+            if state.closing {
                 return Err(WriterClosed);
             }
             if let Err(FrameError::NameTooLong { .. } | FrameError::TooLarge { .. }) =
@@ -111,7 +113,14 @@ impl Shared {
     }
 }
 
-async fn run<W: AsyncWrite + Unpin>(mut io: W, shared: Arc<Shared>, flush: Flush) {
+async fn run<W: AsyncWrite + Unpin>(io: W, shared: Arc<Shared>, flush: Flush) {
+    write_until_done(io, &shared, flush).await;
+    // Whatever ended the task, no frame may be queued any more.
+    shared.lock().closing = true;
+    shared.done.cancel();
+}
+
+async fn write_until_done<W: AsyncWrite + Unpin>(mut io: W, shared: &Shared, flush: Flush) {
     let mut spare = BytesMut::with_capacity(8 * 1024);
     loop {
         if flush == Flush::AfterYield {
