@@ -9,7 +9,7 @@
 //! A body kept alive keeps its whole chunk alive, which is why chunks are small
 //! ([`CHUNK`]); a body larger than the room left gets a chunk of its own size.
 
-use std::cell::RefCell;
+use std::cell::Cell;
 
 use bytes::{Bytes, BytesMut};
 
@@ -20,37 +20,27 @@ const CHUNK: usize = 16 * 1024;
 const MIN_ROOM: usize = 1024;
 
 thread_local! {
-    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+    static ARENA: Cell<BytesMut> = Cell::new(BytesMut::new());
 }
 
 /// Runs `encode` on this thread's chunk and returns what it appended as its own `Bytes`.
 ///
-/// An encode nested inside another on the same thread (a `Serialize` impl that encodes a
-/// body itself) gets a buffer of its own.
+/// The chunk is taken out of the thread-local while `encode` runs, so an encode nested inside
+/// another on the same thread (a `Serialize` impl that encodes a body itself) starts a chunk
+/// of its own rather than sharing a borrowed one.
 pub(super) fn encode_in_arena<E>(
     encode: impl FnOnce(&mut BytesMut) -> Result<(), E>,
 ) -> Result<Bytes, E> {
-    let mut encode = Some(encode);
-    let in_arena = ARENA.try_with(|arena| {
-        let mut buf = arena.try_borrow_mut().ok()?;
-        if buf.capacity() < MIN_ROOM {
-            buf.reserve(CHUNK);
-        }
-        let encode = encode.take()?;
-        let result = encode(&mut buf);
-        // Whatever was appended leaves the chunk, also on failure.
-        let encoded = buf.split().freeze();
-        Some(result.map(|()| encoded))
-    });
-    match (in_arena, encode) {
-        (Ok(Some(result)), _) => result,
-        (_, Some(encode)) => {
-            let mut own = BytesMut::with_capacity(128);
-            encode(&mut own).map(|()| own.freeze())
-        }
-        // Unreachable: `encode` is taken only on the path that returns its result.
-        (_, None) => unreachable!("the arena took the encoder and returned nothing"),
+    let mut buf = ARENA.try_with(Cell::take).unwrap_or_default();
+    if buf.capacity() < MIN_ROOM {
+        buf.reserve(CHUNK);
     }
+    let result = encode(&mut buf);
+    // Whatever was appended leaves the chunk, also on failure.
+    let encoded = buf.split().freeze();
+    // During thread teardown there is no thread-local to return the chunk to; it is dropped.
+    let _ = ARENA.try_with(|arena| arena.set(buf));
+    result.map(|()| encoded)
 }
 
 #[cfg(test)]
