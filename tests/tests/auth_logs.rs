@@ -4,21 +4,19 @@
 //! cached as disabled. Auth failures are not retried, not counted for ejection, logged once
 //! per caller per minute, and tokens never reach the logs.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use example_provider::GreeterClient;
 use rpc_core::client::AuthToken;
 use rpc_core::server::ServerAuth;
 use rpc_core::{Client, Server, Status};
 use tests::consumer::greeter_key;
+use tests::logging::CapturedLogs;
 use tests::servers::{example_server, write_tokens};
 
 const ORDERS_TOKEN: &str = "orders-Xk29fQpz";
 
 #[tokio::test]
 async fn auth_failures_are_not_retried_not_ejected_logged_once_and_never_show_the_token() {
-    let logs = Logs::default();
+    let logs = CapturedLogs::default();
     let _guard = tracing::subscriber::set_default(
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)
@@ -77,33 +75,4 @@ async fn auth_failures_are_not_retried_not_ejected_logged_once_and_never_show_th
     assert!(!format!("{client:?} {:?}", AuthToken::new(wrong)).contains(wrong));
     a.shutdown().await.unwrap();
     b.shutdown().await.unwrap();
-}
-
-/// Everything logged, for the test to read.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
 }

@@ -3,47 +3,16 @@
 //! requests writes a few warnings and then one that counts what it left out, and the error
 //! replies that quote the names are escaped and cut the same way.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rpc_core::protocol::{Codec, Frame, Status};
 use rpc_core::Server;
+use tests::logging::CapturedLogs;
 use tests::raw::{encode, read_frame, WellBehaved, CALC};
 use tests::servers::example_server;
 use tests::wait::POLL;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-
-/// Everything logged in this test binary.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Captured {
-        self.clone()
-    }
-}
 
 const FORGED: &str = "ERROR forged: admin logged in";
 
@@ -67,7 +36,7 @@ fn reports(log: &str, what: &str) -> Vec<u64> {
 
 #[tokio::test]
 async fn wire_names_cannot_forge_or_flood_log_lines_or_replies() {
-    let log = Captured::default();
+    let log = CapturedLogs::default();
     tracing_subscriber::fmt()
         .with_ansi(false)
         .with_max_level(tracing::Level::INFO)
