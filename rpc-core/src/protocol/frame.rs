@@ -167,6 +167,19 @@ impl Frame {
     ///
     /// Fails only when a name is longer than 65,535 bytes or the frame longer than 4 GiB.
     pub fn encode(&self, dst: &mut BytesMut) -> Result<(), FrameError> {
+        self.encode_head(dst, self.body.len())?;
+        dst.extend_from_slice(&self.body);
+        Ok(())
+    }
+
+    /// Appends everything but the body (the length prefix counts it) to `dst`, with room
+    /// reserved for `then_reserve` more bytes: a writer that sends a large body from its own
+    /// buffer passes 0 and does not copy it.
+    pub(crate) fn encode_head(
+        &self,
+        dst: &mut BytesMut,
+        then_reserve: usize,
+    ) -> Result<(), FrameError> {
         let len = self.encoded_len();
         let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge {
             len,
@@ -192,13 +205,12 @@ impl Frame {
         head[12..20].copy_from_slice(&self.id.to_be_bytes());
         head[20..24].copy_from_slice(&self.deadline_ms.to_be_bytes());
         head[24..26].copy_from_slice(&service_len.to_be_bytes());
-        dst.reserve(4 + len);
+        dst.reserve(4 + len - self.body.len() + then_reserve);
         dst.extend_from_slice(&head);
         dst.extend_from_slice(self.service.as_bytes());
         dst.extend_from_slice(&method_len.to_be_bytes());
         dst.extend_from_slice(self.method.as_bytes());
         dst.extend_from_slice(&self.metadata);
-        dst.extend_from_slice(&self.body);
         Ok(())
     }
 

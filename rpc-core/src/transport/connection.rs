@@ -26,6 +26,10 @@ use crate::{RpcError, Status};
 
 type Reply = Result<Frame, RpcError>;
 
+/// The read buffer's starting size: room for several replies of a few KiB, so a reply that
+/// arrives over several reads rarely makes the buffer grow (and copy what it holds).
+const READ_BUFFER: usize = 64 * 1024;
+
 /// A handle to one connection; clones share it.
 #[derive(Clone)]
 pub(crate) struct Connection {
@@ -135,9 +139,10 @@ impl Connection {
             liveness: Arc::clone(&liveness),
         });
         tokio::spawn(read_loop(
-            FramedRead::new(
+            FramedRead::with_capacity(
                 HeardReader::new(read, liveness),
                 FrameCodec::new(settings.max_frame),
+                READ_BUFFER,
             ),
             Arc::clone(&shared),
             tls,

@@ -1,11 +1,16 @@
 //! A coalescing frame writer: callers append encoded frames to a shared buffer, and one task
 //! writes whatever has piled up with a single `write_all`. Under concurrency many frames go out
 //! per syscall; when idle, a frame goes out as soon as the task wakes.
+//!
+//! A large body is not copied into the buffer: the frames before it and its header are cut
+//! off the buffer as one segment, the body follows as another, and the task writes the
+//! segments with one vectored write.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::BytesMut;
+use bytes::{Buf, Bytes, BytesMut};
+use bytes_utils::SegmentedBuf;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -25,12 +30,22 @@ struct Shared {
     scheduled: AtomicBool,
     /// Cancelled when the socket fails or the writer is closed and flushed.
     done: CancellationToken,
+    /// The socket takes vectored writes, so a large body may go out from its own buffer
+    /// (otherwise it would cost a write of its own).
+    vectored: bool,
 }
 
 struct State {
+    /// Frames queued after the last segment.
     buf: BytesMut,
+    /// Frames queued before `buf`, in order, when a large body is among them.
+    segments: SegmentedBuf<Bytes>,
     closing: bool,
 }
+
+/// A body this large goes out from its own buffer: copying it costs more than one more
+/// slice in a vectored write.
+const SEPARATE_BODY: usize = 4 * 1024;
 
 /// When the writing task writes what has piled up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +74,13 @@ impl FrameWriter {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 buf: BytesMut::with_capacity(8 * 1024),
+                segments: SegmentedBuf::new(),
                 closing: false,
             }),
             wake: Notify::new(),
             scheduled: AtomicBool::new(false),
             done,
+            vectored: io.is_write_vectored(),
         });
         tokio::spawn(run(io, Arc::clone(&shared), flush));
         FrameWriter { shared }
@@ -78,9 +95,16 @@ impl FrameWriter {
             if state.closing {
                 return Err(WriterClosed);
             }
-            if let Err(FrameError::NameTooLong { .. } | FrameError::TooLarge { .. }) =
+            let state = &mut *state;
+            let encoded = if frame.body.len() < SEPARATE_BODY || !self.shared.vectored {
                 frame.encode(&mut state.buf)
-            {
+            } else {
+                frame.encode_head(&mut state.buf, 0).map(|()| {
+                    state.segments.push(state.buf.split().freeze());
+                    state.segments.push(frame.body.clone());
+                })
+            };
+            if let Err(FrameError::NameTooLong { .. } | FrameError::TooLarge { .. }) = encoded {
                 // Nothing was written for a frame that cannot be encoded.
                 return Err(WriterClosed);
             }
@@ -130,14 +154,17 @@ async fn write_until_done<W: AsyncWrite + Unpin>(mut io: W, shared: &Shared, flu
         }
         // From here on a new frame needs a new wake-up.
         shared.scheduled.store(false, Ordering::Release);
-        let closing = {
+        let (mut segments, closing) = {
             let mut state = shared.lock();
-            if !state.buf.is_empty() {
+            let mut segments = std::mem::take(&mut state.segments);
+            if segments.remaining() > 0 && !state.buf.is_empty() {
+                segments.push(state.buf.split().freeze());
+            } else if !state.buf.is_empty() {
                 std::mem::swap(&mut state.buf, &mut spare);
             }
-            state.closing
+            (segments, state.closing)
         };
-        if spare.is_empty() {
+        if spare.is_empty() && segments.remaining() == 0 {
             if closing {
                 break;
             }
@@ -147,7 +174,13 @@ async fn write_until_done<W: AsyncWrite + Unpin>(mut io: W, shared: &Shared, flu
             }
         }
         let written = tokio::select! {
-            r = io.write_all(&spare) => r,
+            r = async {
+                if segments.remaining() > 0 {
+                    io.write_all_buf(&mut segments).await
+                } else {
+                    io.write_all(&spare).await
+                }
+            } => r,
             _ = shared.done.cancelled() => return,
         };
         if let Err(e) = written {
@@ -212,6 +245,82 @@ mod tests {
             io.writes.load(Ordering::SeqCst),
             1,
             "100 queued frames should go out in one write"
+        );
+    }
+
+    /// Records every byte written and the address of every slice handed to it, like a
+    /// socket that takes vectored writes.
+    #[derive(Clone, Default)]
+    struct Recording {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        slices: Arc<Mutex<Vec<usize>>>,
+    }
+
+    impl AsyncWrite for Recording {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.poll_write_vectored(cx, &[std::io::IoSlice::new(buf)])
+        }
+        fn poll_write_vectored(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[std::io::IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut written = 0;
+            for buf in bufs {
+                self.slices.lock().unwrap().push(buf.as_ptr() as usize);
+                self.bytes.lock().unwrap().extend_from_slice(buf);
+                written += buf.len();
+            }
+            Poll::Ready(Ok(written))
+        }
+        fn is_write_vectored(&self) -> bool {
+            true
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn frame_with_body(id: u64, body: Bytes) -> Frame {
+        let mut frame = Frame::control(crate::protocol::Kind::Response, id);
+        frame.body = body;
+        frame
+    }
+
+    /// A large body reaches the socket from its own buffer, not copied into the writer's;
+    /// the frames around it keep their order and bytes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_large_body_goes_out_from_its_own_buffer_in_order() {
+        let io = Recording::default();
+        let done = CancellationToken::new();
+        let writer = FrameWriter::spawn(io.clone(), done.clone(), Flush::AfterYield);
+        let large = Bytes::from(vec![7u8; SEPARATE_BODY * 4]);
+        let frames = [
+            frame_with_body(1, Bytes::from_static(b"small before")),
+            frame_with_body(2, large.clone()),
+            frame_with_body(3, Bytes::from_static(b"small after")),
+        ];
+        let mut expected = BytesMut::new();
+        for frame in &frames {
+            writer.send(frame).unwrap();
+            frame.encode(&mut expected).unwrap();
+        }
+        writer.close();
+        done.cancelled().await;
+        assert_eq!(&io.bytes.lock().unwrap()[..], &expected[..]);
+        assert!(
+            io.slices
+                .lock()
+                .unwrap()
+                .contains(&(large.as_ptr() as usize)),
+            "the large body was copied instead of written from its own buffer"
         );
     }
 }
