@@ -14,6 +14,8 @@ pub(crate) mod otel;
 mod reply_metadata;
 mod trace;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use bytestring::ByteString;
 
@@ -39,6 +41,9 @@ pub(crate) struct Call {
     pub codec: Codec,
     pub body: Bytes,
     pub deadline: Deadline,
+    /// The budget `deadline` was set from, which the error names when it passes
+    /// (`Duration::MAX` for none).
+    pub budget: Duration,
     pub hash_key: Option<u64>,
     /// The encoded metadata block, empty for none (the frame's flag bit stays clear).
     pub metadata: Bytes,

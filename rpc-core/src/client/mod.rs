@@ -137,6 +137,7 @@ impl Client {
             codec,
             body: codec.encode(args)?,
             deadline: Deadline::NONE,
+            budget: Duration::MAX,
             hash_key: options.hash_key,
             metadata: Bytes::new(),
             reply_metadata: None,
@@ -171,6 +172,7 @@ impl Client {
             codec,
             body: args,
             deadline: Deadline::NONE,
+            budget: Duration::MAX,
             hash_key: options.hash_key,
             metadata: Bytes::new(),
             reply_metadata: None,
@@ -295,6 +297,19 @@ impl Client {
     }
 }
 
+/// Runs `work` until `call`'s deadline, failing with the budget the caller gave.
+async fn within_deadline<T>(
+    call: &Call,
+    work: impl std::future::Future<Output = Result<T, RpcError>>,
+) -> Result<T, RpcError> {
+    match call.deadline.run(work).await {
+        Some(result) => result,
+        None => Err(RpcError::DeadlineExceeded {
+            deadline: call.budget,
+        }),
+    }
+}
+
 impl Core {
     /// Runs one call under its deadline, through the route. A request too large to send
     /// fails here, before any provider is chosen or charged for it.
@@ -305,13 +320,15 @@ impl Core {
         };
         let now = Instant::now();
         call.deadline = Deadline::after_since(budget, now);
+        call.budget = budget.unwrap_or(Duration::MAX);
         check_request(call, self.max_frame)?;
         let call = &*call;
-        match call.deadline.run(self.invoke(call, now)).await {
-            Some(reply) => reply,
-            None => Err(RpcError::DeadlineExceeded {
-                deadline: budget.unwrap_or(Duration::MAX),
-            }),
+        match &self.route {
+            // The connection keeps the deadline of the wait for the reply, and opening a
+            // connection is bounded below: no timer per call.
+            Route::Direct(_) => self.invoke(call, now).await,
+            // Routing may wait on the registry, backoff and several attempts.
+            Route::Cluster(_) => within_deadline(call, self.invoke(call, now)).await,
         }
     }
 
@@ -320,7 +337,14 @@ impl Core {
         match &self.route {
             Route::Direct(addr) => {
                 crate::call::record_attempt(1, *addr);
-                let result = async { self.pool.get(*addr).await?.send(call).await }.await;
+                let result = async {
+                    let connection = match self.pool.get_ready(*addr) {
+                        Some(connection) => connection,
+                        None => within_deadline(call, self.pool.get(*addr)).await?,
+                    };
+                    connection.send(call).await
+                }
+                .await;
                 crate::cluster::metrics::attempt_finished(call, *addr, &result, started.elapsed());
                 result
             }

@@ -47,6 +47,7 @@ pub(crate) async fn attempt(
             bounded.deadline = call.deadline.limited_to(limit);
             own_budget = bounded.deadline != call.deadline;
             let budget = bounded.deadline.remaining().unwrap_or(limit);
+            bounded.budget = budget;
             let exchanged = exchange(cx, endpoint, &bounded, &mut tracker);
             match bounded.deadline.run(exchanged).await {
                 Some(result) => result,

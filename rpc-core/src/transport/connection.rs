@@ -15,12 +15,13 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
+use super::expiry::Waiting;
 use super::liveness::{HeardReader, Liveness};
 use super::request::{check_size, request_frame};
 use super::settings::Settings;
 use super::tls::{looks_like_tls, tls_read_failure, TlsConnect};
 use super::{health, Flush, FrameWriter};
-use crate::call::Call;
+use crate::call::{Call, Deadline};
 use crate::protocol::{Frame, FrameCodec, FrameError, Kind, Metadata, MetadataLimits};
 use crate::{RpcError, Status};
 
@@ -49,13 +50,17 @@ pub(super) struct Shared {
     pub(super) closed: CancellationToken,
     /// Woken when a call is added to an idle connection (the health task waits on it).
     pub(super) busy: Notify,
+    /// Woken when a call's deadline comes before any the expiry task waits for.
+    pub(super) sooner_deadline: Notify,
     /// When bytes last came from the provider, and when the connection closed.
     pub(super) liveness: Arc<Liveness>,
 }
 
-struct Pending {
+pub(super) struct Pending {
     /// By request id. The ids are this client's own, so a fast hasher is safe.
-    calls: HashMap<u64, oneshot::Sender<Reply>, foldhash::fast::RandomState>,
+    pub(super) calls: HashMap<u64, Waiting, foldhash::fast::RandomState>,
+    /// When the expiry task looks at the calls' deadlines next: no later than the earliest.
+    pub(super) next_expiry: Option<std::time::Instant>,
     /// Why the connection closed; once set, no call may be added.
     closed: Option<String>,
 }
@@ -131,11 +136,13 @@ impl Connection {
             next_id: AtomicU64::new(1),
             pending: Mutex::new(Pending {
                 calls: HashMap::default(),
+                next_expiry: None,
                 closed: None,
             }),
             going_away: AtomicBool::new(false),
             closed,
             busy: Notify::new(),
+            sooner_deadline: Notify::new(),
             liveness: Arc::clone(&liveness),
         });
         tokio::spawn(read_loop(
@@ -148,6 +155,7 @@ impl Connection {
             tls,
         ));
         tokio::spawn(health::watch(Arc::clone(&shared)));
+        tokio::spawn(super::expiry::watch(Arc::clone(&shared)));
         Connection { shared }
     }
 
@@ -177,17 +185,17 @@ impl Connection {
         self.shared.close(Closing::Lost(reason.to_string()));
     }
 
-    /// Sends `call` and waits for its reply body; a status other than ok becomes
-    /// [`RpcError::Status`]. A request over the frame limit is refused here, before anything
-    /// is sent. Dropping the future cancels the call: the pending entry goes and a cancel
-    /// frame tells the server.
+    /// Sends `call` and waits for its reply body until the call's deadline; a status other
+    /// than ok becomes [`RpcError::Status`]. A request over the frame limit is refused here,
+    /// before anything is sent. Dropping the future, or the deadline passing, cancels the
+    /// call: the pending entry goes and a cancel frame tells the server.
     pub(crate) async fn send(&self, call: &Call) -> Result<Bytes, RpcError> {
         // The frame is encoded and dropped before the wait, so the call's future keeps no
         // room for it.
         let sent = {
             let frame = request_frame(call);
             check_size(&frame, self.shared.settings.max_frame)?;
-            self.queue(frame)?
+            self.queue(frame, call.deadline, call.budget)?
         };
         let reply = self.wait(sent).await?;
         if let Some(slot) = &call.reply_metadata {
@@ -214,13 +222,19 @@ impl Connection {
     }
 
     async fn exchange(&self, frame: Frame) -> Reply {
-        let sent = self.queue(frame)?;
+        let sent = self.queue(frame, Deadline::NONE, Duration::MAX)?;
         self.wait(sent).await
     }
 
     /// Registers `frame` under a fresh request id and queues it: the reply will come
-    /// through the returned receiver.
-    fn queue(&self, mut frame: Frame) -> Result<Sent, RpcError> {
+    /// through the returned receiver, or a [`RpcError::DeadlineExceeded`] naming `budget`
+    /// once `deadline` passes.
+    fn queue(
+        &self,
+        mut frame: Frame,
+        deadline: Deadline,
+        budget: Duration,
+    ) -> Result<Sent, RpcError> {
         if self.shared.going_away.load(Ordering::Acquire) {
             return Err(RpcError::GoAway {
                 addr: self.shared.addr,
@@ -229,15 +243,32 @@ impl Connection {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         frame.id = id;
         let (tx, reply) = oneshot::channel();
-        {
+        let expires = deadline.instant();
+        let sooner = {
             let mut pending = self.shared.lock_pending();
             if let Some(reason) = &pending.closed {
                 return Err(self.shared.lost(reason));
             }
-            pending.calls.insert(id, tx);
+            pending.calls.insert(
+                id,
+                Waiting {
+                    reply: tx,
+                    expires,
+                    budget,
+                },
+            );
             if pending.calls.len() == 1 {
                 self.shared.busy.notify_one();
             }
+            // Deadlines mostly come in rising order, so the task is rarely woken here.
+            let sooner = expires.is_some_and(|at| pending.next_expiry.is_none_or(|next| at < next));
+            if sooner {
+                pending.next_expiry = expires;
+            }
+            sooner
+        };
+        if sooner {
+            self.shared.sooner_deadline.notify_one();
         }
         if self.shared.writer.send(&frame).is_err() {
             self.shared.lock_pending().calls.remove(&id);
@@ -304,7 +335,7 @@ impl Drop for InFlight<'_> {
 }
 
 impl Shared {
-    fn lock_pending(&self) -> MutexGuard<'_, Pending> {
+    pub(super) fn lock_pending(&self) -> MutexGuard<'_, Pending> {
         self.pending
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
@@ -348,7 +379,7 @@ impl Shared {
             }
             std::mem::take(&mut pending.calls)
         };
-        for (_, tx) in calls {
+        for (_, waiting) in calls {
             let error = match why {
                 Closing::Lost(_) => self.lost(&reason),
                 Closing::Tls(_) => RpcError::Tls {
@@ -360,7 +391,7 @@ impl Shared {
                     silent_for,
                 },
             };
-            let _ = tx.send(Err(error));
+            let _ = waiting.reply.send(Err(error));
         }
         self.writer.close();
         self.closed.cancel();
@@ -406,9 +437,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
         };
         match frame.kind {
             Kind::Response | Kind::Pong => {
-                let tx = shared.lock_pending().calls.remove(&frame.id);
-                if let Some(tx) = tx {
-                    let _ = tx.send(Ok(frame));
+                let waiting = shared.lock_pending().calls.remove(&frame.id);
+                if let Some(waiting) = waiting {
+                    let _ = waiting.reply.send(Ok(frame));
                 }
             }
             Kind::Ping => {

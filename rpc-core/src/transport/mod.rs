@@ -6,6 +6,7 @@
 //! of registries, balancing or retries.
 
 mod connection;
+mod expiry;
 mod health;
 mod liveness;
 mod pool;

@@ -123,16 +123,27 @@ impl Pool {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// A connection to `addr` that is open and has answered, if there is one at hand: what
+    /// [`Pool::get`] returns without waiting.
+    pub(crate) fn get_ready(&self, addr: SocketAddr) -> Option<Connection> {
+        self.ready(addr, None, self.next_index())
+    }
+
+    /// The slot the next call to an address uses: round-robin over its connections.
+    fn next_index(&self) -> usize {
+        if self.per_address == 1 {
+            0
+        } else {
+            self.next.fetch_add(1, Ordering::Relaxed) % self.per_address
+        }
+    }
+
     async fn get_with(
         &self,
         addr: SocketAddr,
         uses_tls: Option<bool>,
     ) -> Result<Connection, RpcError> {
-        let index = if self.per_address == 1 {
-            0
-        } else {
-            self.next.fetch_add(1, Ordering::Relaxed) % self.per_address
-        };
+        let index = self.next_index();
         if let Some(connection) = self.ready(addr, uses_tls, index) {
             return Ok(connection);
         }

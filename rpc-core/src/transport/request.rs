@@ -64,6 +64,7 @@ mod tests {
             codec: Codec::Bincode,
             body: Bytes::from(vec![0u8; 2048]),
             deadline: Deadline::NONE,
+            budget: std::time::Duration::MAX,
             hash_key: None,
             metadata: Bytes::new(),
             reply_metadata: None,

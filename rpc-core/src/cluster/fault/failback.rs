@@ -184,6 +184,7 @@ async fn retry(
     item.retries += 1;
     let mut call = item.call.clone();
     call.deadline = Deadline::after(Some(config.attempt_timeout));
+    call.budget = config.attempt_timeout;
     let result = call.deadline.run(cluster.redeliver(&call)).await;
     let error = match result {
         Some(Ok(_)) => {
