@@ -148,21 +148,23 @@ async fn run<W: AsyncWrite + Unpin>(io: W, shared: Arc<Shared>, flush: Flush) {
 /// cancelled.
 async fn write_until_done<W: AsyncWrite + Unpin>(mut io: W, shared: &Shared, flush: Flush) {
     let mut spare = BytesMut::with_capacity(8 * 1024);
+    let mut segments = SegmentedBuf::new();
     loop {
         if flush == Flush::AfterYield {
             tokio::task::yield_now().await;
         }
         // From here on a new frame needs a new wake-up.
         shared.scheduled.store(false, Ordering::Release);
-        let (mut segments, closing) = {
+        let closing = {
             let mut state = shared.lock();
-            let mut segments = std::mem::take(&mut state.segments);
+            // Swapped, not taken: each side keeps its queue's allocation.
+            std::mem::swap(&mut state.segments, &mut segments);
             if segments.remaining() > 0 && !state.buf.is_empty() {
                 segments.push(state.buf.split().freeze());
             } else if !state.buf.is_empty() {
                 std::mem::swap(&mut state.buf, &mut spare);
             }
-            (segments, state.closing)
+            state.closing
         };
         if spare.is_empty() && segments.remaining() == 0 {
             if closing {
