@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Notify};
@@ -19,10 +18,10 @@ use super::expiry::Waiting;
 use super::liveness::{HeardReader, Liveness};
 use super::request::{check_size, request_frame};
 use super::settings::Settings;
-use super::tls::{looks_like_tls, tls_read_failure, TlsConnect};
+use super::tls::TlsConnect;
 use super::{health, Flush, FrameWriter};
 use crate::call::{Call, Deadline};
-use crate::protocol::{Frame, FrameCodec, FrameError, Kind, Metadata, MetadataLimits};
+use crate::protocol::{Frame, FrameCodec, Kind, Metadata, MetadataLimits};
 use crate::{RpcError, Status};
 
 type Reply = Result<Frame, RpcError>;
@@ -45,7 +44,7 @@ pub(super) struct Shared {
     next_id: AtomicU64,
     pending: Mutex<Pending>,
     /// Set by a goaway: calls in flight finish, new calls go elsewhere.
-    going_away: AtomicBool,
+    pub(super) going_away: AtomicBool,
     /// Cancelled when the connection is finished for any reason.
     pub(super) closed: CancellationToken,
     /// Woken when a call is added to an idle connection (the health task waits on it).
@@ -66,7 +65,7 @@ pub(super) struct Pending {
 }
 
 /// Why a connection was closed, for the error its pending calls get.
-enum Closing {
+pub(super) enum Closing {
     /// The socket ended, broke, or the client closed it.
     Lost(String),
     /// Calls were in flight and the provider answered nothing for this long.
@@ -145,7 +144,7 @@ impl Connection {
             sooner_deadline: Notify::new(),
             liveness: Arc::clone(&liveness),
         });
-        tokio::spawn(read_loop(
+        tokio::spawn(super::read_loop::run(
             FramedRead::with_capacity(
                 HeardReader::new(read, liveness),
                 FrameCodec::new(settings.max_frame),
@@ -364,7 +363,7 @@ impl Shared {
     }
 
     /// Marks the connection closed and fails every pending call at once.
-    fn close(&self, why: Closing) {
+    pub(super) fn close(&self, why: Closing) {
         let reason = match &why {
             Closing::Lost(reason) | Closing::Tls(reason) => reason.clone(),
             Closing::Silent(silent_for) => {
@@ -396,66 +395,4 @@ impl Shared {
         self.writer.close();
         self.closed.cancel();
     }
-}
-
-/// Why a plain connection broke, when the provider answered with TLS.
-const PLAIN_TO_TLS: &str = "the provider answered with TLS: it requires TLS; give this client trust roots (client.tls.ca, RPC_TLS_CA, --tls-ca)";
-
-async fn read_loop<R: AsyncRead + Unpin>(
-    mut frames: FramedRead<HeardReader<R>, FrameCodec>,
-    shared: Arc<Shared>,
-    tls: bool,
-) {
-    let answered_tls = |frames: &FramedRead<HeardReader<R>, FrameCodec>| {
-        !tls && frames.get_ref().first_bytes().is_some_and(looks_like_tls)
-    };
-    let reason = loop {
-        let next = tokio::select! {
-            next = frames.next() => next,
-            _ = shared.closed.cancelled() => break Closing::Lost("the connection was closed".to_string()),
-        };
-        let frame = match next {
-            Some(Ok(frame)) => frame,
-            Some(Err(FrameError::Io(e))) => {
-                if let Some(failure) = tls.then(|| tls_read_failure(&e)).flatten() {
-                    tracing::info!(peer = %shared.addr, error = %failure, "TLS connection to provider failed");
-                    break Closing::Tls(failure);
-                }
-                tracing::info!(peer = %shared.addr, error = %e, "connection to provider lost");
-                break Closing::Lost(format!("connection error: {e}"));
-            }
-            Some(Err(_)) if answered_tls(&frames) => {
-                tracing::info!(peer = %shared.addr, "plaintext connection answered with TLS");
-                break Closing::Tls(PLAIN_TO_TLS.to_string());
-            }
-            Some(Err(e)) => {
-                tracing::warn!(peer = %shared.addr, error = %e, "bad frame from server; closing connection");
-                break Closing::Lost(format!("bad frame from server: {e}"));
-            }
-            None if answered_tls(&frames) => break Closing::Tls(PLAIN_TO_TLS.to_string()),
-            None => break Closing::Lost("the server closed the connection".to_string()),
-        };
-        match frame.kind {
-            Kind::Response | Kind::Pong => {
-                let waiting = shared.lock_pending().calls.remove(&frame.id);
-                if let Some(waiting) = waiting {
-                    let _ = waiting.reply.send(Ok(frame));
-                }
-            }
-            Kind::Ping => {
-                let _ = shared.writer.send(&Frame::control(Kind::Pong, frame.id));
-            }
-            Kind::GoAway => {
-                tracing::debug!(peer = %shared.addr, "server sent goaway");
-                shared.going_away.store(true, Ordering::Release);
-            }
-            Kind::Request | Kind::Cancel => {
-                tracing::debug!(peer = %shared.addr, kind = ?frame.kind, "ignoring unexpected frame from server");
-            }
-        }
-        if shared.going_away.load(Ordering::Acquire) && shared.lock_pending().calls.is_empty() {
-            break Closing::Lost("the server sent goaway and every call has finished".to_string());
-        }
-    };
-    shared.close(reason);
 }

@@ -10,6 +10,7 @@ mod expiry;
 mod health;
 mod liveness;
 mod pool;
+mod read_loop;
 mod request;
 mod settings;
 mod tls;
