@@ -59,4 +59,17 @@ impl Call {
             None => ServiceKey::new(&*self.service_key, ""),
         }
     }
+
+    /// Runs `work` until this call's deadline; once it passes, the error names the budget.
+    pub(crate) async fn within_deadline<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, crate::RpcError>>,
+    ) -> Result<T, crate::RpcError> {
+        match self.deadline.run(work).await {
+            Some(result) => result,
+            None => Err(crate::RpcError::DeadlineExceeded {
+                deadline: self.budget,
+            }),
+        }
+    }
 }

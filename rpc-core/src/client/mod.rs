@@ -297,19 +297,6 @@ impl Client {
     }
 }
 
-/// Runs `work` until `call`'s deadline, failing with the budget the caller gave.
-async fn within_deadline<T>(
-    call: &Call,
-    work: impl std::future::Future<Output = Result<T, RpcError>>,
-) -> Result<T, RpcError> {
-    match call.deadline.run(work).await {
-        Some(result) => result,
-        None => Err(RpcError::DeadlineExceeded {
-            deadline: call.budget,
-        }),
-    }
-}
-
 impl Core {
     /// Runs one call under its deadline, through the route. A request too large to send
     /// fails here, before any provider is chosen or charged for it.
@@ -328,7 +315,7 @@ impl Core {
             // connection is bounded below: no timer per call.
             Route::Direct(_) => self.invoke(call, now).await,
             // Routing may wait on the registry, backoff and several attempts.
-            Route::Cluster(_) => within_deadline(call, self.invoke(call, now)).await,
+            Route::Cluster(_) => call.within_deadline(self.invoke(call, now)).await,
         }
     }
 
@@ -340,7 +327,7 @@ impl Core {
                 let result = async {
                     let connection = match self.pool.get_ready(*addr) {
                         Some(connection) => connection,
-                        None => within_deadline(call, self.pool.get(*addr)).await?,
+                        None => call.within_deadline(self.pool.get(*addr)).await?,
                     };
                     connection.send(call).await
                 }

@@ -46,13 +46,9 @@ pub(crate) async fn attempt(
             let mut bounded = call.clone();
             bounded.deadline = call.deadline.limited_to(limit);
             own_budget = bounded.deadline != call.deadline;
-            let budget = bounded.deadline.remaining().unwrap_or(limit);
-            bounded.budget = budget;
+            bounded.budget = bounded.deadline.remaining().unwrap_or(limit);
             let exchanged = exchange(cx, endpoint, &bounded, &mut tracker);
-            match bounded.deadline.run(exchanged).await {
-                Some(result) => result,
-                None => Err(RpcError::DeadlineExceeded { deadline: budget }),
-            }
+            bounded.within_deadline(exchanged).await
         }
     };
     super::metrics::attempt_finished(call, endpoint.addr(), &result, started.elapsed());

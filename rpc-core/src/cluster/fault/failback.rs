@@ -185,9 +185,9 @@ async fn retry(
     let mut call = item.call.clone();
     call.deadline = Deadline::after(Some(config.attempt_timeout));
     call.budget = config.attempt_timeout;
-    let result = call.deadline.run(cluster.redeliver(&call)).await;
+    let result = call.within_deadline(cluster.redeliver(&call)).await;
     let error = match result {
-        Some(Ok(_)) => {
+        Ok(_) => {
             metrics::failback(&call, "delivered");
             tracing::info!(
                 service = &*call.service_key,
@@ -197,10 +197,7 @@ async fn retry(
             );
             return None;
         }
-        Some(Err(error)) => error,
-        None => RpcError::DeadlineExceeded {
-            deadline: config.attempt_timeout,
-        },
+        Err(error) => error,
     };
     if !may_resend(&error, &call) {
         metrics::failback(&call, "given_up");
