@@ -17,11 +17,17 @@ pub fn greeter_key() -> ServiceKey {
     ServiceKey::new("example.Greeter", "1.0.0")
 }
 
-/// Connects to a registry, or panics naming why.
+/// Connects to a registry, trying again for [`PATIENCE`] (a server that has just said it is
+/// ready may still refuse a first session under load), or panics naming why.
 pub async fn connect(url: &str) -> std::sync::Arc<dyn Registry> {
-    rpc_registry::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}"))
+    let give_up = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match rpc_registry::connect(url).await {
+            Ok(registry) => return registry,
+            Err(e) if tokio::time::Instant::now() >= give_up => panic!("connect: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
 }
 
 /// A password no server knows.
